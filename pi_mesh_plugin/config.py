@@ -1,0 +1,176 @@
+"""``hooks.toml``: which plugins, tools, guards and limits each agent gets.
+
+Looked up in this order: ``--config``, ``$PI_MESH_CONFIG``,
+``<project>/.pi/hooks.toml``, ``<project>/hooks.toml``, else built-in
+defaults.  ``[defaults]`` applies to every agent and ``[agents.<name>]``
+overrides it key by key; ``[store]`` picks the backend (``$PI_MESH_STORE``
+wins over it).  The file is validated against ``schemas/hooks.schema.json``;
+an error names the file, the key and what was expected.
+
+The parsed, validated result is cached in ``.pi/mesh/index/config.json``
+keyed by the file's identity (path, inode, size, mtime), so a hook run per
+tool call pays neither ``tomllib`` nor ``jsonschema``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from .clock import parse_duration
+from .errors import ConfigError
+
+DEFAULTS: dict = {
+    "plugins": ["mesh"],
+    "tools": ["*"],
+    "guard": ["edit", "write"],
+    "deny": [],
+    "reservation_ttl": "30m",
+    "heartbeat_ttl": "60s",
+    "on_store_error": "block",
+    "sidecar_timeout": "5s",
+    "harness": None,
+}
+_DURATIONS = ("reservation_ttl", "heartbeat_ttl", "sidecar_timeout")
+
+
+class AgentConfig:
+    """The configuration one agent runs with.  Durations are in seconds."""
+
+    __slots__ = ("plugins", "tools", "guard", "deny", "reservation_ttl", "heartbeat_ttl", "on_store_error",
+                 "sidecar_timeout", "harness", "store_url", "project_id", "default_agent", "source")
+
+    def __init__(self, values: dict, source: str | None) -> None:
+        for k in self.__slots__:
+            object.__setattr__(self, k, values.get(k))
+        object.__setattr__(self, "source", source)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("AgentConfig is read-only")
+
+    def exposes(self, tool: str) -> bool:
+        return (_matches(tool, self.tools) and not _matches(tool, self.deny))
+
+    def guards(self, tool: str) -> bool:
+        return _matches(tool, self.guard)
+
+    def denies(self, tool: str) -> bool:
+        return _matches(tool, self.deny)
+
+    @property
+    def fail_open(self) -> bool:
+        return self.on_store_error == "allow"
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+def _matches(tool: str, patterns: list[str]) -> bool:
+    for p in patterns:
+        if p == "*" or p == tool:
+            return True
+        if "*" in p:
+            import fnmatch
+
+            if fnmatch.fnmatchcase(tool, p):
+                return True
+    return False
+
+
+def find_config_file(root: str, explicit: str | None = None) -> str | None:
+    if explicit:
+        if not os.path.isfile(explicit):
+            raise ConfigError(f"config file {explicit} does not exist")
+        return explicit
+    env = os.environ.get("PI_MESH_CONFIG")
+    if env:
+        if not os.path.isfile(env):
+            raise ConfigError(f"PI_MESH_CONFIG names {env}, which does not exist")
+        return env
+    for cand in (os.path.join(root, ".pi", "hooks.toml"), os.path.join(root, "hooks.toml")):
+        if os.path.isfile(cand):
+            return cand
+    return None
+
+
+def load_config(root: str, agent: str | None = None, explicit: str | None = None) -> AgentConfig:
+    """The configuration for ``agent`` in the project at ``root``."""
+    path = find_config_file(root, explicit)
+    data = _read_cached(root, path) if path else {}
+    values = dict(DEFAULTS)
+    values.update(data.get("defaults", {}))
+    if agent is not None:
+        values.update(data.get("agents", {}).get(agent, {}))
+    where = path or "built-in defaults"
+    for k in _DURATIONS:
+        try:
+            values[k] = parse_duration(values[k])
+        except ValueError as e:
+            raise ConfigError(f"{where}: {k}: {e}") from None
+    store = data.get("store", {})
+    values["store_url"] = os.environ.get("PI_MESH_STORE") or store.get("url") or None
+    values["project_id"] = os.environ.get("PI_MESH_PROJECT_ID") or store.get("project_id")
+    values["default_agent"] = data.get("mesh", {}).get("agent")
+    return AgentConfig(values, path)
+
+
+def _read_cached(root: str, path: str) -> dict:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    key = [os.path.abspath(path), st.st_ino, st.st_size, st.st_mtime_ns]
+    cache = os.path.join(root, ".pi", "mesh", "index", "config.json")
+    try:
+        with open(cache, "rb") as f:
+            cached = json.loads(f.read())
+        if cached.get("key") == key:
+            return cached["data"]  # type: ignore[no-any-return]
+    except (OSError, ValueError, AttributeError):
+        pass
+    data = parse_config_file(path)
+    if time.time_ns() - st.st_mtime_ns > 2_500_000_000 and os.path.isdir(os.path.dirname(cache)):
+        from .store.files.fsio import write_atomic
+
+        try:
+            write_atomic(cache, json.dumps({"key": key, "data": data}).encode(), durable=False)
+        except OSError:
+            pass
+    return data
+
+
+def parse_config_file(path: str) -> dict:
+    """Parse and validate a hooks.toml; :class:`ConfigError` names file, key and expectation."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    from .schema import validator
+
+    errs = sorted(validator("hooks").iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errs:
+        e = errs[0]
+        key = ".".join(str(p) for p in e.absolute_path) or "(top level)"
+        if e.validator == "additionalProperties":
+            raise ConfigError(f"{path}: {key}: {e.message}") from None
+        expected = _expected(e)
+        raise ConfigError(f"{path}: {key}: {e.message}{expected}") from None
+    for section in [data.get("defaults", {}), *data.get("agents", {}).values()]:
+        for k in _DURATIONS:
+            if k in section:
+                try:
+                    parse_duration(section[k])
+                except ValueError as err:
+                    raise ConfigError(f"{path}: {k}: {err}") from None
+    return data
+
+
+def _expected(err) -> str:  # err: jsonschema.ValidationError
+    desc = err.schema.get("description") if isinstance(err.schema, dict) else None
+    return f" (expected: {desc})" if desc else ""

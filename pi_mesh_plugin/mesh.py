@@ -1,0 +1,368 @@
+"""The Python API: one :class:`Mesh` per (project, agent).
+
+Everything else - the built-in plugin's tools, the CLI, the sidecar, the
+hook commands, the MCP server - is a thin layer over this class.  It does
+what depends on the local machine (finding the project, canonicalising paths
+against this checkout, detecting case folding, identifying the owner
+process) and leaves atomicity and liveness to the store backend.
+
+Which project: ``root=`` (``--root``), else ``$PI_MESH_ROOT``, else the git
+top level of the working directory, else the working directory.  There is
+never a global directory: relative reservations of two projects cannot meet.
+
+Which agent: ``agent=`` (``--agent``), else ``$PI_MESH_AGENT``, else
+``[mesh] agent`` in hooks.toml.  A caller with no agent can still ``check``
+(against every claim) but not send, reserve or read mail.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import paths as P
+from .clock import format_duration, iso, new_id, now, parse_iso
+from .config import AgentConfig, load_config
+from .errors import NotJoined, OutsideProject, ReservationConflict, TooLarge, UnknownAgent, UsageError
+from .liveness import boot_id, process_start, this_host
+from .names import validate_name
+from .records import Agent, Block, Message, Reservation
+
+MAX_TEXT = 64 * 1024
+MAX_REASON = 1000
+
+
+def find_root(root: str | None = None, cwd: str | None = None) -> str:
+    """The project root (see the module docstring)."""
+    if root:
+        if not os.path.isdir(root):
+            raise UsageError(f"--root {root} is not a directory")
+        return os.path.abspath(root)
+    env = os.environ.get("PI_MESH_ROOT")
+    if env:
+        if not os.path.isdir(env):
+            raise UsageError(f"PI_MESH_ROOT={env} is not a directory")
+        return os.path.abspath(env)
+    start = os.path.abspath(cwd or os.getcwd())
+    d = start
+    while True:
+        if os.path.exists(os.path.join(d, ".git")):
+            return d
+        parent = os.path.dirname(d)
+        if parent == d:
+            return start
+        d = parent
+
+
+class Mesh:
+    """Presence, messages and reservations for one agent in one project."""
+
+    def __init__(self, root: str | None = None, agent: str | None = None, *, config: AgentConfig | None = None,
+                 config_path: str | None = None, store=None, cwd: str | None = None) -> None:
+        self.cwd = os.path.abspath(cwd or os.getcwd())
+        self.root = find_root(root, self.cwd)
+        self.root_real = P.normalise_root(self.root)
+        name = agent or os.environ.get("PI_MESH_AGENT") or None
+        self.config = config or load_config(self.root, name, config_path)
+        name = name or self.config.default_agent
+        self.agent: str | None = validate_name(name) if name else None
+        if store is None:
+            from .store import open_store
+
+            store = open_store(self.config.store_url, self.root, heartbeat_ttl=self.config.heartbeat_ttl,
+                               project_id=self.config.project_id)
+        self.store = store
+        self.session: str | None = None
+        self._casefold: bool | None = None
+        self.notices: list[str] = []
+
+    @classmethod
+    def open(cls, root: str | None = None, agent: str | None = None, **kw: object) -> Mesh:
+        return cls(root, agent, **kw)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Mesh:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- identity -----------------------------------------------------------
+    def _need_agent(self) -> str:
+        if not self.agent:
+            raise NotJoined("no agent name: pass --agent NAME, set PI_MESH_AGENT, or join first")
+        return self.agent
+
+    def join(self, name: str | None = None, *, harness: str | None = None, model: str | None = None,
+             pid: int | None = None, status: str | None = None) -> Agent:
+        """Register this agent.  ``pid`` is the owner process (default: this process's parent if the
+        caller is a short-lived CLI, else this process; ``0`` for heartbeat-only liveness)."""
+        name = validate_name(name or self.agent or generated_name())
+        owner = os.getpid() if pid is None else int(pid)
+        t = iso(now())
+        rec = {"schema": 1, "name": name, "session": new_id(), "pid": owner,
+               "pid_start": process_start(owner) if owner else None, "host": this_host(), "boot_id": boot_id(),
+               "cwd": self.cwd, "harness": harness or self.config.harness, "model": model, "started": t,
+               "last_seen": t}
+        if status:
+            rec["status"] = status
+        res = self.store.register(rec)
+        self.agent, self.session = name, res["agent"]["session"]
+        self.notices = []
+        if res.get("replaced"):
+            n = res.get("orphaned", 0)
+            self.notices.append(
+                f"the name {name} was held by a session that is gone; its claims were dropped"
+                + (f" and its {n} unread message(s) set aside in inbox/{name}/orphaned/{res['replaced']}/" if n else ""))
+        self._feed("join", harness=rec["harness"], pid=owner, replaced=res.get("replaced"))
+        return Agent.from_dict({**res["agent"], "live": True})
+
+    def leave(self) -> bool:
+        name = self._need_agent()
+        gone = self.store.unregister(name, self.session)
+        if gone:
+            self._feed("leave")
+        return bool(gone)
+
+    def heartbeat(self, **changes: object) -> Agent | None:
+        """Refresh ``last_seen`` and merge ``changes`` (``status``, ``activity``, ``model``)."""
+        name = self._need_agent()
+        rec = self.store.update_agent(name, self.session, {"last_seen": iso(now()), **changes})
+        return Agent.from_dict({**rec, "live": True}) if rec else None
+
+    def me(self) -> Agent | None:
+        rec = self.store.get_agent(self._need_agent())
+        return Agent.from_dict({**rec, "live": self.store.is_live(rec)}) if rec else None
+
+    def agents(self, include_dead: bool = True) -> list[Agent]:
+        out = []
+        for rec in self.store.list_agents():
+            live = self.store.is_live(rec)
+            if live or include_dead:
+                out.append(Agent.from_dict({**rec, "live": live}))
+        return out
+
+    # -- messages -----------------------------------------------------------
+    def _message(self, to: str, text: str, urgent: bool, reply_to: str | None, msg_id: str,
+                 broadcast: bool = False, thread: str | None = None) -> dict:
+        return {"schema": 1, "id": msg_id, "from": self._need_agent(), "to": to, "text": text,
+                "urgent": bool(urgent), "reply_to": reply_to, "thread": thread, "created": iso(now()),
+                **({"broadcast": True} if broadcast else {})}
+
+    def _check_text(self, text: str) -> None:
+        if not isinstance(text, str) or not text.strip():
+            raise UsageError("message text is empty")
+        if len(text) > MAX_TEXT:
+            raise TooLarge(f"message text is {len(text)} characters; the limit is {MAX_TEXT}")
+
+    def send(self, to: str, text: str, urgent: bool = False, reply_to: str | None = None) -> Message:
+        sender = self._need_agent()
+        validate_name(to, "recipient")
+        self._check_text(text)
+        if reply_to is not None:
+            validate_name(reply_to, "message id")
+        if self.store.get_agent(to) is None:
+            raise UnknownAgent(to)
+        thread = None
+        if reply_to:
+            orig = self.store.get_message(sender, reply_to)
+            thread = (orig.get("thread") or orig["id"]) if orig else reply_to
+        rec = self._message(to, text, urgent, reply_to, new_id(), thread=thread)
+        self.store.deliver([rec])
+        self._feed("message", to=to, id=rec["id"], urgent=bool(urgent))
+        return Message.from_record(rec, read=False)
+
+    def broadcast(self, text: str, urgent: bool = False) -> list[Message]:
+        """One message (one shared id) to every live agent but the sender."""
+        sender = self._need_agent()
+        self._check_text(text)
+        msg_id = new_id()
+        recs = [self._message(a.name, text, urgent, None, msg_id, broadcast=True)
+                for a in self.agents(include_dead=False) if a.name != sender]
+        if recs:
+            self.store.deliver(recs)
+        self._feed("message", to="*", id=msg_id, recipients=len(recs), urgent=bool(urgent))
+        return [Message.from_record(r, read=False) for r in recs]
+
+    def read_inbox(self, unread_only: bool = True, peek: bool = False) -> list[Message]:
+        """Messages in id (= arrival) order.  Unless ``peek``, unread ones are then marked read.
+
+        Delivery is at-least-once with unique ids: a reader killed after
+        receiving but before marking gets the same messages (same ids) again.
+        For processing that must not lose a message to a crash, ``peek`` then
+        :meth:`mark_read` the ids once they are handled.
+        """
+        name = self._need_agent()
+        got = self.store.fetch(name, unread_only)
+        msgs = [Message.from_record(r, read=was_read) for r, was_read in got]
+        if not peek:
+            unread = [m.id for m in msgs if not m.read]
+            if unread:
+                self.store.mark_read(name, unread)
+        return msgs
+
+    def mark_read(self, ids: list[str]) -> int:
+        return self.store.mark_read(self._need_agent(), [validate_name(i, "message id") for i in ids])
+
+    def unread_count(self, name: str | None = None) -> int:
+        return self.store.unread_count(name or self._need_agent())
+
+    # -- paths --------------------------------------------------------------
+    @property
+    def casefold(self) -> bool:
+        if self._casefold is None:
+            probe = os.path.join(self.root, ".pi", "mesh")
+            self._casefold = P.detect_case_insensitive(probe if os.path.isdir(probe) else self.root)
+        return self._casefold
+
+    def canonical(self, path: str, cwd: str | None = None) -> str | None:
+        """The canonical project-relative form of ``path`` (``None`` outside the project)."""
+        try:
+            return P.canonicalise(path, cwd or self.cwd, self.root_real, self.casefold)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+
+    def _claim_kind(self, given: str, canonical: str, cwd: str | None) -> str:
+        if canonical == P.ROOT or given.endswith("/") or given.endswith("/."):
+            return P.DIR
+        full = os.path.join(self.root, canonical)
+        return P.DIR if os.path.isdir(full) else P.FILE
+
+    # -- reservations -------------------------------------------------------
+    def reserve(self, paths: list[str] | str, reason: str, ttl: float | str | None = None,
+                cwd: str | None = None) -> list[Reservation]:
+        """Claim directories (everything beneath) or files; all or nothing.
+
+        Raises :class:`~pi_mesh_plugin.errors.ReservationConflict` naming each
+        holder when any path overlaps another agent's live claim.
+        """
+        from .clock import parse_duration
+
+        name = self._need_agent()
+        if isinstance(paths, str):
+            paths = [paths]
+        if not paths:
+            raise UsageError("nothing to reserve: give at least one path")
+        if not isinstance(reason, str) or not reason.strip():
+            raise UsageError("a reservation needs a reason (others will read it)")
+        if len(reason) > MAX_REASON:
+            raise TooLarge(f"reason is {len(reason)} characters; the limit is {MAX_REASON}")
+        try:
+            seconds = parse_duration(ttl) if ttl is not None else self.config.reservation_ttl
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        me = self.store.get_agent(name)
+        if me is None or not self.store.is_live(me):
+            raise NotJoined(f"{name} is not a live agent of this mesh: run `pi-mesh join` first")
+        wanted = []
+        for p in paths:
+            c = self.canonical(p, cwd)
+            if c is None:
+                raise OutsideProject(f"cannot reserve {p}: it is outside the project {self.root}")
+            wanted.append((c, self._claim_kind(p, c, cwd)))
+        try:
+            made = self.store.claim(name, me["session"], wanted, reason.strip(), seconds)
+        except ReservationConflict as e:
+            e.conflicts = [Reservation.from_dict(r) for r in e.conflicts]
+            self._feed("refused", paths=[c for c, _ in wanted], holders=sorted({r.holder for r in e.conflicts}))
+            raise
+        self._feed("reserve", paths=[r["path"] for r in made], reason=reason.strip(), ttl=seconds)
+        return [Reservation.from_dict(r) for r in made]
+
+    def release(self, paths: list[str] | str | None = None, cwd: str | None = None) -> list[Reservation]:
+        """Release the caller's claims on these paths (canonical match), or all of them."""
+        name = self._need_agent()
+        if isinstance(paths, str):
+            paths = [paths]
+        keys = None
+        if paths:
+            keys = []
+            for p in paths:
+                c = self.canonical(p, cwd)
+                if c is not None:
+                    keys.append(c)
+        gone = self.store.release(name, keys)
+        if gone:
+            self._feed("release", paths=[r["path"] for r in gone])
+        return [Reservation.from_dict(r) for r in gone]
+
+    def reservations(self, live_only: bool = True) -> list[Reservation]:
+        t = now()
+        out = []
+        for r in self.store.reservations():
+            if live_only and not self._counts(r, t):
+                continue
+            out.append(Reservation.from_dict(r))
+        return out
+
+    def _counts(self, rec: dict, t: float) -> bool:
+        try:
+            if parse_iso(rec["expires"]) <= t:
+                return False
+        except ValueError:
+            return False
+        holder = self.store.get_agent(rec["holder"])
+        if holder is None or (rec.get("session") and holder["session"] != rec["session"]):
+            return False
+        return bool(self.store.is_live(holder))
+
+    def check(self, path: str, tool: str = "edit", cwd: str | None = None, kind: str = P.FILE) -> Block | None:
+        """``None`` if this agent may write ``path``, else a :class:`Block` naming the holder.
+
+        Sees every claim made before this call in any process (no stale
+        cache).  Paths outside the project are never blocked.  A caller with no
+        agent name is checked against every claim.
+        """
+        key = self.canonical(path, cwd)
+        if key is None:
+            return None
+        if kind == P.FILE and (path.endswith("/") or key == P.ROOT):
+            kind = P.DIR
+        t = now()
+        for rec in self.store.covering(key, kind):
+            if rec["holder"] == self.agent:
+                continue
+            if self._counts(rec, t):
+                return self._block(tool, path, key, Reservation.from_dict(rec), t)
+        return None
+
+    def _block(self, tool: str, given: str, key: str, r: Reservation, t: float) -> Block:
+        try:
+            left = format_duration(parse_iso(r.expires) - t)
+        except ValueError:
+            left = "?"
+        shown = given if given == key else f"{given} (= {key} in this project)"
+        msg = (f"BLOCKED: {tool} of {shown} - {r.shown_path()} is reserved by agent {r.holder}.\n"
+               f"Reason: \"{r.reason}\"\n"
+               f"Since {r.created}, expires in {left} ({r.expires}).\n"
+               f"Do not work around this. To coordinate, message the holder: "
+               f"send_message(to=\"{r.holder}\", text=\"...\") - or work on something else until it is released.")
+        return Block(tool=tool, path=given, canonical=key, holder=r.holder, reason=r.reason, since=r.created,
+                     expires=r.expires, reservation_id=r.id, message=msg)
+
+    # -- feed and upkeep ----------------------------------------------------
+    def _feed(self, event: str, **fields: object) -> None:
+        ev = {"ts": iso(now()), "event": event, "agent": self.agent, **fields}
+        try:
+            self.store.append_feed(ev)
+        except OSError:
+            pass  # the feed is a log: never fail an operation because it cannot be appended
+
+    def record(self, event: str, **fields: object) -> None:
+        """Append an event to the activity feed (for plugins and adapters)."""
+        self._feed(event, **fields)
+
+    def feed(self, limit: int | None = None) -> list[dict]:
+        return self.store.read_feed(limit)
+
+    def doctor(self, fix: bool = False) -> list[dict]:
+        return self.store.doctor(fix)
+
+    @property
+    def warnings(self) -> list[str]:
+        return getattr(self.store, "warnings", [])
+
+
+def generated_name() -> str:
+    return f"agent-{os.urandom(3).hex()}"

@@ -1,0 +1,145 @@
+"""Canonical paths and the overlap algebra of reservations.
+
+Every path that reaches a reservation or a check goes through
+:func:`canonicalise`, on both sides, so that no spelling of a path can slip
+past a claim on another spelling:
+
+1. a leading ``@`` is stripped (Pi's way to mention a file), ``~`` expanded;
+2. a relative path is taken relative to the caller's working directory;
+3. symlinks are resolved through the longest existing prefix (the file may not
+   exist yet), and ``.``, ``..`` and ``//`` collapse on the way
+   (:func:`os.path.realpath`, non-strict);
+4. the result is put in Unicode NFC, and case folded when the filesystem of
+   the project is case-insensitive (detected, never assumed);
+5. it is stored relative to the project root as a POSIX path; the root itself
+   is ``"."``.  A path outside the root has no canonical form (``None``): it
+   can never be claimed and is never blocked.
+
+Claims come in two kinds: a ``dir`` claim covers everything beneath it, a
+``file`` claim exactly one path.  Two claims :func:`overlap` when either
+covers the other; the relation is symmetric by construction.
+
+This module is on the per-call guard path: standard library only, no imports
+beyond ``os`` and ``unicodedata``.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+
+ROOT = "."
+DIR = "dir"
+FILE = "file"
+
+
+def normalise_root(root: str) -> str:
+    """The project root as compared against: absolute, real, NFC."""
+    return _nfc(_realpath(os.path.abspath(os.path.expanduser(root))))
+
+
+def canonicalise(path: str, cwd: str, root: str, casefold: bool = False) -> str | None:
+    """Return the canonical project-relative form of ``path``, or ``None`` if it lies outside ``root``.
+
+    ``root`` must come from :func:`normalise_root`.  Raises ``ValueError`` for
+    an empty path or one containing NUL.
+    """
+    if not isinstance(path, str) or path == "" or "\x00" in path:
+        raise ValueError(f"invalid path {path!r}")
+    if path.startswith("@"):
+        path = path[1:]
+        if path == "":
+            raise ValueError("invalid path '@'")
+    if path.startswith("~"):
+        path = os.path.expanduser(path)
+    if not os.path.isabs(path):
+        path = os.path.join(cwd, path)
+    full = _nfc(_realpath(path))
+    return relative_to_root(full, root, casefold)
+
+
+def relative_to_root(full: str, root: str, casefold: bool = False) -> str | None:
+    """``full`` (absolute, resolved) relative to ``root``, or ``None`` outside it."""
+    if casefold:
+        full, root = full.casefold(), root.casefold()
+    if full == root:
+        return ROOT
+    prefix = root if root.endswith("/") else root + "/"
+    if full.startswith(prefix):
+        return full[len(prefix):]
+    return None
+
+
+def fold(canonical: str, casefold: bool) -> str:
+    """A canonical path as compared on this filesystem."""
+    return canonical.casefold() if casefold else canonical
+
+
+def is_within(path: str, ancestor: str) -> bool:
+    """True when canonical ``path`` is ``ancestor`` or lies beneath it."""
+    return ancestor == ROOT or path == ancestor or path.startswith(ancestor + "/")
+
+
+def covers(claim: str, kind: str, path: str) -> bool:
+    """True when a claim of ``kind`` on ``claim`` covers the path ``path``."""
+    return path == claim or (kind == DIR and is_within(path, claim))
+
+
+def overlap(a: str, a_kind: str, b: str, b_kind: str) -> bool:
+    """True when two claims (or a claim and a checked target) overlap: either covers the other."""
+    return covers(a, a_kind, b) or covers(b, b_kind, a)
+
+
+def prefixes(path: str) -> list[str]:
+    """Every claim that could cover ``path``: the root, each ancestor, and the path itself."""
+    if path == ROOT:
+        return [ROOT]
+    out = [ROOT]
+    i = path.find("/")
+    while i != -1:
+        out.append(path[:i])
+        i = path.find("/", i + 1)
+    out.append(path)
+    return out
+
+
+def detect_case_insensitive(directory: str) -> bool:
+    """Whether the filesystem holding ``directory`` folds case.
+
+    Compares the directory with the same name in swapped case (one ``stat``);
+    a name with no cased letter is probed with a temporary file instead.
+    """
+    parent, name = os.path.split(os.path.abspath(directory).rstrip("/") or "/")
+    swapped = name.swapcase()
+    if swapped != name:
+        try:
+            a = os.stat(directory)
+            b = os.stat(os.path.join(parent, swapped))
+        except OSError:
+            return False
+        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+    probe = os.path.join(directory, f".case-probe-{os.getpid()}-a")
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+        os.close(fd)
+    except OSError:
+        return False
+    try:
+        return os.path.exists(os.path.join(directory, f".case-probe-{os.getpid()}-A"))
+    finally:
+        try:
+            os.unlink(probe)
+        except OSError:
+            pass
+
+
+def _nfc(s: str) -> str:
+    return s if s.isascii() else unicodedata.normalize("NFC", s)
+
+
+def _realpath(path: str) -> str:
+    real = os.path.realpath(path)
+    # POSIX lets an implementation treat a leading "//" specially; Linux does not.
+    while real.startswith("//"):
+        real = real[1:]
+    return real

@@ -1,0 +1,102 @@
+"""The built-in plugin: the reservation guard and the mesh's tools.
+
+Tools: ``send_message``, ``read_inbox``, ``reserve``, ``release``,
+``list_agents``.  Their results are short texts written for a model to read,
+with the facts a program needs in the same words (names, ids, paths).
+"""
+
+from __future__ import annotations
+
+from ..hookspecs import hookimpl
+
+
+@hookimpl
+def pi_mesh_pre_tool_call(call, mesh):  # type: ignore[no-untyped-def]
+    from ..guard import check_call
+
+    return check_call(mesh, call)
+
+
+@hookimpl
+def pi_mesh_register_tools(register):  # type: ignore[no-untyped-def]
+    register("send_message", "Send a message to another agent in this repository (or to all with to='*'). "
+             "Use it to coordinate: ask a holder to release a path, announce what you are doing, reply to a message.",
+             {"type": "object", "additionalProperties": False, "required": ["to", "text"], "properties": {
+                 "to": {"type": "string", "description": "agent name, or * for every live agent"},
+                 "text": {"type": "string", "minLength": 1, "maxLength": 65536},
+                 "urgent": {"type": "boolean", "default": False,
+                            "description": "interrupt the recipient now instead of after its current work"},
+                 "reply_to": {"type": "string", "description": "id of the message this answers"}}},
+             send_message)
+    register("read_inbox", "Read your messages from other agents (unread ones by default; they are then marked read).",
+             {"type": "object", "additionalProperties": False, "properties": {
+                 "all": {"type": "boolean", "default": False, "description": "include messages already read"},
+                 "peek": {"type": "boolean", "default": False, "description": "do not mark them read"}}},
+             read_inbox)
+    register("reserve", "Claim files or directories before editing them, so other agents' edits there are blocked "
+             "until you release them. A path ending in / (or an existing directory) claims everything beneath.",
+             {"type": "object", "additionalProperties": False, "required": ["paths", "reason"], "properties": {
+                 "paths": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                 "reason": {"type": "string", "minLength": 1, "maxLength": 1000,
+                            "description": "what you are doing, shown to agents you block"},
+                 "ttl": {"type": "string", "description": "lifetime such as 90s, 30m, 2h (default from hooks.toml)"}}},
+             reserve)
+    register("release", "Release your claims on these paths, or all your claims when no paths are given.",
+             {"type": "object", "additionalProperties": False, "properties": {
+                 "paths": {"type": "array", "items": {"type": "string", "minLength": 1}}}},
+             release)
+    register("list_agents", "List the agents in this repository: who is live, what they hold, what they are doing.",
+             {"type": "object", "additionalProperties": False, "properties": {}},
+             list_agents)
+
+
+def send_message(mesh, to: str, text: str, urgent: bool = False, reply_to: str | None = None) -> str:
+    if to == "*":
+        sent = mesh.broadcast(text, urgent=urgent)
+        return f"sent to {len(sent)} agent(s): {', '.join(m.to for m in sent) or 'nobody else is live'}" + (
+            f" (id {sent[0].id})" if sent else "")
+    m = mesh.send(to, text, urgent=urgent, reply_to=reply_to)
+    return f"sent to {to} (id {m.id}{', urgent' if urgent else ''})"
+
+
+def format_message(m) -> str:  # m: Message
+    flags = [f for f, on in (("urgent", m.urgent), ("broadcast", m.broadcast), ("read", m.read)) if on]
+    head = f"[{m.id}] from {m.sender} at {m.created}" + (f" ({', '.join(flags)})" if flags else "")
+    if m.reply_to:
+        head += f" in reply to {m.reply_to}"
+    return head + "\n" + m.text
+
+
+def read_inbox(mesh, all: bool = False, peek: bool = False) -> str:  # noqa: A002 - the tool's argument name
+    msgs = mesh.read_inbox(unread_only=not all, peek=peek)
+    if not msgs:
+        return "no messages" if all else "no unread messages"
+    return "\n\n".join(format_message(m) for m in msgs)
+
+
+def reserve(mesh, paths: list[str], reason: str, ttl: str | None = None) -> str:
+    made = mesh.reserve(paths, reason, ttl=ttl)
+    return "reserved " + ", ".join(f"{r.shown_path()} until {r.expires}" for r in made)
+
+
+def release(mesh, paths: list[str] | None = None) -> str:
+    gone = mesh.release(paths or None)
+    if not gone:
+        return "you held no matching claims; nothing released"
+    return "released " + ", ".join(r.shown_path() for r in gone)
+
+
+def list_agents(mesh) -> str:
+    claims: dict[str, list[str]] = {}
+    for r in mesh.reservations():
+        claims.setdefault(r.holder, []).append(r.shown_path())
+    lines = []
+    for a in mesh.agents():
+        state = "live" if a.live else "gone"
+        bits = [f"{a.name} ({state}{', ' + a.harness if a.harness else ''}{', you' if a.name == mesh.agent else ''})"]
+        if a.status:
+            bits.append(f"status: {a.status}")
+        if claims.get(a.name):
+            bits.append("holds " + ", ".join(claims[a.name]))
+        lines.append(" - ".join(bits))
+    return "\n".join(lines) or "no agents registered"

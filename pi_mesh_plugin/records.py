@@ -1,0 +1,132 @@
+"""The records the API hands out: agents, messages, reservations, blocks, tool calls.
+
+On disk (and in PostgreSQL rows) a record is the JSON object its schema in
+``schemas/`` describes; here it is a small read-only object with the same
+field names, ``to_dict()`` giving the JSON form back.  They are plain slotted
+classes rather than dataclasses because :class:`Block` and
+:class:`Reservation` sit on the per-call guard path, where importing
+``dataclasses`` (and ``inspect`` behind it) would cost more than the check.
+"""
+
+from __future__ import annotations
+
+
+class Record:
+    __slots__: tuple[str, ...] = ()
+    _optional: dict = {}
+
+    def __init__(self, **fields: object) -> None:
+        for name in self.__slots__:
+            if name in fields:
+                value = fields.pop(name)
+            elif name in self._optional:
+                value = self._optional[name]
+            else:
+                raise TypeError(f"{type(self).__name__} needs {name!r}")
+            object.__setattr__(self, name, value)
+        if fields:
+            raise TypeError(f"{type(self).__name__} has no field(s) {sorted(fields)}")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    @classmethod
+    def from_dict(cls, d: dict):  # type: ignore[no-untyped-def]
+        return cls(**{k: d[k] for k in cls.__slots__ if k in d})
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def replace(self, **changes: object):  # type: ignore[no-untyped-def]
+        d = self.to_dict()
+        d.update(changes)
+        return type(self)(**d)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(tuple(repr(getattr(self, k)) for k in self.__slots__))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        return f"{type(self).__name__}({inner})"
+
+
+class Agent(Record):
+    """A registered agent.  ``live`` is computed when listed, not stored."""
+
+    __slots__ = ("name", "session", "pid", "pid_start", "host", "boot_id", "cwd", "harness", "model",
+                 "started", "last_seen", "status", "activity", "live")
+    _optional = {"pid_start": None, "boot_id": None, "harness": None, "model": None, "status": None,
+                 "activity": None, "live": None}
+
+    def to_record(self) -> dict:
+        """The JSON object stored for this agent (no computed fields, no nulls for absent extras)."""
+        d = {"schema": 1, **self.to_dict()}
+        d.pop("live")
+        if d["status"] is None:
+            d.pop("status")
+        if d["activity"] is None:
+            d.pop("activity")
+        return d
+
+
+class Message(Record):
+    """One message as one recipient holds it."""
+
+    __slots__ = ("id", "sender", "to", "text", "urgent", "reply_to", "thread", "created", "broadcast", "meta",
+                 "read")
+    _optional = {"urgent": False, "reply_to": None, "thread": None, "broadcast": False, "meta": None, "read": None}
+
+    @classmethod
+    def from_record(cls, d: dict, read: bool | None = None) -> Message:
+        return cls(id=d["id"], sender=d["from"], to=d["to"], text=d["text"], urgent=d.get("urgent", False),
+                   reply_to=d.get("reply_to"), thread=d.get("thread"), created=d["created"],
+                   broadcast=d.get("broadcast", False), meta=d.get("meta"), read=read)
+
+    def to_record(self) -> dict:
+        d = {"schema": 1, "id": self.id, "from": self.sender, "to": self.to, "text": self.text,
+             "urgent": bool(self.urgent), "reply_to": self.reply_to, "thread": self.thread, "created": self.created}
+        if self.broadcast:
+            d["broadcast"] = True
+        if self.meta is not None:
+            d["meta"] = self.meta
+        return d
+
+
+class Reservation(Record):
+    """A claim on a directory (everything beneath) or a single file, by ``holder``."""
+
+    __slots__ = ("id", "holder", "session", "path", "kind", "reason", "created", "expires")
+    _optional = {"session": None}
+
+    def to_record(self) -> dict:
+        return {"schema": 1, **self.to_dict()}
+
+    def shown_path(self) -> str:
+        return self.path + "/" if self.kind == "dir" and self.path != "." else self.path
+
+
+class Block(Record):
+    """The answer of a guard that refuses a tool call.  ``message`` is what the model is shown."""
+
+    __slots__ = ("tool", "path", "canonical", "holder", "reason", "since", "expires", "reservation_id", "message")
+    _optional = {"path": None, "canonical": None, "holder": None, "reason": None, "since": None, "expires": None,
+                 "reservation_id": None}
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ToolCall(Record):
+    """A tool call as the core sees it, whatever harness it came from.
+
+    ``tool`` is the mesh's name for the tool (``edit``, ``write``, ``bash``,
+    ``read``, or a registered tool's name); ``paths`` are the file paths the
+    call would write, as the harness gave them (relative to ``cwd``).
+    ``input`` is the raw argument object, kept for plugins.
+    """
+
+    __slots__ = ("tool", "input", "paths", "agent", "cwd", "harness", "raw_tool")
+    _optional = {"input": None, "paths": (), "agent": None, "cwd": None, "harness": None, "raw_tool": None}

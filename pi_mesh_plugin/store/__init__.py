@@ -1,0 +1,25 @@
+"""Store backends.
+
+:mod:`.base` states the interface every backend satisfies; :mod:`.files` is
+the default (plain files under ``<project>/.pi/mesh/``); :mod:`.postgres`
+runs the same API on a PostgreSQL server for agents spread over machines.
+:func:`open_store` picks one from a URL.
+"""
+
+from __future__ import annotations
+
+
+def open_store(url: str | None, root: str, *, heartbeat_ttl: float = 60.0, project_id: str | None = None):
+    """Open the store named by ``url``: ``None``/``""``/``file:`` for the file store under ``root``,
+    ``postgresql://…`` for PostgreSQL."""
+    if not url or url in ("file", "files", "file:"):
+        from .files import FileStore
+
+        return FileStore(root, heartbeat_ttl=heartbeat_ttl)
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore
+
+        return PostgresStore(url, root, heartbeat_ttl=heartbeat_ttl, project_id=project_id)
+    from ..errors import ConfigError
+
+    raise ConfigError(f"unknown store URL {url!r}: expected postgresql://… or nothing for the file store")

@@ -1,0 +1,90 @@
+"""The store interface: what a backend must do, and nothing about how.
+
+The :class:`~pi_mesh_plugin.mesh.Mesh` does everything that depends on the
+local machine (canonicalising paths against this checkout, case folding,
+finding the caller's pid) and hands the store backend-neutral facts: names,
+records shaped like the JSON Schemas in ``schemas/``, and canonical paths
+relative to the project root.  A backend owns atomicity and liveness:
+
+* ``register`` is race-free: two live agents never hold one name;
+* ``claim`` is an atomic check-and-claim: it refuses (raising
+  :class:`~pi_mesh_plugin.errors.ReservationConflict`, claiming nothing) when
+  any wanted path overlaps a live claim of another agent, and no two
+  concurrent ``claim`` calls can both succeed on overlapping paths;
+* ``covering`` answers from current state - a claim is visible to every
+  process the moment ``claim`` returned;
+* ``deliver`` makes each message durable before it returns; a message is
+  never deleted because reading it failed (bad records are quarantined).
+
+Records cross this interface as ``dict``; times as ISO 8601 strings.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Store(Protocol):
+    url: str
+    heartbeat_ttl: float
+
+    # -- registry ---------------------------------------------------------
+    def register(self, agent: dict) -> dict:
+        """Register ``agent`` (an agent record).  If the name is held by a live
+        agent of another session (and another owner process), raise
+        :class:`~pi_mesh_plugin.errors.NameTaken`.  A dead holder's name is taken
+        over: its claims are dropped and its unread mail set aside.  Returns
+        ``{"agent": record, "replaced": old_session_or_None, "orphaned": n}``."""
+
+    def unregister(self, name: str, session: str | None = None) -> bool:
+        """Remove the agent (only that session's, if given) and all its claims."""
+
+    def update_agent(self, name: str, session: str | None, changes: dict) -> dict | None:
+        """Merge ``changes`` into the agent record (heartbeat, status, activity); ``None`` if gone."""
+
+    def get_agent(self, name: str) -> dict | None: ...
+
+    def list_agents(self) -> list[dict]: ...
+
+    def is_live(self, agent: dict) -> bool:
+        """Liveness of an agent record, by owner process or heartbeat."""
+
+    # -- messages ---------------------------------------------------------
+    def deliver(self, messages: list[dict]) -> None:
+        """Durably deliver each message record to its ``to`` inbox."""
+
+    def fetch(self, name: str, unread_only: bool = True) -> list[tuple[dict, bool]]:
+        """Messages of ``name`` in id order, each with its read flag; no state changes."""
+
+    def mark_read(self, name: str, ids: list[str]) -> int:
+        """Mark messages read; returns how many changed."""
+
+    def get_message(self, name: str, msg_id: str) -> dict | None:
+        """One message of ``name``'s inbox by id, read or not."""
+
+    def unread_count(self, name: str) -> int: ...
+
+    # -- reservations -----------------------------------------------------
+    def claim(self, holder: str, session: str | None, wanted: list[tuple[str, str]], reason: str,
+              ttl: float) -> list[dict]:
+        """Atomically claim ``wanted`` (``(canonical path, kind)`` pairs) or refuse all."""
+
+    def release(self, holder: str, paths: list[str] | None = None) -> list[dict]:
+        """Release the holder's claims on exactly these canonical paths (all when ``None``)."""
+
+    def reservations(self) -> list[dict]:
+        """Every stored claim, live or not."""
+
+    def covering(self, path: str, kind: str = "file") -> list[dict]:
+        """Stored claims that overlap ``path`` (canonical); the caller judges expiry and liveness."""
+
+    # -- feed and upkeep --------------------------------------------------
+    def append_feed(self, event: dict) -> None: ...
+
+    def read_feed(self, limit: int | None = None) -> list[dict]: ...
+
+    def doctor(self, fix: bool = False) -> list[dict]:
+        """Findings (stale agents, expired or orphaned claims, bad records, leftovers), fixed when asked."""
+
+    def close(self) -> None: ...

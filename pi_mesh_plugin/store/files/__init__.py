@@ -1,0 +1,166 @@
+"""The file store: all state as plain files under ``<project>/.pi/mesh/``.
+
+::
+
+    .pi/mesh/
+      agents/<name>.json                  one registry file per agent
+      inbox/<name>/{tmp,new,cur,bad}/     Maildir-style; ls new/ = unread
+      inbox/<name>/orphaned/<session>/    unread mail of a dead agent whose name was taken over
+      reservations/<id>.json              one file per claim
+      feed.jsonl                          activity feed (rotated: feed.1.jsonl …)
+      index/claims.json                   cache of reservations/ for fresh processes (derived, safe to delete)
+      locks/                              advisory locks (flock; released by the kernel when a holder dies)
+      bad/                                records that failed to parse or validate, set aside
+
+No daemon: every process reads and writes the files directly.  See
+:mod:`.fsio` for how a write is made atomic and durable, :mod:`.claims` for
+the lock-free reader of reservations, :mod:`.inbox` for delivery.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ...errors import CorruptRecord
+from ...liveness import is_live, process_alive
+from . import fsio
+from .claims import ClaimStore
+from .feed import Feed
+from .inbox import Inboxes
+from .registry import Registry
+
+LAYOUT = ("agents", "inbox", "reservations", "locks", "index", "bad")
+TEMP_GRACE_S = 60.0
+
+
+class FileStore:
+    """:class:`~pi_mesh_plugin.store.base.Store` on plain files."""
+
+    def __init__(self, root: str, heartbeat_ttl: float = 60.0) -> None:
+        self.root = root
+        self.mesh_dir = os.path.join(root, ".pi", "mesh")
+        self.url = "file:" + self.mesh_dir
+        self.heartbeat_ttl = heartbeat_ttl
+        self.registry = Registry(self.mesh_dir, heartbeat_ttl)
+        self.inboxes = Inboxes(self.mesh_dir)
+        self.claims = ClaimStore(self.mesh_dir, self._holder_live)
+        self.feed = Feed(self.mesh_dir)
+        self.warnings: list[str] = []
+        self._ready = False
+
+    def ensure_layout(self) -> None:
+        if self._ready:
+            return
+        for sub in LAYOUT:
+            fsio.ensure_dir(os.path.join(self.mesh_dir, sub))
+        ignore = os.path.join(self.mesh_dir, ".gitignore")
+        if not os.path.exists(ignore):
+            try:
+                fsio.create_exclusive(ignore, b"# pi-mesh state: never commit it\n*\n")
+            except FileExistsError:
+                pass
+        self._ready = True
+
+    # -- registry -----------------------------------------------------------
+    def register(self, agent: dict) -> dict:
+        self.ensure_layout()
+        rec, replaced = self.registry.register(agent)
+        self.inboxes.ensure(rec["name"])
+        orphaned = 0
+        if replaced is not None:
+            self.claims.release(rec["name"], None, session=replaced)
+            orphaned = self.inboxes.set_aside(rec["name"], replaced)
+        return {"agent": rec, "replaced": replaced, "orphaned": orphaned}
+
+    def unregister(self, name: str, session: str | None = None) -> bool:
+        old = self.registry.unregister(name, session)
+        if old is None:
+            return False
+        self.claims.release(name, None)
+        return True
+
+    def update_agent(self, name: str, session: str | None, changes: dict) -> dict | None:
+        return self.registry.update(name, session, changes)
+
+    def get_agent(self, name: str) -> dict | None:
+        return self.registry.get(name)
+
+    def list_agents(self) -> list[dict]:
+        return self.registry.all(self.warnings)
+
+    def is_live(self, agent: dict) -> bool:
+        return is_live(agent, self.heartbeat_ttl)
+
+    def _holder_live(self, holder: str, session: str | None) -> bool:
+        rec = self.registry.get(holder)
+        if rec is None or (session is not None and rec["session"] != session):
+            return False
+        return self.is_live(rec)
+
+    # -- messages -----------------------------------------------------------
+    def deliver(self, messages: list[dict]) -> None:
+        self.ensure_layout()
+        self.inboxes.deliver(messages)
+
+    def fetch(self, name: str, unread_only: bool = True) -> list[tuple[dict, bool]]:
+        return self.inboxes.fetch(name, unread_only, self.warnings)
+
+    def mark_read(self, name: str, ids: list[str]) -> int:
+        return self.inboxes.mark_read(name, ids)
+
+    def get_message(self, name: str, msg_id: str) -> dict | None:
+        return self.inboxes.get(name, msg_id)
+
+    def unread_count(self, name: str) -> int:
+        return self.inboxes.unread_count(name)
+
+    # -- reservations -------------------------------------------------------
+    def claim(self, holder: str, session: str | None, wanted: list[tuple[str, str]], reason: str,
+              ttl: float) -> list[dict]:
+        self.ensure_layout()
+        return self.claims.claim(holder, session, wanted, reason, ttl)
+
+    def release(self, holder: str, paths: list[str] | None = None) -> list[dict]:
+        if not os.path.isdir(self.claims.directory):
+            return []
+        return self.claims.release(holder, paths)
+
+    def reservations(self) -> list[dict]:
+        return self.claims.index.current().all()
+
+    def covering(self, path: str, kind: str = "file") -> list[dict]:
+        return self.claims.index.current().covering(path, kind)
+
+    # -- feed ---------------------------------------------------------------
+    def append_feed(self, event: dict) -> None:
+        self.ensure_layout()
+        self.feed.append(event)
+
+    def read_feed(self, limit: int | None = None) -> list[dict]:
+        return self.feed.read(limit)
+
+    # -- upkeep -------------------------------------------------------------
+    def doctor(self, fix: bool = False) -> list[dict]:
+        from .doctor import examine
+
+        return examine(self, fix)
+
+    def close(self) -> None:
+        pass
+
+    def temp_is_stale(self, path: str, name: str) -> bool:
+        """A temp file whose writer is gone (pid in its name dead) or that is older than a minute."""
+        pid = None
+        parts = name.split(".") if name.endswith(".tmp") else name.split("-")
+        for part in (parts[-2:-1] if name.endswith(".tmp") else parts[1:2]):
+            if part.isdigit():
+                pid = int(part)
+        try:
+            age = time.time() - os.lstat(path).st_mtime
+        except FileNotFoundError:
+            return False
+        return age > TEMP_GRACE_S or (pid is not None and pid != os.getpid() and not process_alive(pid, None))
+
+
+__all__ = ["FileStore", "CorruptRecord"]

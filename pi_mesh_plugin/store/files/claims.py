@@ -1,0 +1,271 @@
+"""Reservations as files: ``reservations/<id>.json``, one claim per file.
+
+Writers (``claim``, ``release``) work under an advisory lock
+(``locks/reservations.lock``, :mod:`filelock`; the kernel drops it when its
+holder dies, so a killed process never wedges the mesh) and make each change
+as whole files: a new claim is a new file, a renewal writes a new file with a
+new id and removes the old one.  A file's content therefore never changes
+under its name, which lets readers cache records by file name.
+
+Readers (``covering``, the guard's hot path) never take the lock.  They keep
+an index of all claims keyed by canonical path, revalidated on every call by
+one ``stat`` of the directory: any entry added, renamed or removed changes the
+directory's mtime.  Timestamps are coarse (a kernel tick, or a whole second on
+some filesystems), so - as git does with a "racily clean" index - an index
+whose scan began less than a racy window after the directory's mtime is not
+trusted, and the next call rescans (incrementally: only unseen names are read).
+A claim is therefore visible to the next ``covering`` call the moment
+``claim`` returned, in any process.
+
+A fresh process (a hook run per tool call) would have to read every claim
+file; writers therefore also leave ``index/claims.json``, the whole index
+with the directory stamp it was built from, and readers use it under the same
+rule.  The files in ``reservations/`` stay the truth: the index is only used
+when its stamp matches the directory, and is rebuilt from the files otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from ... import paths as P
+from ...clock import iso, new_id, parse_iso
+from . import fsio
+
+RACY_NS = 50_000_000          # > one kernel tick at HZ=100 (10 ms), with margin
+RACY_COARSE_NS = 2_500_000_000  # filesystems with whole-second timestamps
+
+
+def _racy(scan_start_ns: int, mtime_ns: int) -> bool:
+    window = RACY_COARSE_NS if mtime_ns % 1_000_000_000 == 0 else RACY_NS
+    return scan_start_ns - mtime_ns <= window
+
+
+class ClaimIndex:
+    """An in-memory view of ``reservations/``: ``{name: record}`` plus lookup tables."""
+
+    __slots__ = ("directory", "index_file", "stamp", "scan_start", "files", "bad", "by_path", "under")
+
+    def __init__(self, directory: str, index_file: str) -> None:
+        self.directory = directory
+        self.index_file = index_file
+        self.stamp: tuple[int, int] | None = None
+        self.scan_start = 0
+        self.files: dict[str, dict] = {}
+        self.bad: dict[str, str] = {}
+        self.by_path: dict[str, list[dict]] = {}
+        self.under: set[str] = set()  # every proper ancestor of a claimed path
+
+    # -- freshness ----------------------------------------------------------
+    def current(self) -> ClaimIndex:
+        """Bring the index up to date with the directory (cheap when nothing changed)."""
+        try:
+            st = os.stat(self.directory)
+        except FileNotFoundError:
+            self._set({}, {}, None, time.time_ns())
+            return self
+        stamp = (st.st_mtime_ns, st.st_ino)
+        if stamp == self.stamp and not _racy(self.scan_start, stamp[0]):
+            return self
+        if self.stamp is None and self._load_index_file(stamp):
+            return self
+        self.rescan()
+        return self
+
+    def _load_index_file(self, stamp: tuple[int, int]) -> bool:
+        try:
+            with open(self.index_file, "rb") as f:
+                data = json.loads(f.read())
+            if (data["mtime_ns"], data["ino"]) != stamp or _racy(data["scan_start_ns"], stamp[0]):
+                return False
+            files = {c["id"] + ".json": c for c in data["claims"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        self._set(files, {}, stamp, data["scan_start_ns"])
+        return True
+
+    def rescan(self) -> None:
+        """Re-read the directory; only names not seen before are parsed."""
+        from ...schema import validate  # imported only when a claim file must be parsed
+
+        start = time.time_ns()
+        try:
+            st = os.stat(self.directory)
+            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_ino)
+        except FileNotFoundError:
+            stamp = None
+        files: dict[str, dict] = {}
+        bad: dict[str, str] = {}
+        for name in fsio.listdir(self.directory):
+            if name in self.files:
+                files[name] = self.files[name]
+                continue
+            full = os.path.join(self.directory, name)
+            try:
+                if not name.endswith(".json"):
+                    raise ValueError("is not a .json file")
+                rec = validate("reservation", fsio.read_json(full), full)
+                if rec["id"] + ".json" != name:
+                    raise ValueError(f"holds id {rec['id']!r} but is named {name!r}")
+                files[name] = rec
+            except FileNotFoundError:
+                continue  # released while we looked
+            except (ValueError, OSError) as e:
+                bad[name] = str(e)
+        self._set(files, bad, stamp, start)
+        if stamp is not None and not _racy(time.time_ns(), stamp[0]):
+            self.write_index_file()
+
+    def _set(self, files: dict[str, dict], bad: dict[str, str], stamp: tuple[int, int] | None, start: int) -> None:
+        by_path: dict[str, list[dict]] = {}
+        under: set[str] = set()
+        for rec in files.values():
+            p = rec["path"]
+            by_path.setdefault(p, []).append(rec)
+            if p != P.ROOT:
+                under.update(P.prefixes(p)[:-1])
+        self.files, self.bad, self.stamp, self.scan_start = files, bad, stamp, start
+        self.by_path, self.under = by_path, under
+
+    def write_index_file(self) -> None:
+        if self.stamp is None:
+            return
+        data = {"schema": 1, "mtime_ns": self.stamp[0], "ino": self.stamp[1], "scan_start_ns": self.scan_start,
+                "claims": list(self.files.values())}
+        try:
+            fsio.write_atomic(self.index_file, json.dumps(data, separators=(",", ":")).encode(), durable=False)
+        except OSError:
+            pass  # the index is a cache; the files stay the truth
+
+    # -- queries ------------------------------------------------------------
+    def covering(self, path: str, kind: str = P.FILE) -> list[dict]:
+        """Claims overlapping ``path``: claims covering it, and for a directory target, claims beneath it."""
+        out: list[dict] = []
+        by_path = self.by_path
+        for prefix in P.prefixes(path):
+            recs = by_path.get(prefix)
+            if recs:
+                for r in recs:
+                    if r["kind"] == P.DIR or prefix == path:
+                        out.append(r)
+        if kind == P.DIR and (path in self.under or path == P.ROOT):
+            seen = {id(r) for r in out}
+            for p, recs in by_path.items():
+                if p != path and P.is_within(p, path):
+                    out.extend(r for r in recs if id(r) not in seen)
+        return out
+
+    def all(self) -> list[dict]:
+        return sorted(self.files.values(), key=lambda r: r["id"])
+
+
+class ClaimStore:
+    """The writers' side, used by :class:`~pi_mesh_plugin.store.files.FileStore`."""
+
+    def __init__(self, mesh_dir: str, is_holder_live) -> None:  # is_holder_live(holder, session) -> bool
+        self.directory = os.path.join(mesh_dir, "reservations")
+        self.lock_path = os.path.join(mesh_dir, "locks", "reservations.lock")
+        self.index = ClaimIndex(self.directory, os.path.join(mesh_dir, "index", "claims.json"))
+        self.is_holder_live = is_holder_live
+
+    def _lock(self):  # -> filelock.FileLock
+        from filelock import FileLock
+
+        return FileLock(self.lock_path, timeout=30)
+
+    def live(self, rec: dict, now: float) -> bool:
+        try:
+            if parse_iso(rec["expires"]) <= now:
+                return False
+        except ValueError:
+            return False
+        return self.is_holder_live(rec["holder"], rec.get("session"))
+
+    def claim(self, holder: str, session: str | None, wanted: list[tuple[str, str]], reason: str,
+              ttl: float) -> list[dict]:
+        from ...errors import ReservationConflict
+
+        with self._lock():
+            now = time.time()
+            index = self.index
+            index.rescan()
+            current = index.all()
+            dead = [r for r in current if not self.live(r, now)]
+            alive = [r for r in current if r not in dead] if dead else current
+            conflicts = []
+            for path, kind in wanted:
+                for r in alive:
+                    if r["holder"] != holder and P.overlap(path, kind, r["path"], r["kind"]):
+                        if r not in conflicts:
+                            conflicts.append(r)
+            if conflicts:
+                raise ReservationConflict(conflict_message(wanted, conflicts, now), conflicts)
+            for r in dead:
+                self._remove(r)
+            made = []
+            expires = iso(now + ttl)
+            for path, kind in dict.fromkeys(wanted):
+                old = [r for r in alive if r["holder"] == holder and r["path"] == path and r["kind"] == kind]
+                rec = {"schema": 1, "id": new_id(now), "holder": holder, "session": session, "path": path,
+                       "kind": kind, "reason": reason, "created": old[0]["created"] if old else iso(now),
+                       "expires": expires}
+                from ...schema import validate
+
+                validate("reservation", rec)
+                fsio.create_exclusive(os.path.join(self.directory, rec["id"] + ".json"), fsio.dumps(rec))
+                for r in old:
+                    self._remove(r)
+                made.append(rec)
+            index.rescan()
+            index.write_index_file()
+            return made
+
+    def release(self, holder: str, paths: list[str] | None, session: str | None = None) -> list[dict]:
+        with self._lock():
+            self.index.rescan()
+            gone = [r for r in self.index.all() if r["holder"] == holder
+                    and (paths is None or r["path"] in paths)
+                    and (session is None or r.get("session") in (session, None))]
+            for r in gone:
+                self._remove(r)
+            if gone:
+                self.index.rescan()
+                self.index.write_index_file()
+            return gone
+
+    def drop_dead(self) -> list[dict]:
+        """Remove expired claims and claims of dead holders; returns them."""
+        with self._lock():
+            now = time.time()
+            self.index.rescan()
+            gone = [r for r in self.index.all() if not self.live(r, now)]
+            for r in gone:
+                self._remove(r)
+            if gone:
+                self.index.rescan()
+                self.index.write_index_file()
+            return gone
+
+    def _remove(self, rec: dict) -> None:
+        try:
+            os.unlink(os.path.join(self.directory, rec["id"] + ".json"))
+        except FileNotFoundError:
+            pass
+        fsio.fsync_dir(self.directory)
+
+
+def conflict_message(wanted: list[tuple[str, str]], conflicts: list[dict], now: float) -> str:
+    from ...clock import format_duration
+
+    parts = []
+    for r in conflicts:
+        shown = r["path"] + ("/" if r["kind"] == P.DIR and r["path"] != P.ROOT else "")
+        try:
+            left = format_duration(parse_iso(r["expires"]) - now)
+        except ValueError:
+            left = "?"
+        parts.append(f'{shown} is reserved by {r["holder"]} ("{r["reason"]}", expires in {left})')
+    asked = ", ".join(p + ("/" if k == P.DIR and p != P.ROOT else "") for p, k in wanted)
+    return f"cannot reserve {asked}: " + "; ".join(parts) + ". Nothing was reserved; message the holder to coordinate."

@@ -1,0 +1,228 @@
+"""Durable, atomic file operations - the only way the file store writes.
+
+* :func:`write_atomic` - temp file in the *same* directory, write, ``fsync``,
+  ``os.replace``, ``fsync`` of the directory.  A reader sees the old file or the
+  new one, never a part.
+* :func:`create_exclusive` - the same, but ``os.link`` instead of replace, so
+  it fails with ``FileExistsError`` if the name is taken (O_EXCL semantics
+  with atomic content).
+* :func:`deliver` - Maildir delivery of several files at once: every file is
+  written and fsynced in ``tmp/``, then each is renamed into ``new/``, then
+  each distinct directory is fsynced once (batched).
+* :func:`read_json` - refuses symlinks, non-regular files and files over a
+  size limit before reading a byte.
+
+An fsync error is a failed write (it is raised, never ignored).
+
+Crash points for the torture suite: when ``PI_MESH_CRASH_AT`` names one of
+``temp-write``, ``file-fsync``, ``rename``, ``dir-fsync``, the process SIGKILLs
+itself right after that step of the next write.
+
+Temp files are named ``.tmp-<pid>-<random>-<final name>`` (in ``tmp/`` for
+messages: ``<id>.<pid>.tmp``) so ``doctor`` can tell a leftover from a write in
+progress.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+
+MAX_RECORD_BYTES = 1 << 20  # no record we write comes near 1 MiB
+_CRASH_AT = os.environ.get("PI_MESH_CRASH_AT") or None
+
+
+def crash_point(step: str) -> None:
+    if _CRASH_AT is not None and _CRASH_AT == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def set_crash_point(step: str | None) -> None:
+    """For tests in-process: arm (or disarm) a crash point."""
+    global _CRASH_AT
+    _CRASH_AT = step
+
+
+def dumps(record: dict) -> bytes:
+    return (json.dumps(record, ensure_ascii=False, sort_keys=False, indent=1) + "\n").encode("utf-8")
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def temp_name(final: str) -> str:
+    return f".tmp-{os.getpid()}-{os.urandom(4).hex()}-{os.path.basename(final)}"
+
+
+def _write_temp(directory: str, final: str, data: bytes, durable: bool = True) -> str:
+    tmp = os.path.join(directory, temp_name(final))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        _write_fd(fd, data)
+        crash_point("temp-write")
+        if durable:
+            os.fsync(fd)
+            crash_point("file-fsync")
+    except BaseException:
+        os.close(fd)
+        _unlink_quiet(tmp)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def write_atomic(path: str, data: bytes, durable: bool = True) -> None:
+    """Replace ``path`` atomically; ``durable=False`` (for caches) skips the fsyncs, not the atomicity."""
+    directory = os.path.dirname(path)
+    tmp = _write_temp(directory, path, data, durable)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+    crash_point("rename")
+    if durable:
+        fsync_dir(directory)
+        crash_point("dir-fsync")
+
+
+def create_exclusive(path: str, data: bytes) -> None:
+    """Create ``path`` with ``data`` atomically; ``FileExistsError`` if it exists."""
+    directory = os.path.dirname(path)
+    tmp = _write_temp(directory, path, data)
+    try:
+        os.link(tmp, path)
+    finally:
+        _unlink_quiet(tmp)
+    crash_point("rename")
+    fsync_dir(directory)
+    crash_point("dir-fsync")
+
+
+def deliver(items: list[tuple[str, str, bytes]]) -> None:
+    """Maildir delivery of several messages with batched directory fsyncs.
+
+    Each item is ``(inbox_dir, file_name, data)``; the file goes
+    ``inbox_dir/tmp/<name>.<pid>.tmp`` → ``inbox_dir/new/<name>``.
+    """
+    staged: list[tuple[str, str]] = []
+    try:
+        for inbox, name, data in items:
+            tmp = os.path.join(inbox, "tmp", f"{name}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            staged.append((tmp, os.path.join(inbox, "new", name)))
+            try:
+                _write_fd(fd, data)
+                crash_point("temp-write")
+                os.fsync(fd)
+                crash_point("file-fsync")
+            finally:
+                os.close(fd)
+        dirs: list[str] = []
+        for tmp, final in staged:
+            os.rename(tmp, final)
+            crash_point("rename")
+            d = os.path.dirname(final)
+            if d not in dirs:
+                dirs.append(d)
+        staged = []
+        for d in dirs:
+            fsync_dir(d)
+            crash_point("dir-fsync")
+    finally:
+        for tmp, _ in staged:  # only on failure before the renames
+            _unlink_quiet(tmp)
+
+
+def read_json(path: str, max_bytes: int = MAX_RECORD_BYTES) -> dict:
+    """Read one JSON object from a regular file.
+
+    Raises ``ValueError`` (with a short reason) for a symlink, a directory or
+    other non-regular file, a file over ``max_bytes``, bad UTF-8, bad JSON or a
+    JSON value that is not an object; ``FileNotFoundError`` if it vanished;
+    ``PermissionError`` if it cannot be read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == 40:  # ELOOP: the final component is a symlink
+            raise ValueError("is a symlink, not a file") from None
+        if isinstance(e, IsADirectoryError):
+            raise ValueError("is a directory, not a file") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ValueError("is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("is not a regular file")
+        if st.st_size > max_bytes:
+            raise ValueError(f"is {st.st_size} bytes, over the {max_bytes}-byte limit")
+        chunks = []
+        while True:
+            b = os.read(fd, 1 << 16)
+            if not b:
+                break
+            chunks.append(b)
+            if sum(map(len, chunks)) > max_bytes:
+                raise ValueError(f"grew past the {max_bytes}-byte limit while being read")
+    finally:
+        os.close(fd)
+    try:
+        value = json.loads(b"".join(chunks))
+    except UnicodeDecodeError:
+        raise ValueError("is not UTF-8") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    if not isinstance(value, dict):
+        raise ValueError("is not a JSON object")
+    return value
+
+
+def ensure_dir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except FileExistsError:
+        raise ValueError(f"{path} exists and is not a directory") from None
+
+
+def listdir(path: str) -> list[str]:
+    """Entry names (no dot files), or ``[]`` if the directory does not exist."""
+    try:
+        return [n for n in os.listdir(path) if not n.startswith(".")]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def move_aside(src: str, dest_dir: str) -> str:
+    """Rename ``src`` into ``dest_dir`` under a free name; returns the new path.  Never deletes."""
+    ensure_dir(dest_dir)
+    base = os.path.basename(src)
+    dest = os.path.join(dest_dir, base)
+    n = 0
+    while os.path.lexists(dest):
+        n += 1
+        dest = os.path.join(dest_dir, f"{base}.{n}")
+    os.rename(src, dest)
+    return dest
+
+
+def _unlink_quiet(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,115 @@
+"""Inboxes: ``inbox/<name>/{tmp,new,cur,bad}/``, Maildir-style.
+
+A message is written in ``tmp/``, fsynced, and renamed into ``new/``: it is
+delivered exactly when it appears there, complete.  Reading moves it to
+``cur/`` (``ls new/`` is the unread mail).  A file that fails to parse or
+validate is moved to ``bad/`` with a warning - never deleted, never crashing
+the reader.  Ids sort by time, so a directory listing sorted by name is the
+arrival order.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ...names import is_valid_name, validate_name
+from . import fsio
+
+SUBDIRS = ("tmp", "new", "cur")
+
+
+class Inboxes:
+    def __init__(self, mesh_dir: str) -> None:
+        self.directory = os.path.join(mesh_dir, "inbox")
+
+    def dir(self, name: str) -> str:
+        return os.path.join(self.directory, validate_name(name, "inbox name"))
+
+    def ensure(self, name: str) -> str:
+        d = self.dir(name)
+        for sub in SUBDIRS:
+            fsio.ensure_dir(os.path.join(d, sub))
+        return d
+
+    def deliver(self, messages: list[dict]) -> None:
+        items = []
+        for m in messages:
+            d = self.ensure(m["to"])
+            items.append((d, validate_name(m["id"], "message id") + ".json", fsio.dumps(m)))
+        fsio.deliver(items)
+
+    def _read_dir(self, name: str, sub: str, warnings: list[str]) -> list[dict]:
+        from ...schema import validate
+
+        d = os.path.join(self.dir(name), sub)
+        out = []
+        for fn in sorted(fsio.listdir(d)):
+            full = os.path.join(d, fn)
+            try:
+                if not fn.endswith(".json") or not is_valid_name(fn[:-5]):
+                    raise ValueError("is not named <message id>.json")
+                rec = validate("message", fsio.read_json(full, 1 << 20), full)
+                if rec["id"] != fn[:-5] or rec["to"] != name:
+                    raise ValueError(f"holds message {rec['id']!r} for {rec['to']!r}")
+                out.append(rec)
+            except FileNotFoundError:
+                continue  # another reader moved it
+            except (ValueError, OSError) as e:
+                why = str(e).split(": ", 1)[-1] if full in str(e) else str(e)
+                try:
+                    dest = fsio.move_aside(full, os.path.join(self.dir(name), "bad"))
+                    warnings.append(f"moved {full} to {dest}: it {why}")
+                except OSError as e2:
+                    warnings.append(f"skipped {full}: it {why} (could not move it aside: {e2.strerror})")
+        return out
+
+    def fetch(self, name: str, unread_only: bool, warnings: list[str]) -> list[tuple[dict, bool]]:
+        out = [(r, False) for r in self._read_dir(name, "new", warnings)]
+        if not unread_only:
+            out += [(r, True) for r in self._read_dir(name, "cur", warnings)]
+            out.sort(key=lambda x: x[0]["id"])
+        return out
+
+    def mark_read(self, name: str, ids: list[str]) -> int:
+        d = self.dir(name)
+        n = 0
+        for i in ids:
+            fn = validate_name(i, "message id") + ".json"
+            try:
+                os.rename(os.path.join(d, "new", fn), os.path.join(d, "cur", fn))
+                n += 1
+            except FileNotFoundError:
+                continue
+        if n:
+            fsio.fsync_dir(os.path.join(d, "cur"))
+            fsio.fsync_dir(os.path.join(d, "new"))
+        return n
+
+    def get(self, name: str, msg_id: str) -> dict | None:
+        """One message of ``name`` by id (unread or read), ``None`` if absent or unreadable."""
+        fn = validate_name(msg_id, "message id") + ".json"
+        for sub in ("new", "cur"):
+            try:
+                return fsio.read_json(os.path.join(self.dir(name), sub, fn))
+            except (OSError, ValueError):
+                continue
+        return None
+
+    def unread_count(self, name: str) -> int:
+        return sum(1 for fn in fsio.listdir(os.path.join(self.dir(name), "new")) if fn.endswith(".json"))
+
+    def set_aside(self, name: str, session: str) -> int:
+        """Move unread mail of an old session to ``orphaned/<session>/``; returns how many."""
+        src = os.path.join(self.dir(name), "new")
+        dest = os.path.join(self.dir(name), "orphaned", validate_name(session, "session"))
+        moved = 0
+        for fn in fsio.listdir(src):
+            fsio.move_aside(os.path.join(src, fn), dest)
+            moved += 1
+        if moved:
+            fsio.fsync_dir(src)
+            fsio.fsync_dir(dest)
+        return moved
+
+    def names(self) -> list[str]:
+        return sorted(n for n in fsio.listdir(self.directory) if is_valid_name(n))

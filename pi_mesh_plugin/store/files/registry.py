@@ -1,0 +1,123 @@
+"""The agent registry: ``agents/<name>.json``, one file per agent.
+
+Registration takes ``locks/agents.lock`` and creates the file with
+``link(2)`` (atomic content, O_EXCL semantics), so two agents can never hold
+one name.  A name whose holder is dead may be taken over; the caller
+(:class:`~pi_mesh_plugin.store.files.FileStore`) then drops the old session's
+claims and sets its unread mail aside.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ...errors import CorruptRecord, NameTaken
+from ...liveness import is_live
+from ...names import validate_name
+from . import fsio
+
+
+class Registry:
+    def __init__(self, mesh_dir: str, heartbeat_ttl: float) -> None:
+        self.directory = os.path.join(mesh_dir, "agents")
+        self.lock_path = os.path.join(mesh_dir, "locks", "agents.lock")
+        self.bad_dir = os.path.join(mesh_dir, "bad", "agents")
+        self.heartbeat_ttl = heartbeat_ttl
+
+    def _lock(self):  # -> filelock.FileLock
+        from filelock import FileLock
+
+        return FileLock(self.lock_path, timeout=30)
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.directory, validate_name(name) + ".json")
+
+    def read(self, name: str) -> dict | None:
+        """The agent record, ``None`` if absent; :class:`CorruptRecord` if unreadable."""
+        p = self.path(name)
+        try:
+            rec = fsio.read_json(p)
+        except FileNotFoundError:
+            return None
+        except (ValueError, OSError) as e:
+            raise CorruptRecord(p, str(e)) from None
+        from ...schema import validate
+
+        validate("agent", rec, p)
+        if rec["name"] != name:
+            raise CorruptRecord(p, f"holds the name {rec['name']!r}")
+        return rec
+
+    def get(self, name: str) -> dict | None:
+        try:
+            return self.read(name)
+        except CorruptRecord:
+            return None
+
+    def live(self, rec: dict) -> bool:
+        return is_live(rec, self.heartbeat_ttl)
+
+    def register(self, rec: dict) -> tuple[dict, str | None]:
+        """Register ``rec``; returns it (as stored) and the session it replaced, if any."""
+        from ...schema import validate
+
+        name = rec["name"]
+        p = self.path(name)
+        fsio.ensure_dir(self.directory)
+        with self._lock():
+            try:
+                old = self.read(name)
+            except CorruptRecord:
+                fsio.move_aside(p, self.bad_dir)
+                old = None
+            if old is None:
+                validate("agent", rec, p)
+                fsio.create_exclusive(p, fsio.dumps(rec))
+                return rec, None
+            same_owner = (old["pid"] == rec["pid"] and old.get("pid_start") == rec.get("pid_start")
+                          and old["host"] == rec["host"] and rec["pid"] != 0)
+            if old["session"] == rec["session"] or same_owner:
+                rec = {**rec, "session": old["session"], "started": old["started"]}
+                validate("agent", rec, p)
+                fsio.write_atomic(p, fsio.dumps(rec))
+                return rec, None
+            if self.live(old):
+                raise NameTaken(name, old.get("pid"), old.get("host"))
+            validate("agent", rec, p)
+            fsio.write_atomic(p, fsio.dumps(rec))
+            return rec, old["session"]
+
+    def unregister(self, name: str, session: str | None) -> dict | None:
+        with self._lock():
+            old = self.get(name)
+            if old is None or (session is not None and old["session"] != session):
+                return None
+            os.unlink(self.path(name))
+            fsio.fsync_dir(self.directory)
+            return old
+
+    def update(self, name: str, session: str | None, changes: dict) -> dict | None:
+        from ...schema import validate
+
+        with self._lock():
+            old = self.get(name)
+            if old is None or (session is not None and old["session"] != session):
+                return None
+            rec = {**old, **changes}
+            validate("agent", rec, self.path(name))
+            fsio.write_atomic(self.path(name), fsio.dumps(rec))
+            return rec
+
+    def all(self, warnings: list[str] | None = None) -> list[dict]:
+        out = []
+        for fn in sorted(fsio.listdir(self.directory)):
+            name = fn[:-5] if fn.endswith(".json") else fn
+            try:
+                rec = self.read(name)
+            except (CorruptRecord, ValueError) as e:  # ValueError: a file name that is no valid agent name
+                if warnings is not None:
+                    warnings.append(f"skipped {os.path.join(self.directory, fn)}: {e}")
+                continue
+            if rec is not None:
+                out.append(rec)
+        return out

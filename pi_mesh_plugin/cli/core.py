@@ -1,0 +1,230 @@
+"""Everyday commands: join, leave, agents, send, broadcast, inbox, reserve, release, claims, check, doctor, tool."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import click
+
+from ..clock import format_duration, parse_iso
+from ..errors import EXIT_BLOCKED, UsageError
+
+pass_ctx = click.pass_obj
+
+
+@click.command()
+@click.option("--name", help="Agent name (default: --agent, $PI_MESH_AGENT, or a generated one).")
+@click.option("--pid", type=int, help="Owner process: the agent lives while it does (default: the calling shell). "
+              "0 means heartbeat-only liveness.")
+@click.option("--harness", help="What runs the agent (pi, claude-code, codex, gemini, script…).")
+@click.option("--model", help="The model, when known.")
+@click.option("--status", help="A status line others see.")
+@pass_ctx
+def join(ctx, name, pid, harness, model, status) -> None:
+    """Register an agent in this project's mesh."""
+    mesh = ctx.mesh
+    owner = os.getppid() if pid is None else pid
+    agent = mesh.join(name, harness=harness, model=model, pid=owner, status=status)
+    for n in mesh.notices:
+        click.echo(f"pi-mesh: note: {n}", err=True)
+    ctx.out(agent.to_dict(), f"joined as {agent.name} (owner pid {agent.pid}); "
+            f"run `export PI_MESH_AGENT={agent.name}` to act as it")
+
+
+@click.command()
+@pass_ctx
+def leave(ctx) -> None:
+    """Unregister the agent and release all its claims."""
+    gone = ctx.mesh.leave()
+    ctx.out({"left": gone}, f"{ctx.mesh.agent} left the mesh" if gone else f"{ctx.mesh.agent} was not registered")
+
+
+def _ago(ts: str | None) -> str:
+    if not ts:
+        return "-"
+    try:
+        return format_duration(time.time() - parse_iso(ts)) + " ago"
+    except ValueError:
+        return "?"
+
+
+@click.command()
+@click.option("--live", "live_only", is_flag=True, help="Only live agents.")
+@pass_ctx
+def agents(ctx, live_only) -> None:
+    """Who is here, what they hold, what they are doing."""
+    mesh = ctx.mesh
+    claims: dict[str, list[str]] = {}
+    for r in mesh.reservations():
+        claims.setdefault(r.holder, []).append(r.shown_path())
+    rows = []
+    for a in mesh.agents(include_dead=not live_only):
+        d = a.to_dict()
+        d["claims"] = claims.get(a.name, [])
+        d["unread"] = mesh.unread_count(a.name)
+        rows.append(d)
+    if ctx.json:
+        ctx.out(rows)
+        return
+    if not rows:
+        click.echo("no agents registered (join with `pi-mesh join --name NAME`)")
+        return
+    for d in rows:
+        state = "live" if d["live"] else "GONE"
+        act = (d.get("activity") or {}).get("last")
+        line = (f"{d['name']:<20} {state:<4}  {d.get('harness') or '-':<11} pid {d['pid']}@{d['host']}  "
+                f"seen {_ago(d['last_seen'])}  unread {d['unread']}")
+        click.echo(line)
+        if d.get("model"):
+            click.echo(f"    model: {d['model']}")
+        if d.get("status"):
+            click.echo(f"    status: {d['status']}")
+        if act:
+            click.echo(f"    last: {act} ({_ago((d.get('activity') or {}).get('last_at'))})")
+        if d["claims"]:
+            click.echo(f"    holds: {', '.join(d['claims'])}")
+
+
+@click.command()
+@click.argument("to")
+@click.argument("text")
+@click.option("--urgent", is_flag=True, help="Interrupt the recipient now.")
+@click.option("--reply-to", metavar="ID", help="Id of the message this answers (threads it).")
+@pass_ctx
+def send(ctx, to, text, urgent, reply_to) -> None:
+    """Send TEXT to the agent TO."""
+    m = ctx.mesh.send(to, _text(text), urgent=urgent, reply_to=reply_to)
+    ctx.out(m.to_dict(), f"sent {m.id} to {to}")
+
+
+@click.command()
+@click.argument("text")
+@click.option("--urgent", is_flag=True)
+@pass_ctx
+def broadcast(ctx, text, urgent) -> None:
+    """Send TEXT to every live agent."""
+    sent = ctx.mesh.broadcast(_text(text), urgent=urgent)
+    ctx.out([m.to_dict() for m in sent], f"sent to {len(sent)} agent(s)" + (f" as {sent[0].id}" if sent else ""))
+
+
+def _text(text: str) -> str:
+    return sys.stdin.read() if text == "-" else text
+
+
+@click.command()
+@click.option("--all", "show_all", is_flag=True, help="Include messages already read.")
+@click.option("--peek", is_flag=True, help="Do not mark them read.")
+@pass_ctx
+def inbox(ctx, show_all, peek) -> None:
+    """Read your messages (unread ones, then marked read)."""
+    from ..plugins.mesh import format_message
+
+    msgs = ctx.mesh.read_inbox(unread_only=not show_all, peek=peek)
+    ctx.out([m.to_dict() for m in msgs],
+            "\n\n".join(format_message(m) for m in msgs) or ("no messages" if show_all else "no unread messages"))
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--reason", required=True, help="What you are doing (shown to agents you block).")
+@click.option("--ttl", help="Lifetime: 90s, 30m, 2h (default from hooks.toml).")
+@pass_ctx
+def reserve(ctx, paths, reason, ttl) -> None:
+    """Claim PATHS (a trailing / or an existing directory claims everything beneath)."""
+    made = ctx.mesh.reserve(list(paths), reason, ttl=ttl)
+    ctx.out([r.to_dict() for r in made], "\n".join(f"reserved {r.shown_path()} until {r.expires}" for r in made))
+
+
+@click.command()
+@click.argument("paths", nargs=-1)
+@pass_ctx
+def release(ctx, paths) -> None:
+    """Release your claims on PATHS, or all of them."""
+    gone = ctx.mesh.release(list(paths) or None)
+    ctx.out([r.to_dict() for r in gone],
+            "\n".join(f"released {r.shown_path()}" for r in gone) or "nothing to release")
+
+
+@click.command()
+@click.option("--all", "show_all", is_flag=True, help="Include expired claims and claims of agents that are gone.")
+@pass_ctx
+def claims(ctx, show_all) -> None:
+    """Every claim: holder, path, reason, age, expiry."""
+    rows = ctx.mesh.reservations(live_only=not show_all)
+    lines = []
+    now = time.time()
+    for r in rows:
+        try:
+            left = format_duration(parse_iso(r.expires) - now)
+        except ValueError:
+            left = "?"
+        lines.append(f"{r.shown_path():<40} {r.holder:<20} {_ago(r.created):<10} expires in {left:<8} {r.reason}")
+    ctx.out([r.to_dict() for r in rows], "\n".join(lines) or "no claims")
+
+
+@click.command()
+@click.argument("path")
+@click.option("--tool", default="edit", show_default=True, help="The tool that would write it.")
+@pass_ctx
+def check(ctx, path, tool) -> None:
+    """Would TOOL on PATH be blocked?  Exit 3 and the holder's name if so."""
+    block = ctx.mesh.check(path, tool)
+    if block is None:
+        ctx.out({"blocked": False, "path": path, "canonical": ctx.mesh.canonical(path)}, f"{path}: free")
+        return
+    ctx.out({"blocked": True, **block.to_dict()}, block.message)
+    sys.exit(EXIT_BLOCKED)
+
+
+@click.command()
+@click.option("--status", help="A status line others see.")
+@pass_ctx
+def heartbeat(ctx, status) -> None:
+    """Refresh this agent's last-seen time (and status)."""
+    changes = {"status": status} if status is not None else {}
+    a = ctx.mesh.heartbeat(**changes)
+    if a is None:
+        raise UsageError(f"{ctx.mesh.agent} is not registered")
+    ctx.out(a.to_dict(), f"{a.name} seen {a.last_seen}")
+
+
+@click.command()
+@click.option("--fix", is_flag=True, help="Clean up what is found: stale agents, dead claims, temp files; "
+              "bad files are moved to bad/, never deleted.")
+@pass_ctx
+def doctor(ctx, fix) -> None:
+    """Find stale agents, expired claims, bad files and leftover temp files."""
+    found = ctx.mesh.doctor(fix=fix)
+    lines = [f"{f['kind']:<14} {f['path']}: {f['detail']}{'  [fixed]' if f['fixed'] else ''}" for f in found]
+    ctx.out(found, "\n".join(lines) or "all good")
+
+
+@click.command()
+@click.argument("name")
+@click.argument("arguments", required=False, default="{}")
+@pass_ctx
+def tool(ctx, name, arguments) -> None:
+    """Call a registered tool NAME with a JSON object of ARGUMENTS."""
+    from ..host import PluginHost
+
+    try:
+        args = json.loads(arguments)
+    except ValueError as e:
+        raise UsageError(f"ARGUMENTS must be a JSON object: {e}") from None
+    if not isinstance(args, dict):
+        raise UsageError("ARGUMENTS must be a JSON object")
+    result = PluginHost(ctx.mesh).call_tool(name, args)
+    ctx.out(result, result if isinstance(result, str) else json.dumps(result, indent=1))
+
+
+@click.command()
+@pass_ctx
+def tools(ctx) -> None:
+    """List the tools this agent is given, with their JSON Schemas under --json."""
+    from ..host import PluginHost
+
+    specs = PluginHost(ctx.mesh).tools()
+    ctx.out([t.to_dict() for t in specs], "\n".join(f"{t.name:<16} {t.description}" for t in specs))

@@ -19,10 +19,10 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 torture: $(STAMP)
-	$(PY) -m pi_mesh_plugin.torture --full
+	$(PY) -m tests.torture --full
 
 bench: $(STAMP)
-	$(PY) -m pi_mesh_plugin.bench
+	$(PY) -m bench
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff mypy

@@ -63,7 +63,10 @@ class Mesh:
         self.root_real = P.normalise_root(self.root)
         name = agent or os.environ.get("PI_MESH_AGENT") or None
         self.config = config or load_config(self.root, name, config_path)
-        name = name or self.config.default_agent
+        if not name and self.config.default_agent:
+            name = self.config.default_agent
+            if config is None:  # [agents.<name>] applies to the default agent too
+                self.config = load_config(self.root, name, config_path)
         self.agent: str | None = validate_name(name) if name else None
         if store is None:
             from .store import open_store

@@ -32,8 +32,11 @@ class Inboxes:
         return d
 
     def deliver(self, messages: list[dict]) -> None:
+        from ...schema import validate
+
         items = []
         for m in messages:
+            validate("message", m, "message")  # on write as on read: never deliver what a reader would set aside
             d = self.ensure(m["to"])
             items.append((d, validate_name(m["id"], "message id") + ".json", fsio.dumps(m)))
         fsio.deliver(items)
@@ -87,10 +90,12 @@ class Inboxes:
 
     def get(self, name: str, msg_id: str) -> dict | None:
         """One message of ``name`` by id (unread or read), ``None`` if absent or unreadable."""
+        from ...schema import validate
+
         fn = validate_name(msg_id, "message id") + ".json"
         for sub in ("new", "cur"):
             try:
-                return fsio.read_json(os.path.join(self.dir(name), sub, fn))
+                return validate("message", fsio.read_json(os.path.join(self.dir(name), sub, fn)))
             except (OSError, ValueError):
                 continue
         return None

@@ -1,0 +1,82 @@
+"""Durations, timestamps and ids."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pi_mesh_plugin.clock import format_duration, id_time, iso, new_id, parse_duration, parse_iso
+
+
+@pytest.mark.parametrize("text,seconds", [
+    ("90s", 90), ("30m", 1800), ("2h", 7200), ("1d", 86400), ("45", 45), (" 5M ", 300), ("1.5h", 5400),
+    (90, 90), (0.25, 0.25), ("0.5s", 0.5),
+])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "s", "m", "abc", "10x", "-5m", "0", "0s", "-1", "inf", "nan", "infs", "1e12",
+                                 "3650d", "5 minutes", "h2", True, False, 0, -3, float("nan"), float("inf")])
+def test_bad_durations_are_value_errors_with_one_line_hint(bad):
+    with pytest.raises(ValueError) as info:
+        parse_duration(bad)
+    msg = str(info.value)
+    assert "\n" not in msg and "invalid duration" in msg
+
+
+@given(st.integers(min_value=1, max_value=10_000), st.sampled_from([("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]))
+def test_unit_multiplies(n, unit):
+    suffix, mult = unit
+    if n * mult >= 10 * 365 * 86400:
+        with pytest.raises(ValueError):
+            parse_duration(f"{n}{suffix}")
+    else:
+        assert parse_duration(f"{n}{suffix}") == n * mult
+
+
+@pytest.mark.parametrize("seconds,text", [(5, "5s"), (119, "119s"), (120, "2m"), (1800, "30m"), (7200, "2h00m"),
+                                          (5400, "90m"), (9000, "2h30m"), (200000, "2d"), (-1, "expired")])
+def test_format_duration(seconds, text):
+    assert format_duration(seconds) == text
+
+
+@given(st.floats(min_value=0, max_value=4_000_000_000, allow_nan=False))
+def test_iso_round_trips_to_the_microsecond(ts):
+    text = iso(ts)
+    assert text.endswith("Z") and len(text) == 27
+    assert math.isclose(parse_iso(text), ts, abs_tol=2e-6)
+
+
+@pytest.mark.parametrize("bad", ["", "yesterday", "2026-13-01T00:00:00Z", None, 5])
+def test_parse_iso_rejects_non_timestamps(bad):
+    with pytest.raises(ValueError):
+        parse_iso(bad)
+
+
+def test_timestamps_sort_as_text():
+    ts = [0.5, 10, 1_700_000_000.123456, 1_700_000_000.123457, 3_000_000_000]
+    assert sorted(iso(t) for t in ts) == [iso(t) for t in ts]
+
+
+def test_ids_unique_strictly_increasing_and_time_sorted():
+    from pi_mesh_plugin.names import is_valid_name
+
+    ids = [new_id() for _ in range(5000)]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert all(is_valid_name(i) for i in ids)
+    # an id minted for an earlier time still never goes backwards within a process
+    later = new_id(1.0)
+    assert later > ids[-1]
+
+
+def test_id_time_recovers_the_creation_time():
+    import time
+
+    t = time.time() + 1_000_000.25  # far ahead of anything minted so far in this process
+    i = new_id(t)
+    assert abs(id_time(i) - t) < 1e-3

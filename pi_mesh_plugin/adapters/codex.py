@@ -1,0 +1,84 @@
+"""Codex CLI: its PreToolUse hook input to a :class:`ToolCall`, and a block back to its deny output.
+
+Codex (``developers.openai.com/codex/hooks``) runs command hooks from ``hooks.json``
+next to its config layers (``~/.codex/hooks.json``, ``<repo>/.codex/hooks.json``) with
+the same wire format as Claude Code.  File edits go through ``apply_patch``, whose
+``tool_input.command`` is the raw patch; the files it touches are named by its headers::
+
+    *** Begin Patch
+    *** Add File: path        *** Update File: path        *** Delete File: path
+    *** Move to: path         (after an Update: the rename target)
+    *** End Patch
+
+Paths are relative to the event's ``cwd`` (absolute ones are taken as they are).
+``apply_patch`` -> ``edit`` with every such path; ``Bash`` -> ``bash``.  A block is the
+``hookSpecificOutput`` deny object of Claude Code, exit 0.
+"""
+
+from __future__ import annotations
+
+from ._hookinput import HookInputError, check_path, get_cwd, require_event, tool_input
+from ..records import ToolCall
+
+HARNESS = "codex"
+EVENT = "PreToolUse"
+MATCHER = "apply_patch"
+_HEADERS = ("*** Add File:", "*** Update File:", "*** Delete File:", "*** Move to:")
+
+
+def patch_paths(patch: str) -> list[str]:
+    """The paths named by the file headers of an ``apply_patch`` body, in order, without duplicates."""
+    out: list[str] = []
+    for line in patch.splitlines():
+        line = line.strip()
+        for head in _HEADERS:
+            if line.startswith(head):
+                path = check_path(line[len(head):].strip(), f"apply_patch: {head[4:-1]} header")
+                if path not in out:
+                    out.append(path)
+                break
+    return out
+
+
+def translate(event: object, agent: str | None = None) -> ToolCall:
+    ev = require_event(event, EVENT)
+    name = ev.get("tool_name")
+    if not isinstance(name, str) or not name:
+        raise HookInputError("tool_name is missing or not a string")
+    cwd = get_cwd(ev)
+    args = tool_input(ev)
+    if name == "apply_patch":
+        patch = args.get("command")
+        if not isinstance(patch, str):
+            raise HookInputError("apply_patch: tool_input.command (the patch) is missing or not a string")
+        paths = patch_paths(patch)
+        if not paths:
+            raise HookInputError("apply_patch: the patch names no file (no *** Add/Update/Delete File header)")
+        return ToolCall(tool="edit", input=args, paths=tuple(paths), agent=agent, cwd=cwd, harness=HARNESS,
+                        raw_tool=name)
+    if name == "Bash":
+        command = args.get("command")
+        if isinstance(command, list) and all(isinstance(c, str) for c in command):
+            import shlex
+
+            command = shlex.join(command)
+            args = {**args, "command": command}
+        if not isinstance(command, str):
+            raise HookInputError("Bash: tool_input.command is missing or not a string")
+        return ToolCall(tool="bash", input=args, paths=(), agent=agent, cwd=cwd, harness=HARNESS, raw_tool=name)
+    return ToolCall(tool=name.lower(), input=args, paths=(), agent=agent, cwd=cwd, harness=HARNESS, raw_tool=name)
+
+
+def deny_output(reason: str) -> str:
+    import json
+
+    return json.dumps({"hookSpecificOutput": {"hookEventName": EVENT, "permissionDecision": "deny",
+                                              "permissionDecisionReason": reason}}, ensure_ascii=False)
+
+
+def __getattr__(name: str) -> object:
+    if name == "install_command":
+        from .installers import codex_install
+
+        return codex_install
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,264 @@
+"""``pi-mesh install claude-code|codex|gemini``: wire the hook (and the MCP server) into a project.
+
+Each installer merges into the harness's own project files without clobbering
+what is there, and is idempotent: our entries are recognised by their command
+(``… -m pi_mesh_plugin hook <harness>`` / ``… -m pi_mesh_plugin mcp``) and
+updated in place; everything else is kept as it was, in its order.  A file that
+is not valid JSON (or TOML) is reported and left untouched.
+
+* Claude Code: ``.claude/settings.json`` (``hooks.PreToolUse``, matcher
+  ``Edit|Write|MultiEdit|NotebookEdit``) and ``.mcp.json`` (``mcpServers.pi-mesh``,
+  approved in ``enabledMcpjsonServers`` unless listed in ``disabledMcpjsonServers``).
+* Codex: ``.codex/hooks.json`` (``hooks.PreToolUse``, matcher ``apply_patch``) and
+  ``[mcp_servers.pi-mesh]`` appended to ``.codex/config.toml`` when absent.
+* Gemini CLI: ``.gemini/settings.json`` (``hooks.BeforeTool``, matcher
+  ``write_file|replace``, and ``mcpServers.pi-mesh``).
+
+Commands use this interpreter's absolute path, so the hook works whatever the
+harness's ``PATH`` is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+
+import click
+
+from ..errors import UsageError
+
+SERVER_NAME = "pi-mesh"
+_HOOK_MARKS = ("-m pi_mesh_plugin hook ", "pi-mesh hook ")
+
+
+def hook_command(harness: str, agent: str | None) -> str:
+    cmd = f"{shlex.quote(sys.executable)} -m pi_mesh_plugin hook {harness}"
+    return cmd + (f" --agent {shlex.quote(agent)}" if agent else "")
+
+
+def mcp_server(harness: str, agent: str | None) -> dict:
+    entry: dict = {"command": sys.executable, "args": ["-m", "pi_mesh_plugin", "mcp", "--harness", harness]}
+    if agent:
+        entry["env"] = {"PI_MESH_AGENT": agent}
+    return entry
+
+
+def _is_ours(command: object, harness: str) -> bool:
+    return isinstance(command, str) and any(m + harness in command for m in _HOOK_MARKS)
+
+
+def read_json_object(path: str) -> dict:
+    """The JSON object in ``path`` (``{}`` if absent); :class:`UsageError` if it is anything else."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    if not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise UsageError(f"{path} is not valid JSON ({e}); fix it first - it was left untouched") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} holds a JSON {type(data).__name__}, not an object; it was left untouched")
+    return data
+
+
+def write_text(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644
+    tmp = f"{path}.pi-mesh-{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def write_json(path: str, data: dict) -> None:
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _section(data: dict, key: str, kind: type, where: str):  # -> dict | list
+    value = data.setdefault(key, kind())
+    if not isinstance(value, kind):
+        raise UsageError(f"{where}: {key!r} is a {type(value).__name__}, expected a JSON "
+                         f"{'object' if kind is dict else 'array'}; the file was left untouched")
+    return value
+
+
+def merge_hook(settings: dict, event: str, matcher: str, harness: str, hook: dict, where: str) -> None:
+    """Put our ``hook`` under ``hooks.<event>`` for ``matcher``, replacing an earlier one of ours."""
+    hooks = _section(settings, "hooks", dict, where)
+    groups = _section(hooks, event, list, f"{where}: hooks")
+    placed = False
+    for group in groups:
+        if not isinstance(group, dict) or not isinstance(group.get("hooks"), list):
+            continue
+        mine = [h for h in group["hooks"] if isinstance(h, dict) and _is_ours(h.get("command"), harness)]
+        if not mine:
+            continue
+        if placed:  # a duplicate of ours from an older install: drop it
+            group["hooks"] = [h for h in group["hooks"] if h not in mine]
+            continue
+        group["matcher"] = matcher
+        i = group["hooks"].index(mine[0])
+        group["hooks"][i] = hook
+        group["hooks"] = [h for h in group["hooks"] if h is hook or h not in mine]
+        placed = True
+    hooks[event] = [g for g in groups if not (isinstance(g, dict) and g.get("hooks") == [])]
+    if not placed:
+        hooks[event].append({"matcher": matcher, "hooks": [hook]})
+
+
+def merge_mcp(container: dict, entry: dict, where: str) -> None:
+    servers = _section(container, "mcpServers", dict, where)
+    servers[SERVER_NAME] = entry
+
+
+def _project(ctx: click.Context) -> tuple[str, str | None]:
+    from ..mesh import find_root
+
+    obj = ctx.find_root().obj
+    return find_root(getattr(obj, "root", None)), getattr(obj, "agent_name", None)
+
+
+def _done(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line)
+
+
+_agent_option = click.option("--agent", metavar="NAME", help="Bake this agent name into the hook and the MCP "
+                             "server (default: $PI_MESH_AGENT of the harness at run time).")
+_no_mcp_option = click.option("--no-mcp", is_flag=True, help="Install only the hook, not the MCP server entry.")
+
+
+def _agent(ctx: click.Context, agent: str | None) -> str | None:
+    from ..names import validate_name
+
+    _, global_agent = _project(ctx)
+    agent = agent or global_agent
+    return validate_name(agent) if agent else None
+
+
+@click.command("claude-code")
+@_agent_option
+@_no_mcp_option
+@click.pass_context
+def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
+    """Add the pi-mesh PreToolUse hook to .claude/settings.json and the MCP server to .mcp.json."""
+    from .claude_code import EVENT, HARNESS, MATCHER
+
+    root, _ = _project(ctx)
+    agent = _agent(ctx, agent)
+    settings_path = os.path.join(root, ".claude", "settings.json")
+    mcp_path = os.path.join(root, ".mcp.json")
+    settings = read_json_object(settings_path)
+    mcp = read_json_object(mcp_path) if not no_mcp else {}
+    merge_hook(settings, EVENT, MATCHER, HARNESS, {"type": "command", "command": hook_command(HARNESS, agent)},
+               settings_path)
+    if not no_mcp:
+        merge_mcp(mcp, mcp_server(HARNESS, agent), mcp_path)
+        disabled = settings.get("disabledMcpjsonServers")
+        if not (isinstance(disabled, list) and SERVER_NAME in disabled):
+            enabled = _section(settings, "enabledMcpjsonServers", list, settings_path)
+            if SERVER_NAME not in enabled:
+                enabled.append(SERVER_NAME)
+    write_json(settings_path, settings)
+    lines = [f"pi-mesh: hook installed in {settings_path} (PreToolUse, matcher {MATCHER})"]
+    if not no_mcp:
+        write_json(mcp_path, mcp)
+        lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} installed in {mcp_path}")
+    _done(lines)
+
+
+@click.command("codex")
+@_agent_option
+@_no_mcp_option
+@click.pass_context
+def codex_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
+    """Add the pi-mesh PreToolUse hook to .codex/hooks.json and the MCP server to .codex/config.toml."""
+    from .codex import EVENT, HARNESS, MATCHER
+
+    root, _ = _project(ctx)
+    agent = _agent(ctx, agent)
+    hooks_path = os.path.join(root, ".codex", "hooks.json")
+    config_path = os.path.join(root, ".codex", "config.toml")
+    data = read_json_object(hooks_path)
+    merge_hook(data, EVENT, MATCHER, HARNESS, {"type": "command", "command": hook_command(HARNESS, agent)},
+               hooks_path)
+    toml_text = _codex_mcp_toml(config_path, agent) if not no_mcp else None
+    write_json(hooks_path, data)
+    lines = [f"pi-mesh: hook installed in {hooks_path} (PreToolUse, matcher {MATCHER})"]
+    if toml_text is not None:
+        write_text(config_path, toml_text)
+        lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} added to {config_path}")
+    elif not no_mcp:
+        lines.append(f"pi-mesh: {config_path} already has [mcp_servers.{SERVER_NAME}]; left as it is")
+    lines.append("pi-mesh: Codex reads project .codex/ files only in a trusted project")
+    _done(lines)
+
+
+def _codex_mcp_toml(path: str, agent: str | None) -> str | None:
+    """The new text of ``.codex/config.toml`` with our MCP server appended, or ``None`` if it has one."""
+    import tomllib
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = ""
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{path} is not valid TOML ({e}); fix it first - it was left untouched") from None
+    servers = data.get("mcp_servers", {})
+    if isinstance(servers, dict) and SERVER_NAME in servers:
+        return None
+    entry = mcp_server("codex", agent)
+    block = [f"[mcp_servers.{SERVER_NAME}]", f"command = {json.dumps(entry['command'])}",
+             f"args = [{', '.join(json.dumps(a) for a in entry['args'])}]"]
+    if agent:
+        block.append(f"env = {{ PI_MESH_AGENT = {json.dumps(agent)} }}")
+    sep = "" if not text else ("\n" if text.endswith("\n") else "\n\n")
+    new = text + sep + ("\n" if text.strip() else "") + "\n".join(block) + "\n"
+    tomllib.loads(new)  # never write a file we could not read back
+    return new
+
+
+@click.command("gemini")
+@_agent_option
+@_no_mcp_option
+@click.pass_context
+def gemini_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
+    """Add the pi-mesh BeforeTool hook and the MCP server to .gemini/settings.json."""
+    from .gemini import EVENT, HARNESS, MATCHER
+
+    root, _ = _project(ctx)
+    agent = _agent(ctx, agent)
+    path = os.path.join(root, ".gemini", "settings.json")
+    settings = read_json_object(path)
+    merge_hook(settings, EVENT, MATCHER, HARNESS,
+               {"name": SERVER_NAME, "type": "command", "command": hook_command(HARNESS, agent),
+                "description": "pi-mesh: block writes to paths another agent has reserved"}, path)
+    if not no_mcp:
+        merge_mcp(settings, mcp_server(HARNESS, agent), path)
+    write_json(path, settings)
+    lines = [f"pi-mesh: hook installed in {path} (BeforeTool, matcher {MATCHER})"]
+    if not no_mcp:
+        lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} installed in {path}")
+    if not agent:
+        lines.append("pi-mesh: note: Gemini CLI runs hooks in a sanitized environment; if $PI_MESH_AGENT does not "
+                     "reach the hook, reinstall with --agent NAME")
+    _done(lines)

@@ -1,0 +1,24 @@
+"""``pi-mesh mcp``: serve the mesh's tools to an MCP client over stdio (see :mod:`pi_mesh_plugin.adapters.mcp_server`)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command()
+@click.option("--harness", metavar="NAME", help="What spawned this server (claude-code, codex, gemini, ...); "
+              "recorded in the agent's entry and used for a generated name.")
+@click.pass_obj
+def mcp(ctx, harness: str | None) -> None:
+    """Serve the mesh's tools (send_message, read_inbox, reserve, release, list_agents, plugins' tools)
+    to an MCP client on stdin/stdout.  Joins as --agent / $PI_MESH_AGENT (else a generated name) with the
+    parent process as owner, and leaves on exit."""
+    try:
+        import mcp as _sdk  # noqa: F401
+    except ModuleNotFoundError:
+        raise click.ClickException("the MCP SDK is not installed: pip install 'pi-mesh-plugin[mcp]'") from None
+    from ..adapters.mcp_server import run
+
+    sys.exit(run(ctx.root, ctx.agent_name, ctx.config_path, harness))

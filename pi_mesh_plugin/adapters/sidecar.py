@@ -1,0 +1,502 @@
+"""``pi-mesh serve``: the long-lived sidecar of the Pi extension.
+
+One Python process per Pi session answers every check, so a tool call pays a
+pipe round trip instead of an interpreter start.  The protocol is JSON lines:
+
+* requests on stdin: ``{"id": 7, "op": "pre_tool_call", ...}``;
+* responses on stdout: ``{"id": 7, "ok": true, "result": {...}}`` or
+  ``{"id": 7, "ok": false, "error": "<one line>", "code": "<code>"}``;
+* unsolicited events on stdout: ``{"event": "message", ...}`` (one per inbox
+  message as it arrives), ``{"event": "warning", "message": ...}``.
+
+Ops: ``hello`` (alias ``join``), ``ping``, ``tools``, ``pre_tool_call``,
+``call_tool``, ``post_tool_call``, ``ack``, ``status``, ``leave``.
+
+Error codes: ``bad_json`` (a line that is not JSON), ``bad_request`` (JSON of
+the wrong shape, a missing or mistyped field), ``unknown_op``, ``not_joined``
+(an op that needs ``hello`` first), ``usage`` / ``blocked`` / ``error`` (a
+:class:`~pi_mesh_plugin.errors.MeshError` with exit code 2 / 3 / 1) and
+``internal`` (a bug: one line, never a traceback, unless ``PI_MESH_DEBUG``).
+A malformed ``pre_tool_call`` is an error response, never an allow: the
+extension blocks the call.
+
+Messages are delivered at least once, with unique ids: the sidecar pushes each
+unread message once per session and marks it read only when the extension
+acks it (``ack`` with ``stage: "delivered"``, sent when the message has entered
+the model's context); ``stage: "queued"`` only records the hand-over in the
+feed.  A message never acked is pushed again by the next sidecar.  New mail
+is noticed through inotify (watchdog) on the inbox's ``new/`` directory, with
+a slow safety poll; without watchdog, or for the PostgreSQL store, by polling.
+
+The sidecar decides nothing itself: checks go to
+:class:`~pi_mesh_plugin.host.PluginHost` (hence :func:`~pi_mesh_plugin.guard.check_call`).
+The Mesh is used under one lock by the request loop and the mail pump.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+
+from ..errors import EXIT_BLOCKED, EXIT_USAGE, MeshError
+from ..records import ToolCall
+
+MAX_LINE = 64 << 20
+PROTOCOL = 1
+WATCH_SAFETY_POLL = 2.0
+DEFAULT_POLL = 0.25
+
+
+class BadRequest(Exception):
+    """A request of the wrong shape (answered with ``code: bad_request``)."""
+
+    code = "bad_request"
+
+
+class NotJoinedYet(BadRequest):
+    code = "not_joined"
+
+
+class UnknownOp(BadRequest):
+    code = "unknown_op"
+
+
+def _one_line(text: str, limit: int = 2000) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _field(req: dict, name: str, kind: type | tuple[type, ...], required: bool = False, default=None):
+    if name not in req or req[name] is None:
+        if required:
+            raise BadRequest(f"{req.get('op')}: missing field {name!r}")
+        return default
+    value = req[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        names = names.replace("str", "string").replace("dict", "object").replace("list", "array")
+        raise BadRequest(f"{req.get('op')}: field {name!r} must be a {names}, not {type(value).__name__}")
+    return value
+
+
+def pi_tool_call(tool: str, tool_input: dict, cwd: str | None, agent: str | None) -> ToolCall:
+    """Translate a Pi ``tool_call`` event into the core's :class:`ToolCall`.
+
+    ``write {path, content}`` and ``edit {path, edits}`` (or the older
+    ``{path, oldText, newText}``) write ``path``; ``bash {command}`` goes to the
+    core as a bash call so its shell guard decides; anything else passes as is.
+    """
+    if tool in ("write", "edit"):
+        path = tool_input.get("path")
+        if not isinstance(path, str) or not path.strip():
+            raise BadRequest(f"pre_tool_call: {tool}: input.path must be a non-empty string")
+        return ToolCall(tool=tool, input=tool_input, paths=(path,), agent=agent, cwd=cwd, harness="pi",
+                        raw_tool=tool)
+    if tool == "bash":
+        command = tool_input.get("command")
+        if not isinstance(command, str):
+            raise BadRequest("pre_tool_call: bash: input.command must be a string")
+        return ToolCall(tool="bash", input={"command": command}, agent=agent, cwd=cwd, harness="pi", raw_tool=tool)
+    return ToolCall(tool=tool, input=tool_input, agent=agent, cwd=cwd, harness="pi", raw_tool=tool)
+
+
+def message_content(m) -> str:  # m: Message
+    """The text the model is shown for an incoming message."""
+    kind = "Urgent message" if m.urgent else ("Broadcast" if m.broadcast else "Message")
+    head = f"[pi-mesh] {kind} from agent {m.sender} (id {m.id}"
+    if m.reply_to:
+        head += f", in reply to {m.reply_to}"
+    head += "):"
+    hint = (f"(Reply with send_message(to=\"{m.sender}\", reply_to=\"{m.id}\", text=\"...\") if an answer is "
+            f"needed.)")
+    return f"{head}\n{m.text}\n{hint}"
+
+
+class Sidecar:
+    def __init__(self, out, *, root: str | None = None, agent: str | None = None, config_path: str | None = None,
+                 watch: bool = True, poll: float | None = None) -> None:
+        self._out = out
+        self._out_lock = threading.Lock()
+        self._lock = threading.RLock()  # the Mesh and the host are used under it
+        self.root, self.agent_name, self.config_path = root, agent, config_path
+        self.watch = watch
+        self.poll = poll
+        self.mesh = None
+        self.host = None
+        self.joined = False
+        self.left = False
+        self._pushed: set[str] = set()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._pump_thread: threading.Thread | None = None
+        self._observer = None
+        self._warned: set[str] = set()
+        self.lines = 0
+
+    # -- output ---------------------------------------------------------------
+    def emit(self, obj: dict) -> bool:
+        data = (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        with self._out_lock:
+            try:
+                self._out.write(data)
+                self._out.flush()
+                return True
+            except (BrokenPipeError, ValueError, OSError):
+                self._stop.set()
+                return False
+
+    def warn(self, text: str) -> None:
+        text = _one_line(text)
+        if text not in self._warned:
+            self._warned.add(text)
+            self.emit({"event": "warning", "message": text})
+
+    # -- the request loop -----------------------------------------------------
+    def run(self, infile) -> int:
+        """Serve requests from ``infile`` (binary) until EOF; then leave the mesh. Returns the exit code."""
+        try:
+            while not self._stop.is_set():
+                line = infile.readline(MAX_LINE + 1)
+                if not line:
+                    break
+                if len(line) > MAX_LINE and not line.endswith(b"\n"):
+                    while True:  # drop the rest of the over-long line
+                        rest = infile.readline(MAX_LINE)
+                        if not rest or rest.endswith(b"\n"):
+                            break
+                    self.lines += 1
+                    self.emit({"id": None, "ok": False, "code": "bad_request",
+                               "error": f"line {self.lines}: longer than {MAX_LINE} bytes; ignored"})
+                    continue
+                response = self.handle_line(line)
+                if response is not None and not self.emit(response):
+                    break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.shutdown()
+        return 0
+
+    def handle_line(self, line: bytes) -> dict | None:
+        self.lines += 1
+        if not line.strip():
+            return None
+        try:
+            req = json.loads(line)
+        except (ValueError, UnicodeDecodeError) as e:
+            return {"id": None, "ok": False, "code": "bad_json",
+                    "error": f"line {self.lines}: not JSON ({_one_line(e, 200)})"}
+        if not isinstance(req, dict):
+            return {"id": None, "ok": False, "code": "bad_request",
+                    "error": f"line {self.lines}: a request must be a JSON object, not {type(req).__name__}"}
+        rid = req.get("id")
+        if rid is not None and (isinstance(rid, bool) or not isinstance(rid, (int, str))):
+            return {"id": None, "ok": False, "code": "bad_request",
+                    "error": f"line {self.lines}: id must be a number or a string"}
+        return self.handle(req)
+
+    def handle(self, req: dict) -> dict:
+        rid = req.get("id")
+        op = req.get("op")
+        try:
+            if not isinstance(op, str) or not op:
+                raise BadRequest(f"request {rid!r}: missing field 'op' (a string such as \"pre_tool_call\")")
+            method = self.OPS.get(op)
+            if method is None:
+                raise UnknownOp(f"unknown op {op!r} (ops: {', '.join(sorted(self.OPS))})")
+            with self._lock:
+                result = method(self, req)
+            return {"id": rid, "ok": True, "result": result}
+        except BadRequest as e:
+            return {"id": rid, "ok": False, "code": e.code, "error": _one_line(e)}
+        except MeshError as e:
+            code = {EXIT_USAGE: "usage", EXIT_BLOCKED: "blocked"}.get(e.exit_code, "error")
+            return {"id": rid, "ok": False, "code": code, "error": _one_line(e), "exit_code": e.exit_code}
+        except Exception as e:  # noqa: BLE001 - one line back to the extension, never a traceback
+            if os.environ.get("PI_MESH_DEBUG"):
+                import traceback
+
+                traceback.print_exc(file=sys.stderr)
+            return {"id": rid, "ok": False, "code": "internal",
+                    "error": _one_line(f"pi-mesh sidecar: internal error in {op}: {type(e).__name__}: {e}")}
+
+    # -- ops --------------------------------------------------------------------
+    def _need_join(self, req: dict) -> None:
+        if not self.joined:
+            raise NotJoinedYet(f"{req.get('op')}: send hello first (the sidecar has not joined the mesh)")
+
+    def op_ping(self, req: dict) -> dict:
+        return {"pong": True, "protocol": PROTOCOL, "pid": os.getpid(), "joined": self.joined,
+                "agent": self.mesh.agent if self.mesh is not None else None}
+
+    def op_hello(self, req: dict) -> dict:
+        name = _field(req, "name", str)
+        harness = _field(req, "harness", str, default="pi")
+        model = _field(req, "model", str)
+        pid = _field(req, "pid", int)
+        cwd = _field(req, "cwd", str)
+        if self.joined:
+            raise BadRequest(f"hello: already joined as {self.mesh.agent}")  # type: ignore[union-attr]
+        if cwd is not None and not os.path.isdir(cwd):
+            raise BadRequest(f"hello: cwd {cwd} is not a directory")
+        from ..host import PluginHost
+        from ..mesh import Mesh
+
+        if self.mesh is None or (cwd and self.mesh.cwd != os.path.abspath(cwd)):
+            self.mesh = Mesh(self.root, name or self.agent_name, config_path=self.config_path, cwd=cwd)
+        agent = self.mesh.join(name, harness=harness, model=model, pid=pid)
+        self.host = PluginHost(self.mesh)
+        self.joined = True
+        tools = [t.to_dict() for t in self.host.tools()]
+        cfg = self.mesh.config
+        self._start_pump()
+        return {"protocol": PROTOCOL, "agent": agent.name, "session": agent.session, "pid": agent.pid,
+                "root": self.mesh.root, "store": self.mesh.store.url, "tools": tools,
+                "guard": list(cfg.guard), "deny": list(cfg.deny), "on_store_error": cfg.on_store_error,
+                "sidecar_timeout": cfg.sidecar_timeout, "heartbeat_ttl": cfg.heartbeat_ttl,
+                "notices": list(self.mesh.notices), "unread": self.mesh.unread_count(),
+                "sidecar_pid": os.getpid()}
+
+    def op_tools(self, req: dict) -> list:
+        self._need_join(req)
+        return [t.to_dict() for t in self.host.tools()]  # type: ignore[union-attr]
+
+    def op_pre_tool_call(self, req: dict) -> dict:
+        self._need_join(req)
+        tool = _field(req, "tool", str, required=True)
+        tool_input = _field(req, "input", dict, default={})
+        cwd = _field(req, "cwd", str)
+        call = pi_tool_call(tool, tool_input, cwd, self.mesh.agent)  # type: ignore[union-attr]
+        block = self.host.pre_tool_call(call)  # type: ignore[union-attr]
+        if block is None:
+            return {"allow": True, "block": None}
+        return {"allow": False, "block": block.to_dict(), "reason": block.message}
+
+    def op_call_tool(self, req: dict) -> dict:
+        self._need_join(req)
+        name = _field(req, "name", str, required=True)
+        arguments = _field(req, "arguments", dict, default={})
+        cwd = _field(req, "cwd", str)
+        output = self.host.call_tool(name, arguments, cwd=cwd)  # type: ignore[union-attr]
+        text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, indent=1)
+        if name == "read_inbox":  # messages read through the tool need no push any more
+            self._wake.set()
+        return {"output": output, "text": text}
+
+    def op_post_tool_call(self, req: dict) -> dict:
+        self._need_join(req)
+        tool = _field(req, "tool", str, required=True)
+        tool_input = _field(req, "input", dict, default={})
+        ok = _field(req, "ok", bool, default=True)
+        cwd = _field(req, "cwd", str)
+        try:
+            call = pi_tool_call(tool, tool_input, cwd, self.mesh.agent)  # type: ignore[union-attr]
+        except BadRequest:
+            call = ToolCall(tool=tool, input=tool_input, agent=self.mesh.agent, cwd=cwd, harness="pi",  # type: ignore[union-attr]
+                            raw_tool=tool)
+        self.host.post_tool_call(call, {"ok": ok, "output": req.get("output")})  # type: ignore[union-attr]
+        return {}
+
+    def op_ack(self, req: dict) -> dict:
+        self._need_join(req)
+        ids = _field(req, "ids", list, required=True)
+        if not all(isinstance(i, str) for i in ids):
+            raise BadRequest("ack: ids must be an array of message id strings")
+        stage = _field(req, "stage", str, default="delivered")
+        if stage not in ("queued", "delivered"):
+            raise BadRequest(f"ack: stage must be \"queued\" or \"delivered\", not {stage!r}")
+        if stage == "queued":
+            self.mesh.record("queued", ids=ids)  # type: ignore[union-attr]
+            return {"marked": 0}
+        marked = self.mesh.mark_read(ids) if ids else 0  # type: ignore[union-attr]
+        return {"marked": marked}
+
+    def op_status(self, req: dict) -> dict:
+        self._need_join(req)
+        mesh = self.mesh
+        agents = [a.to_dict() for a in mesh.agents()]  # type: ignore[union-attr]
+        claims = [r.to_dict() for r in mesh.reservations()]  # type: ignore[union-attr]
+        unread = mesh.read_inbox(unread_only=True, peek=True)  # type: ignore[union-attr]
+        mail = [{"id": m.id, "from": m.sender, "urgent": m.urgent, "text": m.text} for m in unread]
+        return {"agent": mesh.agent, "root": mesh.root, "agents": agents, "claims": claims,  # type: ignore[union-attr]
+                "unread": len(mail), "messages": mail, "text": self._status_text(agents, claims, mail)}
+
+    def _status_text(self, agents: list[dict], claims: list[dict], mail: list[dict]) -> str:
+        me = self.mesh.agent  # type: ignore[union-attr]
+        lines = [f"pi-mesh: you are {me} in {self.mesh.root}", "", f"Agents ({len(agents)}):"]  # type: ignore[union-attr]
+        for a in agents:
+            tags = ["live" if a["live"] else "gone"] + [x for x in (a.get("harness"),) if x]
+            if a["name"] == me:
+                tags.append("you")
+            line = f"  {a['name']} ({', '.join(tags)})"
+            if a.get("status"):
+                line += f" - {a['status']}"
+            lines.append(line)
+        lines += ["", f"Claims ({len(claims)}):"]
+        for r in claims:
+            shown = r["path"] + ("/" if r["kind"] == "dir" and r["path"] != "." else "")
+            lines.append(f"  {shown} held by {r['holder']}: \"{r['reason']}\" (until {r['expires']})")
+        if not claims:
+            lines.append("  none")
+        lines += ["", f"Unread mail ({len(mail)}):"]
+        for m in mail:
+            first = m["text"].splitlines()[0] if m["text"] else ""
+            lines.append(f"  [{m['id']}] from {m['from']}{' (urgent)' if m['urgent'] else ''}: {first[:120]}")
+        if not mail:
+            lines.append("  none")
+        return "\n".join(lines)
+
+    def op_leave(self, req: dict) -> dict:
+        self._need_join(req)
+        self._stop_pump()
+        gone = self.mesh.leave()  # type: ignore[union-attr]
+        self.joined, self.left = False, True
+        return {"left": bool(gone)}
+
+    OPS = {
+        "ping": op_ping,
+        "hello": op_hello,
+        "join": op_hello,
+        "tools": op_tools,
+        "pre_tool_call": op_pre_tool_call,
+        "call_tool": op_call_tool,
+        "post_tool_call": op_post_tool_call,
+        "ack": op_ack,
+        "status": op_status,
+        "leave": op_leave,
+    }
+
+    # -- mail pump and heartbeat -------------------------------------------------
+    def _inbox_new_dir(self) -> str | None:
+        inboxes = getattr(self.mesh.store, "inboxes", None)  # the file store
+        if inboxes is None:
+            return None
+        try:
+            return os.path.join(inboxes.ensure(self.mesh.agent), "new")  # type: ignore[union-attr]
+        except OSError:
+            return None
+
+    def _start_watch(self) -> bool:
+        if not self.watch:
+            return False
+        new_dir = self._inbox_new_dir()
+        if new_dir is None:
+            return False
+        try:
+            from watchdog.events import FileSystemEventHandler
+            from watchdog.observers import Observer
+        except ImportError:
+            return False
+        wake = self._wake
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event) -> None:  # type: ignore[no-untyped-def]
+                wake.set()
+
+        try:
+            observer = Observer()
+            observer.schedule(Handler(), new_dir, recursive=False)
+            observer.daemon = True
+            observer.start()
+        except Exception as e:  # noqa: BLE001 - inotify limits etc.: fall back to polling
+            self.warn(f"cannot watch {new_dir} ({type(e).__name__}: {e}); polling for new mail instead")
+            return False
+        self._observer = observer
+        return True
+
+    def _start_pump(self) -> None:
+        self._stop.clear()
+        self._pushed.clear()
+        self._pump_thread = threading.Thread(target=self._pump, name="pi-mesh-pump", daemon=True)
+        self._pump_thread.start()
+
+    def _stop_pump(self, wait: bool = False) -> None:
+        """Stop the pump; ``wait`` joins it (never while holding the Mesh lock: the pump takes it)."""
+        self._stop.set()
+        self._wake.set()
+        if self._observer is not None:
+            try:
+                self._observer.stop()
+            except Exception:  # noqa: BLE001
+                pass
+            self._observer = None
+        t = self._pump_thread
+        if wait and t is not None and t is not threading.current_thread():
+            t.join(timeout=5)
+        self._pump_thread = None
+
+    def _pump(self) -> None:
+        with self._lock:
+            watching = self._start_watch()
+            ttl = float(self.mesh.config.heartbeat_ttl or 60)  # type: ignore[union-attr]
+        interval = self.poll if self.poll is not None else (WATCH_SAFETY_POLL if watching else DEFAULT_POLL)
+        beat_every = min(max(ttl / 3.0, 0.5), 20.0)
+        next_beat = time.monotonic() + beat_every
+        while not self._stop.is_set():
+            try:
+                self._push_new()
+            except Exception as e:  # noqa: BLE001 - the pump keeps going; the extension hears about it once
+                self.warn(f"pi-mesh sidecar: cannot read the inbox: {type(e).__name__}: {e}")
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + beat_every
+                try:
+                    with self._lock:
+                        if self.joined:
+                            self.mesh.heartbeat()  # type: ignore[union-attr]
+                except Exception as e:  # noqa: BLE001
+                    self.warn(f"pi-mesh sidecar: heartbeat failed: {type(e).__name__}: {e}")
+            self._wake.wait(min(interval, max(0.05, next_beat - time.monotonic())))
+            self._wake.clear()
+
+    def _push_new(self) -> None:
+        with self._lock:
+            if not self.joined or self._stop.is_set():
+                return
+            msgs = self.mesh.read_inbox(unread_only=True, peek=True)  # type: ignore[union-attr]
+        for m in msgs:
+            if m.id in self._pushed:
+                continue
+            self._pushed.add(m.id)
+            self.emit({"event": "message", "id": m.id, "from": m.sender, "to": m.to, "text": m.text,
+                       "urgent": bool(m.urgent), "broadcast": bool(m.broadcast), "reply_to": m.reply_to,
+                       "thread": m.thread, "created": m.created, "content": message_content(m)})
+
+    # -- end ----------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """EOF or a signal: stop the pump and leave the mesh (the session is over)."""
+        self._stop_pump(wait=True)
+        with self._lock:
+            if self.joined and self.mesh is not None:
+                try:
+                    self.mesh.leave()
+                except Exception:  # noqa: BLE001 - best effort: the owner process is gone anyway
+                    pass
+                self.joined = False
+            if self.mesh is not None:
+                try:
+                    self.mesh.close()
+                except Exception:  # noqa: BLE001
+                    pass
+
+
+def serve(root: str | None = None, agent: str | None = None, config_path: str | None = None, *,
+          watch: bool = True, poll: float | None = None) -> int:
+    """Run the sidecar on this process's stdin/stdout.
+
+    The protocol owns file descriptor 1: ``sys.stdout`` is pointed at stderr so
+    a stray ``print`` in a plugin cannot corrupt the stream.
+    """
+    import signal
+
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    sys.stdout = sys.stderr
+
+    def on_term(signum, frame) -> None:  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    sidecar = Sidecar(out, root=root, agent=agent, config_path=config_path, watch=watch, poll=poll)
+    return sidecar.run(sys.stdin.buffer)

@@ -1,0 +1,177 @@
+"""The pi-mesh Pi extension against the real Pi CLI (npm @mariozechner/pi-coding-agent, see pi_rig).
+
+The extension is installed with ``pi-mesh install pi`` into a fresh git project; Pi runs with
+``PI_MESH_AGENT=pi-1`` and a scripted model.  Another agent, ``bob``, is a Mesh in this test process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pi_rig import pi_install, run_pi  # noqa: F401  (pi_install is a fixture)
+from scripted_openai import ScriptedOpenAI, text, tool_call
+from tests.conftest import run_cli
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("pi-e2e")]
+
+LOGIN = "def login():\n    pass\n"
+
+
+@pytest.fixture
+def pi_project(project: str, pi_install: Path) -> Path:
+    """The conftest project with the extension installed the way a user would."""
+    proc = run_cli("install", "pi", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert (Path(project) / ".pi" / "extensions" / "pi-mesh" / "index.ts").is_file()
+    return Path(project)
+
+
+@pytest.fixture
+def bob(mesh_factory, project: str):
+    """Another agent, owned by this test process, holding src/auth/."""
+    m = mesh_factory("bob", cwd=project)
+    m.reserve(["src/auth/"], "refactoring the auth flow")
+    return m
+
+
+def wait_for(predicate, what: str, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def queued(mesh, msg_id: str) -> bool:
+    """The extension has handed message ``msg_id`` to Pi (the sidecar records ``queued`` in the feed)."""
+    return any(e.get("event") == "queued" and msg_id in e.get("ids", []) for e in mesh.feed())
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            out += [int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def test_pi_is_blocked_by_a_reservation_uses_mesh_tools_and_receives_mail(pi_project: Path, bob, tmp_path) -> None:
+    login = pi_project / "src" / "auth" / "login.py"
+    write = tool_call("write", {"path": "src/auth/login.py", "content": "def login():\n    return 'hacked'\n"})
+    reserve = tool_call("reserve", {"paths": ["docs/"], "reason": "writing the auth docs"})
+    send = tool_call("send_message", {"to": "bob", "text": "pi-1 here: I will wait for src/auth/, doing docs"})
+    sent: dict[str, str] = {}
+
+    def first(_req: dict) -> list[dict]:
+        # Pi is live and waiting on the model: bob sends an urgent and a normal message to it.
+        sent["urgent"] = bob.send("pi-1", "URGENT from bob: stop touching auth", urgent=True).id
+        sent["normal"] = bob.send("pi-1", "FYI from bob: auth refactor lands in an hour").id
+        wait_for(lambda: queued(bob, sent["urgent"]) and queued(bob, sent["normal"]), "the extension to queue the mail")
+        return [write]
+
+    turns = [first, [reserve, send], [text("nothing more to do")], [text("noted the follow-up")]]
+    with ScriptedOpenAI(turns) as server:
+        run = run_pi(pi_project, "refactor login", server, agent_dir=tmp_path / "agent",
+                     env={"PI_MESH_AGENT": "pi-1"})
+        requests = server.chat_requests()
+        assert run.returncode == 0, run.describe()
+        assert not server.exhausted_requests, run.describe()
+    assert len(requests) == 4, run.describe()
+
+    # The mesh tools were offered to the model with their JSON Schemas.
+    offered = {t["function"]["name"]: t["function"] for t in requests[0]["tools"]}
+    assert {"write", "edit", "send_message", "reserve", "release", "read_inbox", "list_agents"} <= set(offered)
+    assert offered["reserve"]["parameters"]["required"] == ["paths", "reason"]
+
+    # The write was blocked before it ran: the file is unchanged ...
+    assert login.read_text() == LOGIN
+    # ... and the tool result the model received names the holder and the reason.
+    blocked = ScriptedOpenAI.tool_results(requests[1])[write["id"]]
+    assert "BLOCKED" in blocked and "reserved by agent bob" in blocked, blocked
+    assert "refactoring the auth flow" in blocked and "src/auth/" in blocked, blocked
+    assert run.tool_ends()[write["id"]]["isError"] is True
+
+    # The urgent message was steered in right after the blocked call's result.
+    users = [ScriptedOpenAI.user_texts(body) for body in requests]
+    assert not any("URGENT from bob" in u for u in users[0])
+    assert any("URGENT from bob: stop touching auth" in u and "from agent bob" in u for u in users[1]), users[1]
+    assert not any("FYI from bob" in u for u in users[1] + users[2])
+
+    # reserve and send_message ran in the sidecar.
+    results = ScriptedOpenAI.tool_results(requests[2])
+    assert results[reserve["id"]].startswith("reserved docs/"), results
+    assert results[send["id"]].startswith("sent to bob"), results
+    inbox = bob.read_inbox()
+    assert [(m.sender, m.text) for m in inbox] == [("pi-1", "pi-1 here: I will wait for src/auth/, doing docs")]
+
+    # The normal message arrived as a follow-up once the agent would have stopped.
+    assert any("FYI from bob: auth refactor lands in an hour" in u for u in users[3]), users[3]
+    assert requests[3]["messages"][-2] == {"role": "assistant", "content": "nothing more to do"}
+
+    # Both messages were acked (marked read) once they reached the model; pi-1 left at shutdown.
+    inbox_dir = pi_project / ".pi" / "mesh" / "inbox" / "pi-1"
+    assert sorted(p.stem for p in (inbox_dir / "cur").iterdir()) == sorted(sent.values())
+    assert list((inbox_dir / "new").iterdir()) == []
+    assert "pi-1" not in [a.name for a in bob.agents()]
+    assert [r.holder for r in bob.reservations()] == ["bob"]
+
+
+def test_killed_sidecar_blocks_guarded_calls_with_a_clear_reason(pi_project: Path, mesh_factory, tmp_path) -> None:
+    observer = mesh_factory("observer")
+    (pi_project / "notes.txt").write_text("notes\n")
+    write = tool_call("write", {"path": "src/auth/login.py", "content": "unguarded write\n"})
+    read = tool_call("read", {"path": "notes.txt"})
+    killed: dict[str, Any] = {}
+
+    def kill_sidecar(_req: dict) -> list[dict]:
+        pi = wait_for(lambda: next((a for a in observer.agents() if a.name == "pi-1"), None), "pi-1 to join")
+        kids = [c for c in children(pi.pid) if "serve" in cmdline(c)]
+        assert len(kids) == 1, [(c, cmdline(c)) for c in children(pi.pid)]
+        killed["pid"] = kids[0]
+        os.kill(kids[0], signal.SIGKILL)
+        wait_for(lambda: kids[0] not in children(pi.pid), "the sidecar to be reaped")
+        return [write, read]
+
+    with ScriptedOpenAI([kill_sidecar, [text("done")]]) as server:
+        run = run_pi(pi_project, "edit login", server, agent_dir=tmp_path / "agent", env={"PI_MESH_AGENT": "pi-1"})
+        requests = server.chat_requests()
+        assert run.returncode == 0, run.describe()
+    assert len(requests) == 2, run.describe()
+    results = ScriptedOpenAI.tool_results(requests[1])
+    reason = results[write["id"]]
+    assert reason.startswith("BLOCKED: pi-mesh could not check this write call"), reason
+    assert f"sidecar (pid {killed['pid']}) was killed by SIGKILL" in reason, reason
+    assert "fail closed" in reason, reason
+    assert (pi_project / "src" / "auth" / "login.py").read_text() == LOGIN
+    assert results[read["id"]] == "notes\n"  # unguarded tools still run
+
+
+def test_mesh_command_shows_agents_claims_and_unread_mail(pi_project: Path, bob, tmp_path) -> None:
+    with ScriptedOpenAI([[text("the model must not be called")]]) as server:
+        run = run_pi(pi_project, "/mesh", server, agent_dir=tmp_path / "agent", env={"PI_MESH_AGENT": "pi-1"})
+        assert run.returncode == 0, run.describe()
+        assert server.chat_requests() == []
+    out = run.stderr
+    assert "you are pi-1" in out, run.describe()
+    assert "bob (live)" in out and "pi-1 (live, pi, you)" in out, out
+    assert 'src/auth/ held by bob: "refactoring the auth flow"' in out, out
+    assert "Unread mail (0):" in out, out
+    assert json.loads(run.stdout.splitlines()[0])["type"] == "session"  # the JSON stream stayed clean

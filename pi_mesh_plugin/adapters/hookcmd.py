@@ -19,9 +19,10 @@ Never a traceback, never a silent allow.
 Which project: ``$PI_MESH_ROOT``, else the git top level of the event's ``cwd``.
 Which agent: ``--agent``, else ``$PI_MESH_AGENT``, else ``[mesh] agent`` in
 hooks.toml; with none of them, a caller is checked against every claim -
-except a claim whose holder's owner process is an ancestor of this process
-(the harness that runs this hook also runs the holder's ``pi-mesh mcp``):
-that caller *is* the holder.
+except a claim whose holder was joined by the same harness (``pi-mesh mcp
+--harness claude-code``, as installed) with an owner process that is an
+ancestor of this process: the harness running this hook also runs the
+holder's MCP server, so the caller *is* the holder.
 
 This is the per-call fast path: it must not import click, pluggy, jsonschema,
 filelock, dataclasses, typing or tomllib on an allowed call (a test enforces it).
@@ -132,7 +133,7 @@ def _run(adapter, harness: str, agent: str | None, state: dict) -> int:  # adapt
         call = call.replace(cwd=mesh.cwd)
     block = decide(mesh, call)
     if block is not None and mesh.agent is None and block.holder:
-        me = owner_ancestor(mesh, block.holder)
+        me = owner_ancestor(mesh, block.holder, adapter.HARNESS)
         if me is not None:
             # The harness running this hook owns the holder (its `pi-mesh mcp` joined as it).
             mesh = Mesh(None, me, cwd=cwd)
@@ -173,12 +174,13 @@ def ancestors(pid: int, limit: int = 32) -> list[int]:
     return out
 
 
-def owner_ancestor(mesh, holder: str) -> str | None:
-    """``holder`` if its owner process is an ancestor of this process (on this host), else ``None``."""
+def owner_ancestor(mesh, holder: str, harness: str) -> str | None:
+    """``holder`` if it was joined by this same harness (its ``pi-mesh mcp --harness``) and its owner
+    process is an ancestor of this process on this host, else ``None``."""
     from ..liveness import process_start, this_host
 
     rec = mesh.store.get_agent(holder)
-    if not rec or not rec.get("pid") or rec.get("host") != this_host():
+    if not rec or not rec.get("pid") or rec.get("host") != this_host() or rec.get("harness") != harness:
         return None
     pid = int(rec["pid"])
     if pid not in ancestors(os.getpid()):

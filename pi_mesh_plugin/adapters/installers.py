@@ -8,7 +8,8 @@ is not valid JSON (or TOML) is reported and left untouched.
 
 * Claude Code: ``.claude/settings.json`` (``hooks.PreToolUse``, matcher
   ``Edit|Write|MultiEdit|NotebookEdit``) and ``.mcp.json`` (``mcpServers.pi-mesh``,
-  approved in ``enabledMcpjsonServers`` unless listed in ``disabledMcpjsonServers``).
+  approved in ``enabledMcpjsonServers`` unless listed in ``disabledMcpjsonServers``, its tools
+  allowed by ``permissions.allow: ["mcp__pi-mesh"]``).
 * Codex: ``.codex/hooks.json`` (``hooks.PreToolUse``, matcher ``apply_patch``) and
   ``[mcp_servers.pi-mesh]`` appended to ``.codex/config.toml`` when absent.
 * Gemini CLI: ``.gemini/settings.json`` (``hooks.BeforeTool``, matcher
@@ -173,6 +174,11 @@ def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> 
             enabled = _section(settings, "enabledMcpjsonServers", list, settings_path)
             if SERVER_NAME not in enabled:
                 enabled.append(SERVER_NAME)
+        # The mesh's tools only coordinate (claims, messages): let them run without a prompt.
+        permissions = _section(settings, "permissions", dict, settings_path)
+        allow = _section(permissions, "allow", list, f"{settings_path}: permissions")
+        if f"mcp__{SERVER_NAME}" not in allow:
+            allow.append(f"mcp__{SERVER_NAME}")
     write_json(settings_path, settings)
     lines = [f"pi-mesh: hook installed in {settings_path} (PreToolUse, matcher {MATCHER})"]
     if not no_mcp:

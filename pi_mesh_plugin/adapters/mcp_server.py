@@ -102,11 +102,20 @@ def run(root: str | None = None, agent: str | None = None, config_path: str | No
                 await server.run(read_stream, write_stream, server.create_initialization_options())
                 tg.cancel_scope.cancel()
 
+    import signal
+
+    def stop(signum: int, frame: object) -> None:  # noqa: ARG001
+        raise SystemExit(0)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
     try:
         anyio.run(main)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
         try:
             mesh.leave()
         except Exception as e:  # noqa: BLE001 - report, do not mask the exit

@@ -1,0 +1,138 @@
+"""The real Claude Code CLI with the mesh installed by ``pi-mesh install claude-code``.
+
+Another agent (alice) holds ``src/auth/``.  A scripted model makes Claude Code
+write ``src/auth/login.py`` (denied by the pi-mesh PreToolUse hook: the file is
+unchanged and the tool_result the model receives names alice and her reason),
+then a file elsewhere (allowed: it is written).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from claude_rig import RigUnavailable, ensure_claude, offline_env, run_claude  # noqa: E402
+from scripted_anthropic import ScriptedAnthropic, text, tool_use  # noqa: E402
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+REASON = "refactoring the session tokens"
+
+
+@pytest.fixture(scope="module")
+def claude_bin() -> Path:
+    try:
+        return ensure_claude()
+    except RigUnavailable as exc:
+        print(f"SKIP claude mesh e2e: {exc}")
+        pytest.skip(str(exc))
+
+
+def _tool_results(body: dict) -> list[dict]:
+    last = body["messages"][-1]
+    content = last["content"] if isinstance(last["content"], list) else []
+    return [b for b in content if b.get("type") == "tool_result"]
+
+
+def _text(block: dict) -> str:
+    content = block.get("content")
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content or [])
+
+
+def test_claude_code_write_to_reserved_path_is_denied(project: str, mesh_factory, claude_bin: Path,
+                                                      tmp_path: Path) -> None:
+    root = Path(project)
+    installed = run_cli("install", "claude-code", "--no-mcp", cwd=project)
+    assert installed.returncode == 0, installed.stderr
+    settings = json.loads((root / ".claude" / "settings.json").read_text())
+    assert settings["hooks"]["PreToolUse"][0]["matcher"] == "Edit|Write|MultiEdit|NotebookEdit"
+
+    alice = mesh_factory("alice")  # owner: this test process, live throughout
+    alice.reserve(["src/auth/"], REASON, cwd=project)
+    login = root / "src" / "auth" / "login.py"
+    before = login.read_text()
+    notes = root / "docs" / "notes.md"
+
+    read = tool_use("Read", {"file_path": str(login)})  # Claude Code refuses to Write a file it has not read
+    blocked = tool_use("Write", {"file_path": str(login), "content": "def login():\n    return True\n"})
+    allowed = tool_use("Write", {"file_path": str(notes), "content": "auth is alice's for now\n"})
+    turns = [[text("Reading login."), read], [text("Editing login."), blocked], [text("Reserved; writing notes instead."), allowed],
+             [text("Done.")]]
+    with ScriptedAnthropic(turns) as server:
+        env = offline_env(server.url, tmp_path / "sandbox")
+        run = run_claude(claude_bin, "fix the login", root, env)
+    assert run.returncode == 0, run.stderr[-800:]
+    assert server.turns_used == 4 and not server.exhausted_requests
+
+    assert login.read_text() == before
+    assert notes.read_text() == "auth is alice's for now\n"
+
+    denied = _tool_results(server.loop_requests[2]["body"])
+    assert [r["tool_use_id"] for r in denied] == [blocked["id"]]
+    assert denied[0].get("is_error") is True
+    said = _text(denied[0])
+    assert "reserved by agent alice" in said and REASON in said and "src/auth/" in said
+    ok = _tool_results(server.loop_requests[3]["body"])
+    assert [r["tool_use_id"] for r in ok] == [allowed["id"]] and not ok[0].get("is_error")
+    assert "alice" not in _text(ok[0])
+
+    # The mesh recorded the block (the core decided, the hook translated).
+    events = [e for e in alice.feed() if e.get("event") == "blocked"]
+    assert events and events[-1]["holder"] == "alice" and events[-1]["path"] == "src/auth/login.py"
+    assert os.path.exists(root / ".pi" / "mesh")
+
+
+def test_claude_code_uses_the_mesh_mcp_server_and_its_own_claims(project: str, mesh_factory, claude_bin: Path,
+                                                                 tmp_path: Path) -> None:
+    """With the MCP server installed too: Claude Code reserves through ``mcp__pi-mesh__reserve``, writes
+    inside its own claim (the hook knows it is that agent), and messages alice through ``send_message``."""
+    root = Path(project)
+    installed = run_cli("install", "claude-code", cwd=project)
+    assert installed.returncode == 0, installed.stderr
+    alice = mesh_factory("alice")
+    alice.reserve(["src/auth/"], REASON, cwd=project)
+
+    mine = root / "src" / "api" / "routes.py"
+    reserve = tool_use("mcp__pi-mesh__reserve", {"paths": ["src/api/"], "reason": "adding routes"})
+    conflict = tool_use("mcp__pi-mesh__reserve", {"paths": ["src/auth/login.py"], "reason": "fix login"})
+    write = tool_use("Write", {"file_path": str(mine), "content": "ROUTES = []\n"})
+    message = tool_use("mcp__pi-mesh__send_message", {"to": "alice", "text": "please release src/auth/ soon"})
+    turns = [[reserve], [conflict], [write], [message], [text("Done.")]]
+    with ScriptedAnthropic(turns) as server:
+        env = offline_env(server.url, tmp_path / "sandbox")
+        # As after a user accepted Claude Code's trust dialog for the project: only then does it honour
+        # the project's permissions.allow entry that install wrote for the mesh's tools.
+        (Path(env["CLAUDE_CONFIG_DIR"]) / ".claude.json").write_text(
+            json.dumps({"projects": {str(root): {"hasTrustDialogAccepted": True}}}))
+        run = run_claude(claude_bin, "add routes", root, env)
+    assert run.returncode == 0, run.stderr[-800:]
+    assert server.turns_used == 5 and not server.exhausted_requests
+
+    got = [_tool_results(server.loop_requests[i]["body"])[0] for i in range(1, 5)]
+    assert not got[0].get("is_error") and "reserved src/api/" in _text(got[0])
+    assert got[1].get("is_error") is True and "alice" in _text(got[1]) and REASON in _text(got[1])
+    assert not got[2].get("is_error"), _text(got[2])
+    assert mine.read_text() == "ROUTES = []\n"
+    assert not got[3].get("is_error") and "sent to alice" in _text(got[3])
+
+    inbox = alice.read_inbox()
+    assert [m.text for m in inbox] == ["please release src/auth/ soon"]
+    sender = inbox[0].sender
+    assert sender.startswith("claude-")
+    # The MCP server left the mesh when Claude Code ended it, releasing its claim.
+    deadline = time.monotonic() + 10
+    while sender in {a.name for a in alice.agents()} and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sender not in {a.name for a in alice.agents()}
+    assert all(r.holder == "alice" for r in alice.reservations())

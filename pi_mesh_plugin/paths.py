@@ -107,7 +107,8 @@ def detect_case_insensitive(directory: str) -> bool:
     """Whether the filesystem holding ``directory`` folds case.
 
     Compares the directory with the same name in swapped case (one ``stat``);
-    a name with no cased letter is probed with a temporary file instead.
+    a name with no cased letter, or a swapped name that exists as another
+    inode, is probed with a temporary file instead.
     """
     parent, name = os.path.split(os.path.abspath(directory).rstrip("/") or "/")
     swapped = name.swapcase()
@@ -117,7 +118,11 @@ def detect_case_insensitive(directory: str) -> bool:
             b = os.stat(os.path.join(parent, swapped))
         except OSError:
             return False
-        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+        if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+            return True
+        # Both spellings exist as different inodes: two real directories on a case-sensitive
+        # filesystem, or a case-insensitive one without stable inode numbers (FUSE, e.g. fusefat
+        # numbers each looked-up name anew).  The probe file below tells them apart.
     probe = os.path.join(directory, f".case-probe-{os.getpid()}-a")
     try:
         fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)

@@ -75,7 +75,7 @@ def examine(store, fix: bool) -> list[dict]:  # store: FileStore
     for name in fsio.listdir(idir):
         box = os.path.join(idir, name)
         if not is_valid_name(name) or not os.path.isdir(box):
-            add("bad-file", box, "is not an inbox directory")
+            _bad(add, box, "is not an inbox directory", fix, os.path.join(mesh, "bad", "inbox"))
             continue
         for sub in ("new", "cur"):
             warnings: list[str] = []
@@ -89,7 +89,11 @@ def examine(store, fix: bool) -> list[dict]:  # store: FileStore
                     try:
                         from ...schema import validate
 
-                        validate("message", fsio.read_json(full), full)
+                        if not fn.endswith(".json") or not is_valid_name(fn[:-5]):
+                            raise ValueError("is not named <message id>.json")
+                        rec = validate("message", fsio.read_json(full), full)
+                        if rec["id"] != fn[:-5] or rec["to"] != name:  # the reader quarantines these too
+                            raise ValueError(f"holds message {rec['id']!r} for {rec['to']!r}")
                     except (ValueError, OSError) as e:
                         add("bad-file", full, str(e))
         tmpd = os.path.join(box, "tmp")

@@ -389,8 +389,10 @@ class FeedTailer:
             if st is not None and self._open(seek_end=False):
                 data, self._offset = self._drain(self._fd, 0)  # type: ignore[arg-type]
                 out += self._lines(data)
-        elif st.st_size < self._offset:  # truncated in place
-            self._offset, self._buf = 0, b""
+        elif st.st_size < self._offset:  # truncated in place: start again from the top
+            self._buf = b""
+            data, self._offset = self._drain(self._fd, 0)
+            out += self._lines(data)
         return out
 
     def history(self, limit: int | None = None) -> list[dict]:

@@ -29,11 +29,15 @@ def check_call(mesh, call: ToolCall) -> Block | None:  # mesh: Mesh
     if not config.guards(call.tool):
         return None
     try:
-        for path, kind in write_targets(call):
+        targets = write_targets(call)
+        note = getattr(targets, "note", None)  # a shell command that could not be parsed (see shellwrites)
+        if note and config.fail_open:
+            return None
+        for path, kind in targets:
             block = mesh.check(path, call.tool, cwd=call.cwd, kind=kind)
             if block is not None:
                 mesh.record("blocked", tool=call.tool, path=block.canonical, holder=block.holder)
-                return block
+                return block.replace(message=block.message + "\n" + note) if note else block
     except Exception as e:  # noqa: BLE001 - any failure to read the mesh is a store error here
         from .errors import UsageError
 

@@ -1,0 +1,354 @@
+"""The shell-write guard: which paths a bash command writes, and the real guard blocking them.
+
+Unit tests pin each form the parser understands; the property tests build
+commands from those forms - chained, nested in subshells, groups, loops,
+``bash -c``, ``eval``, command substitutions and prefixes - around a path and
+ask the real guard (``guard.check_call`` → ``Mesh.check`` on the file store)
+whether a ``bash`` call running it may go ahead.  Every generated command is
+first checked to be valid bash (``bash -n``), so the generator cannot drift
+into syntax no shell would run.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pi_mesh_plugin.guard import check_call
+from pi_mesh_plugin.records import ToolCall
+from pi_mesh_plugin.shellwrites import shell_write_targets
+
+F, D = "file", "dir"
+
+
+def targets(cmd: str) -> set:
+    return set(shell_write_targets(cmd))
+
+
+# -- unit tests: one per form ------------------------------------------------------
+@pytest.mark.parametrize("cmd, expected", [
+    ("echo hi > a.txt", {("a.txt", F)}),
+    ("echo hi >> a.txt 2>&1", {("a.txt", F)}),
+    ("make &> build.log", {("build.log", F)}),
+    ("echo x >| forced", {("forced", F)}),
+    ("echo x 2> err.txt >&2", {("err.txt", F)}),
+    ("exec 3<> rw.dat", {("rw.dat", F)}),
+    ("cat > f.py <<'EOF'\nimport os\nprint('$HOME')\nEOF", {("f.py", F)}),
+    ("cat <<EOF > g.txt\nit's $x\nEOF\necho done >> h.txt", {("g.txt", F), ("h.txt", F)}),
+    ("printf x | tee -a log1 log2 >/dev/null", {("log1", F), ("log2", F)}),
+    ("sed -i 's/a/b/' x.py y.py", {("x.py", F), ("y.py", F)}),
+    ("sed -i.bak -e s/a/b/ x.py", {("x.py", F)}),
+    ("sed -Ei s/a/b/ x.py", {("x.py", F)}),
+    ("sed --in-place=.orig -f script.sed x.py", {("x.py", F)}),
+    ("perl -pi -e 's/a/b/' x.pl", {("x.pl", F)}),
+    ("perl -i.bak -pe 's/a/b/' x.pl", {("x.pl", F)}),
+    ("mv old.py new.py", {("old.py", D), ("new.py", D), ("new.py/old.py", D)}),
+    ("mv a.py b.py dest/", {("a.py", D), ("b.py", D), ("dest/a.py", D), ("dest/b.py", D)}),
+    ("cp -t dest a.py", {("dest/a.py", F)}),
+    ("cp -r tree copy", {("copy", D), ("copy/tree", D)}),
+    ("cp src.py dst.py", {("dst.py", F), ("dst.py/src.py", F)}),
+    ("rm -f a.py", {("a.py", F)}),
+    ("rm -rf build", {("build", D)}),
+    ("rmdir empty", {("empty", D)}),
+    ("touch -d yesterday stamp", {("stamp", F)}),
+    ("truncate -s 0 big.log", {("big.log", F)}),
+    ("ln -sf ../target link", {("link", F), ("link/target", F)}),
+    ("install -m 644 built.so lib/", {("lib/built.so", F)}),
+    ("mkdir -p pkg/sub", {("pkg/sub", F)}),
+    ("chmod +x run.sh", {("run.sh", F)}),
+    ("chown -R me:me data", {("data", D)}),
+    ("dd if=/dev/zero of=disk.img bs=1k count=1", {("disk.img", F)}),
+    ("sort -o sorted.txt in.txt", {("sorted.txt", F)}),
+    ("tar -xzf a.tgz -C out", {("out", D)}),
+    ("find src -name '*.pyc' -delete", {("src", D)}),
+    ("find src -name '*.py' -exec sed -i s/a/b/ {} +", {("src", D)}),
+    ("git checkout -- a.py", {("a.py", D)}),
+    ("git checkout HEAD~2 -- a.py b/", {("a.py", D), ("b/", D)}),
+    ("git restore a.py", {("a.py", D)}),
+    ("git restore --worktree --staged a.py", {("a.py", D)}),
+    ("git -C sub checkout -- a.py", {("sub/a.py", D)}),
+    ("git reset --hard", {(".", D)}),
+    ("git stash", {(".", D)}),
+    ("git stash push -- only.py", {("only.py", D)}),
+    ("git clean -fd", {(".", D)}),
+    ("git rm old.py", {("old.py", D)}),
+    ("git mv a.py b.py", {("a.py", D), ("b.py", D), ("b.py/a.py", D)}),
+    ("black src", {("src", D)}),
+    ("ruff format pkg", {("pkg", D)}),
+    ("prettier --write web", {("web", D)}),
+    ("rm src/*.pyc", {("src", D)}),
+    ("rm *.pyc", {(".", D)}),
+    ("touch src/{a,b}.py", {("src", D)}),
+    ('echo x > "src/$name.py"', {("src", D)}),
+    ('F=src/a.py; sed -i s/x/y/ "$F"', {("src/a.py", F)}),
+    ("for f in a.py 'b c.py'; do rm \"$f\"; done", {("a.py", F), ("b c.py", F)}),
+    ("cd src/auth && sed -i s/a/b/ login.py", {("src/auth/login.py", F)}),
+    ("(cd sub && touch in); touch out", {("sub/in", F), ("out", F)}),
+    ("pushd lib >/dev/null; rm x; popd; rm y", {("lib/x", F), ("y", F)}),
+    ("ls && (echo a; { tee t1; }) | sort || touch t2", {("t1", F), ("t2", F)}),
+    ("bash -c 'sed -i s/a/b/ inner.py'", {("inner.py", F)}),
+    ("sh -lc \"bash -c 'touch deep'\"", {("deep", F)}),
+    ("eval 'rm evald'", {("evald", F)}),
+    ("bash <<'EOF'\ntouch fromheredoc\nEOF", {("fromheredoc", F)}),
+    ("echo \"$(touch insub)\" <(touch inproc)", {("insub", F), ("inproc", F)}),
+    ("env A=1 sudo -u bob nice -n 5 timeout 10 touch wrapped", {("wrapped", F)}),
+    ("git ls-files | xargs sed -i s/a/b/", {(".", D)}),
+    ("if test -f x; then rm x; else touch y; fi", {("x", F), ("y", F)}),
+    ("f() { rm infunc; }", {("infunc", F)}),
+])
+def test_forms(cmd, expected):
+    got = shell_write_targets(cmd)
+    assert set(got) == expected
+    assert got.note is None
+
+
+@pytest.mark.parametrize("cmd", [
+    "cat a.py", "grep -rn TODO src", "ls -la src", "git diff -- a.py", "git log -p a.py", "git status",
+    "sed -n 1,5p a.py", "sed s/a/b/ a.py", "perl -ne 'print if /x/' a.py", "head -3 a.py | wc -l",
+    "diff a.py b.py", "find src -name '*.py'", "tar -tzf a.tgz", "sort a.txt",
+    "git show HEAD:a.py", "git restore --staged a.py", "git stash list", "git clean -n", "git rm --cached a.py",
+    "git checkout -b feature", "ruff check src", "black --check src", "cat a.py > /dev/null 2>&1",
+    "echo $(cat a.py)", "xargs grep x < list.txt", "command -v sed", "test -f a.py && echo yes",
+    "python -m pytest -q tests", "wc -l < a.py",
+])
+def test_read_only_commands_write_nothing(cmd):
+    got = shell_write_targets(cmd)
+    assert list(got) == [] and got.note is None
+
+
+def test_unparsable_command_counts_every_word():
+    got = shell_write_targets("case $x in a) rm src/auth/login.py;; esac")
+    assert got.note and "could not parse" in got.note
+    assert ("src/auth/login.py", D) in got
+    # bash reads "$((" here as a command substitution of a subshell; bashlex gives up: quoted text counts too
+    got = shell_write_targets('echo "$(( echo x > src/auth/login.py )\n)"')
+    assert got.note and ("src/auth/login.py", D) in got
+
+
+# -- the real guard -------------------------------------------------------------------
+CLAIMED = ["src/auth/login.py", "src/auth/new module.py", "src/auth/deep/x.py", "docs/spec.md"]
+UNCLAIMED = ["src/authx.py", "src/other/x.py", "docs/spec.md.bak", "docs/readme.md", "notes.txt"]
+
+
+@pytest.fixture
+def guarded(project, mesh_factory):
+    """bob (guard = edit, write, bash) against alice's claims on src/auth/ and docs/spec.md."""
+    with open(os.path.join(project, "hooks.toml"), "w") as f:
+        f.write('[defaults]\nguard = ["edit", "write", "bash"]\n')
+    os.makedirs(os.path.join(project, "docs"))
+    alice = mesh_factory("alice")
+    alice.reserve(["src/auth/", "docs/spec.md"], "refactoring auth", cwd=project)
+    bob = mesh_factory("bob")
+
+    def check(cmd: str, cwd: str = project):
+        return check_call(bob, ToolCall(tool="bash", input={"command": cmd}, agent="bob", cwd=cwd))
+    check.project = project
+    ROOT[0] = project
+    check.bob = bob
+    return check
+
+
+def test_guard_blocks_a_bash_write_like_an_edit(guarded):
+    b = guarded("sed -i 's/pass/return 1/' src/auth/login.py")
+    assert b is not None and b.holder == "alice" and b.reason == "refactoring auth"
+    assert b.message.startswith("BLOCKED: bash of src/auth/login.py - src/auth/ is reserved by agent alice")
+    edit = check_call(guarded.bob, ToolCall(tool="edit", paths=("src/auth/login.py",), agent="bob",
+                                            cwd=guarded.project))
+    assert edit.message.replace("edit of", "bash of") == b.message
+    assert guarded("sed -i 's/pass/return 1/' src/other.py") is None
+    assert guarded("cat src/auth/login.py | grep pass") is None
+    assert guarded("sed -i s/a/b/ login.py", cwd=os.path.join(guarded.project, "src", "auth")) is not None
+
+
+def test_bash_is_not_guarded_by_default(project, mesh_factory):
+    alice = mesh_factory("alice")
+    alice.reserve(["src/auth/"], "mine", cwd=project)
+    bob = mesh_factory("bob")
+    assert check_call(bob, ToolCall(tool="bash", input={"command": "rm -rf src/auth"}, cwd=project)) is None
+
+
+def test_unparsable_command_blocked_only_when_it_mentions_a_claim(guarded, project):
+    b = guarded("[[ -f src/auth/login.py ]] && rm src/auth/login.py")
+    assert b is not None and b.holder == "alice" and "could not parse" in b.message
+    assert guarded("[[ -f notes.txt ]] && rm notes.txt") is None
+    with open(os.path.join(project, "hooks.toml"), "a") as f:
+        f.write('on_store_error = "allow"\n')
+    from pi_mesh_plugin.mesh import Mesh
+
+    lax = Mesh(project, "carol")
+    try:
+        assert check_call(lax, ToolCall(tool="bash", input={"command": "[[ -f x ]] && rm src/auth/login.py"},
+                                        cwd=project)) is None
+        assert check_call(lax, ToolCall(tool="bash", input={"command": "rm src/auth/login.py"},
+                                        cwd=project)) is not None
+    finally:
+        lax.close()
+
+
+def test_whole_tree_git_commands_blocked_while_anyone_holds_a_claim(guarded):
+    for cmd in ("git stash", "git reset --hard HEAD", "git checkout .", "git pull --rebase", "git switch main"):
+        b = guarded(cmd)
+        assert b is not None and b.holder == "alice", cmd
+    assert guarded("git switch -c topic") is None and guarded("git status && git diff") is None
+
+
+# -- property tests -------------------------------------------------------------------
+def q(p: str) -> str:
+    return shlex.quote(p)
+
+
+WRITE_FORMS = [
+    lambda p: f"echo x > {q(p)}",
+    lambda p: f"echo x >> {q(p)}",
+    lambda p: f"make &> {q(p)}",
+    lambda p: f"echo x >| {q(p)}",
+    lambda p: f"{{ cat > {q(p)} <<'EOF'\nline with $dollar and 'quotes'\nEOF\n}}",
+    lambda p: f"printf x | tee {q(p)}",
+    lambda p: f"tee -a {q(p)} < /dev/null",
+    lambda p: f"sed -i 's/a/b/' {q(p)}",
+    lambda p: f"sed -i.bak -e 's/a/b/' {q(p)}",
+    lambda p: f"sed -Ei 's/a+/b/' {q(p)}",
+    lambda p: f"sed --in-place 's/a/b/' {q(p)}",
+    lambda p: f"perl -pi -e 's/a/b/' {q(p)}",
+    lambda p: f"perl -i.orig -pe 's/a/b/' {q(p)}",
+    lambda p: f"mv {q(p)} /tmp/moved-away",
+    lambda p: f"mv /tmp/incoming {q(p)}",
+    lambda p: f"cp /tmp/incoming {q(p)}",
+    lambda p: f"cp -t {q(os.path.dirname(p) or '.')} /tmp/{q(os.path.basename(p))}",
+    lambda p: f"rm {q(p)}",
+    lambda p: f"rm -rf {q(p)}",
+    lambda p: f"touch {q(p)}",
+    lambda p: f"truncate -s 0 {q(p)}",
+    lambda p: f"ln -sf /tmp/target {q(p)}",
+    lambda p: f"install -m 644 /tmp/built {q(p)}",
+    lambda p: f"dd if=/dev/zero of={q(p)} count=1",
+    lambda p: f"git checkout -- {q(p)}",
+    lambda p: f"git checkout HEAD~1 -- {q(p)}",
+    lambda p: f"git restore {q(p)}",
+    lambda p: f"git restore --source=HEAD --worktree {q(p)}",
+    lambda p: f"mkdir -p {q(p)}",
+    lambda p: f"chmod 600 {q(p)}",
+    lambda p: f"unlink {q(p)}",
+    lambda p: f"sort -o {q(p)} /tmp/unsorted",
+    lambda p: f"find {q(p)} -delete",
+    lambda p: f"F={q(p)}; sed -i s/a/b/ \"$F\"",
+    lambda p: f"for f in /tmp/one {q(p)}; do touch \"$f\"; done",
+]
+
+READ_FORMS = [
+    lambda p: f"cat {q(p)}",
+    lambda p: f"grep -n pass {q(p)}",
+    lambda p: f"ls -la {q(p)}",
+    lambda p: f"git diff -- {q(p)}",
+    lambda p: f"git log -p -- {q(p)}",
+    lambda p: f"sed -n 1p {q(p)}",
+    lambda p: f"sed 's/a/b/' {q(p)}",
+    lambda p: f"perl -ne 'print' {q(p)}",
+    lambda p: f"head -5 {q(p)} | wc -l",
+    lambda p: f"diff {q(p)} /tmp/other",
+    lambda p: f"cp {q(p)} /tmp/copy",
+    lambda p: f"sort {q(p)}",
+    lambda p: f"awk '{{print $1}}' {q(p)}",
+    lambda p: f"find {q(p)} -name '*.py'",
+    lambda p: f"test -f {q(p)} && echo yes",
+    lambda p: f"stat {q(p)}",
+    lambda p: f"cat {q(p)} > /dev/null 2>&1",
+    lambda p: f"wc -c < {q(p)}",
+    lambda p: f"xargs grep x < {q(p)}",
+    lambda p: f"git show HEAD:{q(p)}",
+    lambda p: f"git blame {q(p)}",
+]
+
+READ_NOISE = ["ls", "git status", "cat docs/spec.md", "grep -r auth src", "pwd", "echo done", "true"]
+
+
+def wrap(draw, cmd: str, depth: int) -> str:
+    """Nest ``cmd`` in a random shell construct (recursively)."""
+    if depth == 0:
+        return cmd
+    how = draw(st.sampled_from(["none", "chain_before", "chain_after", "subshell", "group", "bash_c", "sh_c",
+                                "if", "for", "while", "eval", "cmdsubst", "env", "sudo", "pipe_into"]))
+    noise = draw(st.sampled_from(READ_NOISE))
+    op = draw(st.sampled_from([";", "&&", "||", "|"]))
+    simple = "\n" not in cmd and not any(t in cmd for t in (";", "&&", "||", "|", "(", "{", "<", ">", "="))
+    braced = cmd if simple else f"{{ {cmd}\n}}"  # keep the inner command one unit under && / || / |
+    if how == "chain_before":
+        cmd = f"{noise} {op} {braced}"
+    elif how == "chain_after":
+        cmd = f"{braced} {op} {noise}"
+    elif how == "subshell":
+        cmd = f"( {cmd} )"
+    elif how == "group":
+        cmd = f"{{ {cmd}\n}}"
+    elif how == "bash_c":
+        cmd = f"bash -c {q(cmd)}"
+    elif how == "sh_c":
+        cmd = f"sh -ec {q(cmd)}"
+    elif how == "if":
+        cmd = f"if {noise}; then {cmd}\nfi"
+    elif how == "for":
+        cmd = f"for i in 1 2; do {cmd}\ndone"
+    elif how == "while":
+        cmd = f"while false; do :; done; {cmd}"
+    elif how == "eval":
+        cmd = f"eval {q(cmd)}"
+    elif how == "cmdsubst":
+        cmd = f"echo \"$( {cmd}\n)\""
+    elif how == "env" and simple:
+        cmd = f"env LC_ALL=C {cmd}"
+    elif how == "sudo" and simple:
+        cmd = f"sudo -n {cmd}"
+    elif how == "pipe_into":
+        cmd = f"{noise} | {{ {cmd}\n}}"
+    return wrap(draw, cmd, depth - 1)
+
+
+@st.composite
+def commands(draw, forms, paths, root_holder):
+    path = draw(st.sampled_from(paths))
+    spelling = draw(st.sampled_from(["plain", "dot", "absolute", "cd"]))
+    form = draw(st.sampled_from(forms))
+    if spelling == "cd" and "/" in path:
+        d, rest = path.split("/", 1)
+        cmd = f"cd {q(d)} && {form(rest)}"
+    else:
+        shown = {"plain": path, "dot": "./" + path, "absolute": os.path.join(root_holder[0], path),
+                 "cd": path}[spelling]
+        cmd = form(shown)
+    return wrap(draw, cmd, draw(st.integers(0, 3)))
+
+
+def valid_bash(cmd: str) -> bool:
+    return subprocess.run(["bash", "-n", "-c", cmd], capture_output=True).returncode == 0
+
+
+ROOT: list[str] = [""]  # the project of the running test (the strategies are built before it exists)
+PROPS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@PROPS
+@given(cmd=commands(WRITE_FORMS, CLAIMED, ROOT))
+def test_property_writes_to_a_claimed_path_are_blocked(guarded, cmd):
+    assert valid_bash(cmd), cmd
+    b = guarded(cmd)
+    assert b is not None and b.holder == "alice", cmd
+    assert "could not parse" not in b.message, cmd
+
+
+@PROPS
+@given(cmd=commands(WRITE_FORMS, UNCLAIMED, ROOT))
+def test_property_the_same_writes_elsewhere_pass(guarded, cmd):
+    assert valid_bash(cmd), cmd
+    assert guarded(cmd) is None, cmd
+
+
+@PROPS
+@given(cmd=commands(READ_FORMS, CLAIMED, ROOT))
+def test_property_reads_of_claimed_paths_are_never_blocked(guarded, cmd):
+    assert valid_bash(cmd), cmd
+    assert guarded(cmd) is None, cmd

@@ -161,13 +161,15 @@ def parse_config_file(path: str) -> dict:
             raise ConfigError(f"{path}: {key}: {e.message}") from None
         expected = _expected(e)
         raise ConfigError(f"{path}: {key}: {e.message}{expected}") from None
-    for section in [data.get("defaults", {}), *data.get("agents", {}).values()]:
+    sections = [("defaults", data.get("defaults", {}))]
+    sections += [(f"agents.{name}", sec) for name, sec in data.get("agents", {}).items()]
+    for where, section in sections:
         for k in _DURATIONS:
             if k in section:
                 try:
                     parse_duration(section[k])
                 except ValueError as err:
-                    raise ConfigError(f"{path}: {k}: {err}") from None
+                    raise ConfigError(f"{path}: {where}.{k}: {err}") from None
     return data
 
 

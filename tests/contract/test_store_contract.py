@@ -1,0 +1,525 @@
+"""One contract, two backends: every core operation through the Mesh API, on the file store and on PostgreSQL.
+
+Each test taking ``backend`` runs twice (``files``, ``postgres``); for the
+postgres run ``PI_MESH_STORE`` names a fresh schema, so the Mesh picks the
+store exactly as a user's configuration would.  Tests after the contract
+section are PostgreSQL-specific (projects across checkouts, schema versions,
+LISTEN/NOTIFY, the ``db`` CLI) and end with the multi-process exclusivity test:
+real processes, each pretending to be another machine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from pi_mesh_plugin.clock import iso, now
+from pi_mesh_plugin.errors import (
+    InvalidName,
+    NameTaken,
+    NotJoined,
+    ReservationConflict,
+    StoreError,
+    TooLarge,
+    UnknownAgent,
+    UsageError,
+)
+from pi_mesh_plugin.mesh import Mesh
+from tests.conftest import REPO, run_cli
+
+
+@pytest.fixture
+def mk(project, backend, mesh_factory):
+    """``mk(name, join=True)``: a Mesh for ``name`` in the test project (cwd = project root) on ``backend``."""
+    return lambda name, join=True, **kw: mesh_factory(name, join=join, cwd=kw.pop("cwd", project), **kw)
+
+
+@pytest.fixture
+def dead_pid():  # -> int
+    """The pid of a process that has exited (and been reaped)."""
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+@pytest.fixture
+def sleeper():
+    """A live process to own an agent; kill it to make the agent dead."""
+    p = subprocess.Popen(["sleep", "120"])
+    yield p
+    if p.poll() is None:
+        p.kill()
+        p.wait()
+
+
+def _kill(p: subprocess.Popen) -> None:
+    p.kill()
+    p.wait()
+
+
+def test_backend_is_the_configured_one(backend, mk):
+    from pi_mesh_plugin.store.base import Store
+
+    a = mk("alice")
+    assert isinstance(a.store, Store)
+    assert type(a.store).__name__ == {"files": "FileStore", "postgres": "PostgresStore"}[backend]
+
+
+# -- registry -------------------------------------------------------------------------------------------------------
+def test_registry_join_list_heartbeat_leave(backend, mk):
+    a = mk("alice")
+    b = mk("bob")
+    assert [x.name for x in a.agents()] == ["alice", "bob"]
+    assert all(x.live for x in b.agents())
+    me = a.me()
+    assert me.session == a.session and me.pid == os.getpid() and me.live
+    again = mk("alice")  # the same owner process re-registering keeps its session
+    assert again.session == a.session
+    hb = a.heartbeat(status="refactoring auth", activity={"last": "edit src/x.py", "edits": 3})
+    assert hb.status == "refactoring auth"
+    got = b.store.get_agent("alice")
+    assert got["status"] == "refactoring auth" and got["activity"] == {"last": "edit src/x.py", "edits": 3}
+    assert got["last_seen"] >= me.last_seen
+    with pytest.raises(Exception) as ei:
+        a.heartbeat(status="x" * 501)  # the agent schema bounds a status line
+    assert "status" in str(ei.value)
+    assert a.leave() is True
+    assert a.leave() is False
+    assert [x.name for x in b.agents()] == ["bob"]
+    assert b.store.get_agent("alice") is None
+    assert a.heartbeat() is None
+
+
+def test_name_taken_by_live_agent_then_taken_over_when_dead(backend, mk, project, sleeper):
+    old = mk("carol", join=False)
+    old.join(pid=sleeper.pid)
+    old.reserve(["src/"], "carol's work")
+    bob = mk("bob")
+    bob.send("carol", "unread before the crash")
+    new = mk("carol", join=False)
+    with pytest.raises(NameTaken) as ei:
+        new.join()
+    assert ei.value.exit_code == 3 and "carol" in str(ei.value) and str(sleeper.pid) in str(ei.value)
+    assert bob.check("src/auth/login.py").holder == "carol"
+    _kill(sleeper)
+    agent = new.join()
+    assert agent.session != old.session and agent.pid == os.getpid()
+    assert any("set aside" in n and "1 unread" in n for n in new.notices), new.notices
+    assert new.reservations() == [] and bob.check("src/auth/login.py") is None
+    assert new.read_inbox() == []  # the old session's mail is kept aside, not handed to the new holder
+    bob.send("carol", "hello new carol")
+    assert [m.text for m in new.read_inbox()] == ["hello new carol"]
+
+
+def test_liveness_across_hosts_by_heartbeat_ttl(backend, mk, monkeypatch, dead_pid):
+    monkeypatch.setenv("PI_MESH_HOSTNAME", "machine-a")
+    remote = mk("remote", join=False)
+    remote.join(pid=dead_pid)  # its owner pid is dead *on machine-a*
+    monkeypatch.setenv("PI_MESH_HOSTNAME", "machine-b")
+    local = mk("local")
+    # From machine-b the pid means nothing: the fresh heartbeat makes remote live.
+    remote.reserve(["src/auth/"], "remote work")
+    assert {a.name: a.live for a in local.agents()} == {"local": True, "remote": True}
+    assert local.check("src/auth/login.py").holder == "remote"
+    # On machine-a itself the owner process decides: it is gone.
+    monkeypatch.setenv("PI_MESH_HOSTNAME", "machine-a")
+    assert local.check("src/auth/login.py") is None
+    monkeypatch.setenv("PI_MESH_HOSTNAME", "machine-b")
+    assert local.check("src/auth/login.py") is not None
+    # The remote machine stops heartbeating: past the TTL (60 s) it is dead and its claims stop counting.
+    remote.heartbeat(last_seen=iso(now() - local.config.heartbeat_ttl - 5))
+    assert {a.name: a.live for a in local.agents()} == {"local": True, "remote": False}
+    assert local.check("src/auth/login.py") is None
+    with pytest.raises(NotJoined):
+        remote.reserve(["docs/"], "a dead agent cannot claim")
+    made = local.reserve(["src/auth/"], "taking over")
+    assert [r.holder for r in made] == ["local"]
+    assert [r.holder for r in local.reservations(live_only=False)] == ["local"]  # the dead claim was removed
+
+
+# -- messages -------------------------------------------------------------------------------------------------------
+def test_messaging_read_state_threads_urgent(backend, mk):
+    a, b = mk("alice"), mk("bob")
+    m1 = b.send("alice", "one")
+    m2 = b.send("alice", "two", urgent=True)
+    assert a.unread_count() == 2 and b.unread_count("alice") == 2
+    peek = a.read_inbox(peek=True)
+    assert [(m.id, m.text, m.urgent, m.read, m.sender) for m in peek] == [
+        (m1.id, "one", False, False, "bob"), (m2.id, "two", True, False, "bob")]
+    assert a.unread_count() == 2
+    assert [m.text for m in a.read_inbox()] == ["one", "two"]
+    assert a.unread_count() == 0 and a.read_inbox() == []
+    both = a.read_inbox(unread_only=False)
+    assert [(m.text, m.read) for m in both] == [("one", True), ("two", True)]
+    r1 = a.send("bob", "re: one", reply_to=m1.id)
+    assert r1.reply_to == m1.id and r1.thread == m1.id
+    got = b.read_inbox()
+    assert [(m.text, m.thread) for m in got] == [("re: one", m1.id)]
+    r2 = b.send("alice", "re: re: one", reply_to=r1.id)
+    assert r2.thread == m1.id  # a thread keeps its first message's id
+    m3 = b.send("alice", "three")
+    assert a.mark_read([m3.id]) == 1 and a.mark_read([m3.id]) == 0
+    assert [m.text for m in a.read_inbox()] == ["re: re: one"]
+    assert a.store.get_message("alice", m1.id)["text"] == "one"
+    assert a.store.get_message("alice", "0000000000000000-0000000000") is None
+
+
+def test_messaging_refusals(backend, mk):
+    a, _ = mk("alice"), mk("bob")
+    with pytest.raises(UnknownAgent) as ei:
+        a.send("nobody", "hello?")
+    assert "nobody" in str(ei.value)
+    with pytest.raises(TooLarge):
+        a.send("bob", "x" * (64 * 1024 + 1))
+    with pytest.raises(UsageError):
+        a.send("bob", "   ")
+    with pytest.raises(InvalidName):
+        a.send("../bob", "hi")
+    assert a.unread_count("bob") == 0
+    big = a.send("bob", "y" * (64 * 1024))  # exactly at the limit is fine
+    assert a.store.get_message("bob", big.id)["text"] == "y" * (64 * 1024)
+
+
+def test_broadcast_reaches_live_agents_only(backend, mk, dead_pid):
+    a, b, c = mk("alice"), mk("bob"), mk("carol")
+    ghost = mk("ghost", join=False)
+    ghost.join(pid=dead_pid)
+    sent = a.broadcast("standup in 5", urgent=True)
+    assert sorted(m.to for m in sent) == ["bob", "carol"] and len({m.id for m in sent}) == 1
+    for m in (b, c):
+        [got] = m.read_inbox()
+        assert got.broadcast and got.urgent and got.text == "standup in 5" and got.id == sent[0].id
+    assert a.unread_count() == 0 and a.unread_count("ghost") == 0
+
+
+# -- reservations ---------------------------------------------------------------------------------------------------
+def test_reserve_conflict_names_holder_and_claims_nothing(backend, mk):
+    a, b = mk("alice"), mk("bob")
+    [r] = a.reserve(["src/auth/"], "auth refactor")
+    assert (r.holder, r.path, r.kind, r.reason) == ("alice", "src/auth", "dir", "auth refactor")
+    with pytest.raises(ReservationConflict) as ei:
+        b.reserve(["src/other.py", "src/auth/login.py"], "fix")
+    e = ei.value
+    assert e.exit_code == 3
+    assert [(c.holder, c.path) for c in e.conflicts] == [("alice", "src/auth")]
+    assert str(e) == ('cannot reserve src/other.py, src/auth/login.py: src/auth/ is reserved by alice '
+                      '("auth refactor", expires in 30m). Nothing was reserved; message the holder to coordinate.')
+    assert [x.holder for x in b.reservations()] == ["alice"]  # all or nothing: src/other.py was not claimed
+    with pytest.raises(ReservationConflict):
+        b.reserve(["src/"], "the parent overlaps the claim beneath")
+    with pytest.raises(ReservationConflict):
+        b.reserve(["."], "the whole project overlaps everything")
+    assert [x.path for x in b.reserve(["src/authz/", "docs/"], "siblings do not overlap")] == ["src/authz", "docs"]
+    assert [x.path for x in a.reserve(["src/auth/login.py"], "own claims never conflict")] == ["src/auth/login.py"]
+    assert b.check("src/auth/login.py").holder == "alice"
+
+
+def test_renew_and_release(backend, mk):
+    a, b = mk("alice"), mk("bob")
+    [r1] = a.reserve(["src/auth/"], "one", ttl="10m")
+    [r2] = a.reserve(["src/auth/"], "two", ttl="1h")
+    assert r2.created == r1.created and r2.id != r1.id and r2.expires > r1.expires and r2.reason == "two"
+    assert [r.id for r in a.reservations()] == [r2.id]
+    a.reserve(["src/x.py", "docs/"], "more")
+    b.reserve(["lib/"], "bob's")
+    gone = a.release(["docs/"])
+    assert [r.path for r in gone] == ["docs"]
+    assert sorted(r.path for r in a.reservations()) == ["lib", "src/auth", "src/x.py"]
+    assert a.release(["lib/"]) == []  # never someone else's
+    assert sorted(r.path for r in a.release()) == ["src/auth", "src/x.py"]
+    assert [r.holder for r in a.reservations()] == ["bob"]
+    assert b.release() and b.release() == []
+
+
+def test_expired_claims_stop_blocking(backend, mk):
+    a, b = mk("alice"), mk("bob")
+    a.reserve(["src/auth/"], "short", ttl=0.3)
+    assert b.check("src/auth/login.py") is not None
+    time.sleep(0.4)
+    assert b.check("src/auth/login.py") is None
+    assert a.reservations() == [] and len(a.reservations(live_only=False)) == 1
+    b.reserve(["src/auth/"], "mine now")
+    assert [(r.holder, r.path) for r in b.reservations(live_only=False)] == [("bob", "src/auth")]
+
+
+def test_dead_holder_claims_stop_blocking(backend, mk, sleeper):
+    ghost = mk("ghost", join=False)
+    ghost.join(pid=sleeper.pid)
+    ghost.reserve(["src/"], "about to crash")
+    b = mk("bob")
+    assert b.check("src/auth/login.py").holder == "ghost"
+    _kill(sleeper)
+    assert b.check("src/auth/login.py") is None
+    b.reserve(["src/auth/"], "after the crash")
+    assert [r.holder for r in b.reservations(live_only=False)] == ["bob"]
+
+
+# -- check ----------------------------------------------------------------------------------------------------------
+def test_check_overlap_semantics(backend, mk, project):
+    a, b, c = mk("alice"), mk("bob"), mk("carol")
+    a.reserve(["src/auth/login.py"], "file only")
+    c.reserve(["src/auth-old/x.py", "src/auth0.py", "src/authz/", "src/autha"], "siblings that sort near src/auth/")
+    cover = lambda path, kind: sorted(r["path"] for r in b.store.covering(path, kind))
+    assert cover("src/auth", "dir") == ["src/auth/login.py"]
+    assert cover("src/auth/login.py", "file") == ["src/auth/login.py"]
+    assert cover("src", "file") == [] and cover("src/auth", "file") == []
+    assert cover("src", "dir") == ["src/auth-old/x.py", "src/auth/login.py", "src/auth0.py", "src/autha", "src/authz"]
+    assert cover("src/authz/deep/file.py", "file") == ["src/authz"]
+    c.release()
+    block = b.check("src/auth/login.py", tool="write")
+    assert (block.holder, block.reason, block.canonical, block.tool) == ("alice", "file only", "src/auth/login.py",
+                                                                         "write")
+    assert "reserved by agent alice" in block.message and 'send_message(to="alice"' in block.message
+    assert b.check("src/auth/other.py") is None           # a file claim covers that file only
+    assert b.check("src/auth/login.py.bak") is None
+    assert b.check("src/auth/") is not None               # a directory target covers claims beneath it
+    assert b.check("src", kind="dir") is not None
+    assert b.check(".") is not None
+    assert b.check("src/authz", kind="dir") is None
+    assert b.check(os.path.join(project, "src", ".", "auth", "..", "auth", "login.py")) is not None
+    sub = mk("bob", join=False, cwd=os.path.join(project, "src"))
+    assert sub.check("auth/login.py") is not None          # same claim, spelled from another directory
+    assert b.check("/etc/passwd") is None                  # outside the project: never blocked
+    assert a.check("src/auth/login.py") is None            # own claim
+    assert mk(None, join=False).check("src/auth/login.py") is not None  # no identity: checked against all
+    a.reserve(["src/auth/"], "now the directory")
+    assert b.check("src/auth/new_file.py").reason == "now the directory"
+    assert b.check("src/auth-old/x.py") is None and b.check("src/authz/x.py") is None
+    assert b.check("src/aut") is None
+
+
+# -- feed -----------------------------------------------------------------------------------------------------------
+def test_feed_records_operations_in_order(backend, mk):
+    a, b = mk("alice"), mk("bob")
+    b.send("alice", "hi")
+    a.reserve(["src/"], "feed test")
+    with pytest.raises(ReservationConflict):
+        b.reserve(["src/auth/"], "clash")
+    a.release()
+    a.record("custom", detail={"n": 1})
+    events = a.feed()
+    assert [(e["event"], e["agent"]) for e in events] == [
+        ("join", "alice"), ("join", "bob"), ("message", "bob"), ("reserve", "alice"), ("refused", "bob"),
+        ("release", "alice"), ("custom", "alice")]
+    assert events[4]["holders"] == ["alice"] and events[-1]["detail"] == {"n": 1}
+    assert list(events[0])[:3] == ["ts", "event", "agent"]  # field order as written
+    assert a.feed(2) == events[-2:]
+    a.record("huge", blob="z" * 10_000)  # an oversized event is cut down, never refused
+    assert a.feed(1)[0]["event"] == "huge" and len(a.feed(1)[0]["blob"]) < 300
+
+
+# -- doctor ---------------------------------------------------------------------------------------------------------
+def test_doctor_finds_and_fixes(backend, mk, sleeper):
+    a = mk("alice")
+    ghost = mk("ghost", join=False)
+    ghost.join(pid=sleeper.pid)
+    ghost.reserve(["lib/"], "ghost's")
+    a.reserve(["src/"], "short", ttl=0.2)
+    _kill(sleeper)
+    time.sleep(0.3)
+    kinds = lambda found: sorted((f["kind"], f["fixed"]) for f in found
+                                 if f["kind"] in ("stale-agent", "expired-claim", "dead-claim"))
+    found = a.doctor()
+    assert ("stale-agent", False) in kinds(found) and ("expired-claim", False) in kinds(found)
+    assert any("ghost" in f["detail"] for f in found if f["kind"] == "stale-agent")
+    fixed = a.doctor(fix=True)
+    assert ("stale-agent", True) in kinds(fixed) and ("expired-claim", True) in kinds(fixed)
+    assert kinds(a.doctor()) == []
+    assert [x.name for x in a.agents()] == ["alice"] and a.reservations(live_only=False) == []
+
+
+# -- PostgreSQL only ------------------------------------------------------------------------------------------------
+@pytest.fixture
+def pg_env(pg_url, monkeypatch):  # -> str
+    monkeypatch.setenv("PI_MESH_STORE", pg_url)
+    return pg_url
+
+
+def _checkout(tmp_path, name: str, remote: str | None) -> str:
+    root = tmp_path / name
+    (root / "src" / "auth").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    if remote:
+        subprocess.run(["git", "-C", str(root), "remote", "add", "origin", remote], check=True)
+    return str(root)
+
+
+def test_pg_project_id_from_git_remote_joins_checkouts(pg_env, tmp_path):
+    from pi_mesh_plugin.store.postgres import normalise_remote
+
+    assert normalise_remote("git@github.com:Acme/repo.git") == "github.com/Acme/repo"
+    assert normalise_remote("https://user:pw@GitHub.com/Acme/repo.git/") == "github.com/Acme/repo"
+    assert normalise_remote("ssh://git@github.com:22/Acme/repo") == "github.com/Acme/repo"
+    one = _checkout(tmp_path, "laptop-checkout", "git@github.com:Acme/repo.git")
+    two = _checkout(tmp_path, "ci/builds/repo", "https://ci-token@github.com/Acme/repo")
+    other = _checkout(tmp_path, "other", "git@github.com:Acme/other.git")
+    a, b, c = (Mesh(r, n, cwd=r) for r, n in ((one, "alice"), (two, "bob"), (other, "carol")))
+    try:
+        for m in (a, b, c):
+            m.join()
+        assert a.store.project == b.store.project == "github.com/Acme/repo" != c.store.project
+        a.reserve(["src/auth/"], "same repository, another checkout")
+        assert b.check("src/auth/login.py").holder == "alice"   # different absolute paths, same canonical path
+        assert c.check("src/auth/login.py") is None              # another project never sees the claim
+        assert [x.name for x in c.agents()] == ["carol"]
+        with pytest.raises(UnknownAgent):
+            c.send("alice", "not in my project")
+        c2 = Mesh(other, "alice", cwd=other)
+        c2.join()  # the same name in another project is another agent
+        c2.close()
+    finally:
+        for m in (a, b, c):
+            m.close()
+
+
+def test_pg_project_id_from_config_wins(pg_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("PI_MESH_STORE", pg_url)
+    one = _checkout(tmp_path, "one", "git@github.com:Acme/repo.git")
+    two = _checkout(tmp_path, "two", None)  # no remote: would be its path
+    (tmp_path / "two" / "hooks.toml").write_text('[store]\nproject_id = "github.com/Acme/repo"\n')
+    a, b = Mesh(one, "alice", cwd=one), Mesh(two, "bob", cwd=two)
+    try:
+        a.join()
+        b.join()
+        assert b.store.project == a.store.project
+        a.reserve(["src/"], "shared by configuration")
+        assert b.check("src/auth/login.py").holder == "alice"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_pg_schema_is_versioned_and_created_on_first_use(pg_url, project):
+    import psycopg
+
+    from pi_mesh_plugin.store.postgres import LATEST, PostgresStore, split_url
+
+    s = PostgresStore(pg_url, project)
+    try:
+        assert s.schema_version() == LATEST          # first use created it
+        assert s.migrate() == []                     # and it is idempotent
+        base, schema = split_url(pg_url)
+        with psycopg.connect(base, autocommit=True) as c:
+            assert c.execute(f'SELECT version FROM "{schema}".schema_version').fetchall() == [(LATEST,)]
+            c.execute(f'INSERT INTO "{schema}".schema_version VALUES (999, %s)', ("from the future",))
+        newer = PostgresStore(pg_url, project)
+        with pytest.raises(StoreError) as ei:
+            newer.list_agents()
+        assert "newer" in str(ei.value) and "\n" not in str(ei.value)
+        newer.close()
+    finally:
+        s.close()
+
+
+def test_pg_db_cli_init_and_status(pg_url, project):
+    env = {"PI_MESH_STORE": pg_url}
+    r = run_cli("db", "init", cwd=project, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "version 1" in r.stdout and "applied 1" in r.stdout
+    r = run_cli("db", "init", cwd=project, env=env)
+    assert r.returncode == 0 and "already up to date" in r.stdout
+    r = run_cli("--json", "db", "status", cwd=project, env=env)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["schema_version"] == 1 and info["agents"] == 0 and info["project"] == os.path.realpath(project)
+    r = run_cli("db", "status", cwd=project)
+    assert r.returncode == 2 and "no PostgreSQL store configured" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_pg_unreachable_server_is_one_line_and_guard_fails_closed(project):
+    bad = "postgresql://postgres:secret@127.0.0.1:1/test"
+    r = run_cli("agents", cwd=project, env={"PI_MESH_STORE": bad})
+    assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "127.0.0.1" in r.stderr and "secret" not in r.stderr
+    from pi_mesh_plugin.guard import check_call
+    from pi_mesh_plugin.records import ToolCall
+    from pi_mesh_plugin.store.postgres import PostgresStore
+
+    m = Mesh(project, "alice", cwd=project, store=PostgresStore(bad, project))
+    block = check_call(m, ToolCall(tool="edit", paths=("src/auth/login.py",), cwd=project))
+    assert block is not None and "could not read the reservations" in block.message
+
+
+def test_pg_wait_for_mail_wakes_on_notify(pg_env, mesh_factory, project):
+    a, b = mesh_factory("alice", cwd=project), mesh_factory("bob", cwd=project)
+    assert a.store.wait_for_mail("alice", timeout=0.2) == 0
+    woke: list[float] = []
+
+    def wait() -> None:
+        woke.append(a.store.wait_for_mail("alice", timeout=10))
+        woke.append(time.monotonic())
+
+    t = threading.Thread(target=wait)
+    t.start()
+    time.sleep(0.3)
+    sent_at = time.monotonic()
+    b.send("alice", "wake up")
+    t.join(10)
+    assert woke[0] == 1
+    assert woke[1] - sent_at < 0.5  # NOTIFY, not the 2 s poll
+    assert a.store.wait_for_mail("alice", timeout=5) == 1  # unread mail: returns at once
+
+
+def test_pg_subscribe_reports_topics(pg_env, mesh_factory, project):
+    a, b = mesh_factory("alice", cwd=project), mesh_factory("bob", cwd=project)
+    seen: list[str | None] = []
+    got = threading.Event()
+
+    def cb(topic: str | None) -> None:
+        seen.append(topic)
+        if "reservations" in seen and "inbox" in seen:
+            got.set()
+
+    stop = a.store.subscribe(cb)
+    try:
+        b.send("alice", "hi")
+        b.reserve(["src/"], "topic test")
+        assert got.wait(5), seen
+        assert "feed" in seen
+    finally:
+        stop()
+
+
+def test_pg_feed_is_bounded(pg_env, mesh_factory, project, monkeypatch):
+    from pi_mesh_plugin.store import postgres
+
+    monkeypatch.setattr(postgres, "FEED_MAX_ROWS", 30)
+    monkeypatch.setattr(postgres, "FEED_TRIM_EVERY", 10)
+    a = mesh_factory("alice", cwd=project)
+    for i in range(100):
+        a.record("tick", i=i)
+    events = a.feed()
+    assert 30 <= len(events) <= 40 and events[-1]["i"] == 99
+
+
+# -- multi-process exclusivity, processes on "different hosts" ------------------------------------------------------
+def test_pg_exclusivity_across_processes_on_different_hosts(pg_env, project, tmp_path):
+    paths = ["src/", "src/auth/", "src/auth/login.py", "src/auth/"]  # pairwise overlapping
+    cycles = 40
+    start = tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    procs = []
+    for i, p in enumerate(paths):
+        out = tmp_path / f"w{i}.json"
+        procs.append((out, subprocess.Popen(
+            [sys.executable, "-m", "tests.contract.claim_worker", project, f"worker-{i}", f"host-{i}", p,
+             str(cycles), str(start), str(out)], env=env, cwd=REPO)))
+    time.sleep(0.5)
+    start.write_text("go")
+    results = []
+    for out, proc in procs:
+        assert proc.wait(120) == 0
+        results.append(json.loads(out.read_text()))
+    spans = sorted((t0, t1, r["name"]) for r in results for t0, t1 in r["intervals"])
+    assert len(spans) == cycles * len(paths)
+    overlaps = [(a, b) for a, b in itertools.pairwise(spans) if b[0] < a[1]]
+    assert overlaps == []
+    assert sum(r["refused"] for r in results) > 0  # they did contend
+    assert len({s[2] for s in spans}) == len(paths)

@@ -86,7 +86,7 @@ def main() -> int:
             got = threading.Event()
             res: list[float] = []
 
-            def waiter() -> None:
+            def waiter(got: threading.Event = got, res: list[float] = res) -> None:
                 got.set()
                 alice.store.wait_for_mail("alice", 5)
                 res.append(time.perf_counter())

@@ -31,7 +31,7 @@ def hook(harness: str, payload: object, *, args: tuple[str, ...] = (), env: dict
     full = {**os.environ, **(env or {})}
     full["PYTHONPATH"] = REPO + os.pathsep + full.get("PYTHONPATH", "")
     cmd = [PI_MESH[0], *flags, *PI_MESH[1:], "hook", harness, *args]
-    return subprocess.run(cmd, input=data, capture_output=True, env=full, cwd=cwd, timeout=60)
+    return subprocess.run(cmd, input=data, capture_output=True, env=full, cwd=cwd, timeout=60, check=False)
 
 
 def claude_event(project: str, tool: str, tool_input: dict, cwd: str | None = None) -> dict:
@@ -84,7 +84,7 @@ def assert_error_block(r: subprocess.CompletedProcess, *words: str) -> str:
     err = r.stderr.decode()
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err
-    assert err.startswith("BLOCKED by pi-mesh") or err.startswith("pi-mesh hook:"), err
+    assert err.startswith(("BLOCKED by pi-mesh", "pi-mesh hook:")), err
     for w in words:
         assert w in err, err
     return err
@@ -238,7 +238,7 @@ def test_bad_arguments_and_identity_block(project, held):
     assert_error_block(hook("vscode", event), "unknown harness")
     assert_error_block(hook("claude-code", event, args=("--frobnicate",)), "unexpected argument")
     assert_error_block(hook("claude-code", event, env={"PI_MESH_AGENT": "not a name"}), "invalid agent name")
-    r = subprocess.run([*PI_MESH, "hook"], capture_output=True, input=b"", timeout=60,
+    r = subprocess.run([*PI_MESH, "hook"], capture_output=True, input=b"", timeout=60, check=False,
                        env={**os.environ, "PYTHONPATH": REPO})
     assert_error_block(r, "usage")
 

@@ -129,7 +129,7 @@ def test_installed_claude_hook_command_runs_and_denies(project, mesh_factory):
              "tool_input": {"file_path": f"{project}/src/auth/login.py", "content": "x"}, "tool_use_id": "t"}
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PATH"] = "/usr/bin:/bin"  # the interpreter path is absolute: no PATH lookup needed
-    r = subprocess.run(["sh", "-c", command], input=json.dumps(event), capture_output=True, text=True, env=env,
+    r = subprocess.run(["sh", "-c", command], input=json.dumps(event), capture_output=True, text=True, env=env, check=False,
                        cwd=project, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "reserved by agent alice" in json.loads(r.stdout)["hookSpecificOutput"]["permissionDecisionReason"]

@@ -11,10 +11,10 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from mcp import ClientSession  # noqa: E402
-from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from tests.conftest import REPO  # noqa: E402
+from tests.conftest import REPO
 
 REASON = "refactoring the session tokens"
 
@@ -34,10 +34,10 @@ def _text(result) -> str:  # CallToolResult
 
 def _session(project: str, agent: str | None, body, errlog=None):
     async def main():
-        async with stdio_client(_params(project, agent), errlog=errlog or sys.stderr) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                return await body(session)
+        async with stdio_client(_params(project, agent), errlog=errlog or sys.stderr) as (read, write), \
+                ClientSession(read, write) as session:
+            await session.initialize()
+            return await body(session)
 
     return anyio.run(main)
 
@@ -132,7 +132,7 @@ def test_a_name_held_by_another_live_agent_is_refused(project, mesh_factory):
     try:
         mesh_factory("alice", join=False).join(pid=owner.pid)
         p = _params(project, "alice")
-        r = subprocess.run([p.command, *p.args], env=p.env, cwd=project, input="", capture_output=True, text=True,
+        r = subprocess.run([p.command, *p.args], env=p.env, cwd=project, input="", capture_output=True, text=True, check=False,
                            timeout=60)
         assert r.returncode == 3
         assert "held by a live agent" in r.stderr and "Traceback" not in r.stderr

@@ -21,8 +21,8 @@ command ``pi-mesh install claude-code`` lives in :mod:`.installers` and is resol
 
 from __future__ import annotations
 
-from ._hookinput import HookInputError, file_call, get_cwd, require_event, tool_input
 from ..records import ToolCall
+from ._hookinput import HookInputError, file_call, get_cwd, require_event, tool_input
 
 HARNESS = "claude-code"
 EVENT = "PreToolUse"

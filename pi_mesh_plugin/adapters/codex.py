@@ -17,8 +17,8 @@ Paths are relative to the event's ``cwd`` (absolute ones are taken as they are).
 
 from __future__ import annotations
 
-from ._hookinput import HookInputError, check_path, get_cwd, require_event, tool_input
 from ..records import ToolCall
+from ._hookinput import HookInputError, check_path, get_cwd, require_event, tool_input
 
 HARNESS = "codex"
 EVENT = "PreToolUse"

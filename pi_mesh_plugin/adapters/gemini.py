@@ -12,8 +12,8 @@ in Gemini CLI and let the call run, so errors use exit 2 with the reason on stde
 
 from __future__ import annotations
 
-from ._hookinput import HookInputError, file_call, get_cwd, require_event, tool_input
 from ..records import ToolCall
+from ._hookinput import HookInputError, file_call, get_cwd, require_event, tool_input
 
 HARNESS = "gemini"
 EVENT = "BeforeTool"

@@ -17,6 +17,7 @@ the harness session), heartbeats while it runs, and leaves on exit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -40,12 +41,12 @@ def build_server(host):  # (PluginHost) -> mcp.server.lowlevel.Server
 
     mesh = host.mesh
 
-    async def list_tools(ctx, params) -> types.ListToolsResult:  # noqa: ARG001 - the SDK's handler signature
+    async def list_tools(ctx, params) -> types.ListToolsResult:
         specs = await anyio.to_thread.run_sync(host.tools)
         return types.ListToolsResult(tools=[types.Tool(name=t.name, description=t.description,
                                                        input_schema=t.parameters) for t in specs])
 
-    async def call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:  # noqa: ARG001
+    async def call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
         def run() -> tuple[str, bool]:
             try:
                 return _text(host.call_tool(params.name, dict(params.arguments or {}), cwd=mesh.cwd)), False
@@ -90,21 +91,19 @@ def run(root: str | None = None, agent: str | None = None, config_path: str | No
         period = max(1.0, float(mesh.config.heartbeat_ttl or 60) / 3)
         while True:
             await anyio.sleep(period)
-            try:
+            # A missed heartbeat is not fatal (the owner process keeps a local agent live); the next one retries.
+            with contextlib.suppress(Exception):
                 await anyio.to_thread.run_sync(mesh.heartbeat)
-            except Exception:  # noqa: BLE001 - a missed heartbeat is not fatal; the next one retries
-                pass
 
     async def main() -> None:
-        async with stdio_server() as (read_stream, write_stream):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(heartbeat)
-                await server.run(read_stream, write_stream, server.create_initialization_options())
-                tg.cancel_scope.cancel()
+        async with stdio_server() as (read_stream, write_stream), anyio.create_task_group() as tg:
+            tg.start_soon(heartbeat)
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+            tg.cancel_scope.cancel()
 
     import signal
 
-    def stop(signum: int, frame: object) -> None:  # noqa: ARG001
+    def stop(signum: int, frame: object) -> None:
         raise SystemExit(0)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):

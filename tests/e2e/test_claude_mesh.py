@@ -20,8 +20,8 @@ from tests.conftest import run_cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from claude_rig import RigUnavailable, ensure_claude, offline_env, run_claude  # noqa: E402
-from scripted_anthropic import ScriptedAnthropic, text, tool_use  # noqa: E402
+from claude_rig import RigUnavailable, ensure_claude, offline_env, run_claude
+from scripted_anthropic import ScriptedAnthropic, text, tool_use
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -130,7 +130,8 @@ class Sidecar:
         self.left = False
         self._pushed: set[str] = set()
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # stops the mail pump (leave, EOF)
+        self._closed = threading.Event()  # stdout is gone: stop serving
         self._pump_thread: threading.Thread | None = None
         self._observer = None
         self._warned: set[str] = set()
@@ -145,6 +146,7 @@ class Sidecar:
                 self._out.flush()
                 return True
             except (BrokenPipeError, ValueError, OSError):
+                self._closed.set()
                 self._stop.set()
                 return False
 
@@ -158,7 +160,7 @@ class Sidecar:
     def run(self, infile) -> int:
         """Serve requests from ``infile`` (binary) until EOF; then leave the mesh. Returns the exit code."""
         try:
-            while not self._stop.is_set():
+            while not self._closed.is_set():
                 line = infile.readline(MAX_LINE + 1)
                 if not line:
                     break
@@ -390,6 +392,10 @@ class Sidecar:
             from watchdog.observers import Observer
         except ImportError:
             return False
+        import logging
+
+        # watchdog 7 logs a spurious error when an observer is stopped while its inotify read is pending.
+        logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
         wake = self._wake
 
         class Handler(FileSystemEventHandler):
@@ -420,6 +426,8 @@ class Sidecar:
         if self._observer is not None:
             try:
                 self._observer.stop()
+                if wait:
+                    self._observer.join(timeout=5)
             except Exception:  # noqa: BLE001
                 pass
             self._observer = None

@@ -70,6 +70,10 @@ def _parse_args(argv: list[str]) -> tuple[str, str | None]:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["git-pre-commit"]:
+        from .git_hook import main as git_pre_commit
+
+        return git_pre_commit(list(argv[1:]))
     try:
         harness, agent = _parse_args(list(argv))
     except SystemExit as e:

@@ -1,0 +1,242 @@
+"""The git pre-commit guard: refuse a commit that touches another live agent's claim.
+
+``pi-mesh install git-hook`` writes a ``pre-commit`` hook into the hooks
+directory git actually uses (``git rev-parse --git-path hooks``, which honours
+``core.hooksPath``).  A pre-commit hook already there that is not ours is kept:
+it is renamed ``pre-commit.pi-mesh-chained`` and our hook runs it first (its
+failure fails the commit, its changes to the index are then checked), so
+installing twice changes nothing and ``--uninstall`` puts it back.
+
+At commit time the hook runs ``pi-mesh hook git-pre-commit`` (equivalently
+``python -m pi_mesh_plugin.adapters.git_hook``), which reads the staged
+changes (``git diff --cached --name-status -M -z``) and checks every path
+against the live claims, exactly as an ``edit`` would be checked - both names
+of a rename count, as does a deleted file.  The committing agent is
+``$PI_MESH_AGENT`` (else ``[mesh] agent`` in hooks.toml); its own claims do
+not block it.  A commit by no known agent (a person at a terminal, a script)
+is checked against every claim.  A refusal names each path, its holder and the
+reason, and exits 1; ``git commit --no-verify`` still bypasses it, as it does
+every pre-commit hook.  If the mesh cannot be read, the commit is refused
+unless ``on_store_error = "allow"``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+MARK = "# pi-mesh pre-commit hook"
+CHAINED = "pre-commit.pi-mesh-chained"
+EXIT_REFUSED = 1
+
+
+class GitError(Exception):
+    pass
+
+
+def _git(args: list[str], cwd: str) -> bytes:
+    try:
+        p = subprocess.run(["git", *args], cwd=cwd, capture_output=True)
+    except FileNotFoundError:
+        raise GitError("git is not installed") from None
+    if p.returncode != 0:
+        msg = " ".join(p.stderr.decode("utf-8", "replace").split()) or f"exit {p.returncode}"
+        raise GitError(f"git {' '.join(args)}: {msg}")
+    return p.stdout
+
+
+# -- the check ---------------------------------------------------------------------
+def staged_changes(cwd: str) -> list[tuple[str, list[str]]]:
+    """``(status, paths)`` of each staged change; a rename or copy has two paths (old, new)."""
+    raw = _git(["diff", "--cached", "--name-status", "-M", "-z", "--no-color", "--no-ext-diff"], cwd)
+    fields = raw.split(b"\0")
+    out: list[tuple[str, list[str]]] = []
+    i = 0
+    while i < len(fields) and fields[i]:
+        status = fields[i].decode("ascii", "replace")
+        n = 2 if status[:1] in ("R", "C") else 1
+        paths = [os.fsdecode(f) for f in fields[i + 1:i + 1 + n]]
+        out.append((status, paths))
+        i += 1 + n
+    return out
+
+
+def written_paths(changes: list[tuple[str, list[str]]]) -> list[str]:
+    """The paths a commit changes: both names of a rename, only the new name of a copy."""
+    out: list[str] = []
+    for status, paths in changes:
+        touched = paths[1:] if status.startswith("C") else paths
+        for p in touched:
+            if p not in out:
+                out.append(p)
+    return out
+
+
+def check_commit(mesh, top: str) -> list:  # (Mesh, str) -> [Block]
+    """Every block the staged changes of the worktree at ``top`` run into."""
+    blocks = []
+    for path in written_paths(staged_changes(top)):
+        b = mesh.check(path, "commit", cwd=top)
+        if b is not None:
+            blocks.append(b)
+    return blocks
+
+
+def refusal(blocks: list, agent: str | None) -> str:
+    who = f"agent {agent}" if agent else "a committer who is no mesh agent (PI_MESH_AGENT is unset)"
+    lines = [f"BLOCKED by pi-mesh: this commit by {who} touches paths reserved by other agents:"]
+    for b in blocks:
+        lines.append(f"  {b.canonical} - reserved by agent {b.holder}: \"{b.reason}\" (expires {b.expires})")
+    holders = sorted({b.holder for b in blocks})
+    lines.append("Coordinate first: " + "; ".join(f"pi-mesh send {h} \"...\"" for h in holders)
+                 + " - or unstage those paths (git restore --staged PATH). "
+                 "Only a person who is sure may bypass this with git commit --no-verify.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``pi-mesh hook git-pre-commit``: exit 0 to let the commit go ahead, 1 to refuse it."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("-h", "--help"):
+        sys.stdout.write("usage: pi-mesh hook git-pre-commit  (run by git's pre-commit hook in the worktree)\n")
+        return 0
+    if args:
+        sys.stderr.write(f"pi-mesh hook git-pre-commit: unexpected argument {args[0]!r}\n")
+        return 2
+    mesh = None
+    try:
+        top = _git(["rev-parse", "--show-toplevel"], os.getcwd()).decode().strip()
+        from ..mesh import Mesh
+
+        mesh = Mesh(None, None, cwd=top)
+        blocks = check_commit(mesh, top)
+    except Exception as e:  # noqa: BLE001 - one line, and fail closed unless configured otherwise
+        from ..errors import MeshError
+
+        why = str(e) if isinstance(e, (MeshError, GitError)) else f"{type(e).__name__}: {e}"
+        why = " ".join(why.split())
+        try:
+            fail_open = bool(mesh.config.fail_open) if mesh is not None else False
+        except Exception:  # noqa: BLE001
+            fail_open = False
+        if fail_open:
+            sys.stderr.write(f"pi-mesh: warning: cannot check the commit ({why}); allowed because "
+                             f"on_store_error = \"allow\"\n")
+            return 0
+        sys.stderr.write(f"BLOCKED by pi-mesh: cannot check this commit against the reservations ({why}). "
+                         f"Run `pi-mesh doctor`; commits are refused while the mesh cannot be read "
+                         f"(on_store_error = \"block\").\n")
+        return EXIT_REFUSED
+    if not blocks:
+        return 0
+    try:
+        for b in blocks:
+            mesh.record("blocked", tool="commit", path=b.canonical, holder=b.holder)
+    finally:
+        mesh.close()
+    sys.stderr.write(refusal(blocks, mesh.agent) + "\n")
+    return EXIT_REFUSED
+
+
+# -- installation -------------------------------------------------------------------
+def hooks_dir(cwd: str) -> str:
+    """The hooks directory git uses for the repository at ``cwd`` (``core.hooksPath`` honoured)."""
+    rel = _git(["rev-parse", "--git-path", "hooks"], cwd).decode().strip()
+    return os.path.normpath(os.path.join(cwd, rel))
+
+
+def hook_script(python: str) -> str:
+    import shlex
+
+    py = shlex.quote(python)
+    return f"""#!/bin/sh
+{MARK} (installed by `pi-mesh install git-hook`; reinstalling is safe).
+# Refuses a commit touching a path another live agent has reserved. The committing agent is $PI_MESH_AGENT.
+# A pre-commit hook that was here before runs first: {CHAINED}
+hookdir=$(dirname "$0")
+if [ -e "$hookdir/{CHAINED}" ]; then
+    "$hookdir/{CHAINED}" "$@" || exit $?
+fi
+if [ ! -x {py} ]; then
+    echo "BLOCKED by pi-mesh: the pre-commit hook's interpreter {py} is gone; run \\`pi-mesh install git-hook\\` again" >&2
+    exit 1
+fi
+exec {py} -m pi_mesh_plugin hook git-pre-commit
+"""
+
+
+def _is_ours(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return MARK.encode() in f.read(4096)
+    except OSError:
+        return False
+
+
+def install(cwd: str, python: str | None = None) -> list[str]:
+    """Install (or refresh) the hook; returns what was done, one line each."""
+    d = hooks_dir(cwd)
+    os.makedirs(d, exist_ok=True)
+    hook = os.path.join(d, "pre-commit")
+    chained = os.path.join(d, CHAINED)
+    done = []
+    if os.path.lexists(hook) and not _is_ours(hook):
+        if os.path.lexists(chained):
+            from ..errors import UsageError
+
+            raise UsageError(f"{hook} is not pi-mesh's and {chained} exists too; merge them by hand first")
+        os.replace(hook, chained)
+        done.append(f"pi-mesh: kept the existing pre-commit hook as {chained} (it runs first)")
+    tmp = f"{hook}.pi-mesh-{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(hook_script(python or sys.executable))
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, hook)
+    done.append(f"pi-mesh: pre-commit hook installed in {hook}")
+    return done
+
+
+def uninstall(cwd: str) -> list[str]:
+    d = hooks_dir(cwd)
+    hook = os.path.join(d, "pre-commit")
+    chained = os.path.join(d, CHAINED)
+    if not _is_ours(hook):
+        return [f"pi-mesh: no pi-mesh pre-commit hook in {d}; nothing to do"]
+    os.unlink(hook)
+    if os.path.lexists(chained):
+        os.replace(chained, hook)
+        return [f"pi-mesh: removed the hook; the previous pre-commit hook is back in {hook}"]
+    return [f"pi-mesh: removed the pre-commit hook from {d}"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "install_command":
+        return _make_install_command()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _make_install_command():  # -> click.Command
+    import click
+
+    from ..errors import UsageError
+
+    @click.command("git-hook")
+    @click.option("--uninstall", "remove", is_flag=True, help="Remove the hook (and restore a chained one).")
+    @click.pass_context
+    def install_command(ctx: click.Context, remove: bool) -> None:
+        """Install a git pre-commit hook refusing commits that touch other agents' claims."""
+        obj = ctx.find_root().obj
+        root = getattr(obj, "root", None) or os.getcwd()
+        try:
+            lines = uninstall(root) if remove else install(root)
+        except GitError as e:
+            raise UsageError(f"not a git repository? {e}") from None
+        for line in lines:
+            click.echo(line)
+
+    return install_command
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -42,28 +42,16 @@ def _session(project: str, agent: str | None, body, errlog=None):
     return anyio.run(main)
 
 
-def test_tools_are_listed_with_their_json_schemas(project, mesh_factory):
+def test_tools_reserve_send_read_and_errors_as_tool_errors(project, mesh_factory):
     from pi_mesh_plugin.host import PluginHost
 
-    expected = {t.name: t for t in PluginHost(mesh_factory(None, join=False)).tools()}
-
-    async def body(session):
-        return (await session.list_tools()).tools
-
-    tools = _session(project, "carol", body)
-    assert {t.name for t in tools} == set(expected) >= {"send_message", "read_inbox", "reserve", "release",
-                                                         "list_agents"}
-    for t in tools:
-        assert t.input_schema == expected[t.name].parameters
-        assert t.description == expected[t.name].description
-
-
-def test_reserve_send_read_and_errors_as_tool_errors(project, mesh_factory):
     alice = mesh_factory("alice")
     alice.reserve(["src/auth/"], REASON, cwd=project)
+    expected = {t.name: t for t in PluginHost(alice).tools()}
     seen: dict = {}
 
     async def body(session):
+        seen["tools"] = (await session.list_tools()).tools
         ok = await session.call_tool("reserve", {"paths": ["src/api/"], "reason": "adding routes"})
         # visible to every other process the moment the call returned
         seen["claims"] = {(r.holder, r.path) for r in alice.reservations()}
@@ -80,6 +68,14 @@ def test_reserve_send_read_and_errors_as_tool_errors(project, mesh_factory):
         return ok, conflict, sent, inbox, again, unknown, invalid, released
 
     ok, conflict, sent, inbox, again, unknown, invalid, released = _session(project, "carol", body)
+    # every tool the plugin host exposes, with its own JSON Schema
+    tools = seen["tools"]
+    assert {t.name for t in tools} == set(expected) >= {"send_message", "read_inbox", "reserve", "release",
+                                                         "list_agents"}
+    for t in tools:
+        assert t.input_schema == expected[t.name].parameters
+        assert t.description == expected[t.name].description
+
     assert not ok.is_error and _text(ok).startswith("reserved src/api/ until ")
     assert ("carol", "src/api") in seen["claims"]
     assert seen["block"] is not None and seen["block"].holder == "carol"

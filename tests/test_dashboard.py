@@ -13,6 +13,7 @@ import html
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -73,7 +74,7 @@ def stale_agents(project: str, *specs: tuple[str, str, str]) -> None:
             p.wait()
 
 
-async def until(pilot, cond, timeout: float = 5.0, what: str = "condition") -> None:  # noqa: ANN001
+async def until(pilot, cond, timeout: float = 15.0, what: str = "condition") -> None:  # noqa: ANN001
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while not cond():
@@ -134,7 +135,7 @@ def test_top_shows_agents_claims_feed_and_matches_snapshot(team, project):
     async def go() -> None:
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: len(app.data["agents"]) == 5, what="agents listed")
-            await pilot.pause(0.1)
+            await until(pilot, lambda: "q Quit" in screen(app), what="the footer")
             text = screen(app)
             lines = text.splitlines()
             row = {n: next((ln for ln in lines if ln.split()[:1] == [n]), "") for n in ("alice", "bob", "carol")}
@@ -297,3 +298,49 @@ def test_top_cli_refuses_a_taken_operator_name_in_one_line(team, project):
         assert r.returncode == 0 and "release" in r.stdout and "@NAME" in r.stdout
     finally:
         held.leave()
+
+
+def test_pi_mesh_top_runs_in_a_real_terminal_and_q_quits(project):
+    """The real command in a pseudo-terminal: it registers the operator, draws, and `q` quits and leaves."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import sys
+    import termios
+
+    from .conftest import REPO
+
+    human = os.path.join(project, ".pi", "mesh", "agents", "human.json")
+    env = {**os.environ, "PYTHONPATH": REPO, "TERM": "xterm-256color"}
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "pi_mesh_plugin", "top"], cwd=project, env=env,
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    out = b""
+
+    def pump(cond, timeout: float) -> bool:
+        nonlocal out
+        end = time.monotonic() + timeout
+        while not cond() and time.monotonic() < end:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    out += os.read(master, 1 << 16)
+                except OSError:  # the terminal closed: the process is gone
+                    break
+        return cond()
+
+    try:
+        assert pump(lambda: b"Agents: 1 live" in out and os.path.exists(human), 20), out[-2000:]
+        os.write(master, b"q")
+        pump(lambda: proc.poll() is not None, 10)  # drains the terminal until it closes
+        assert proc.wait(10) == 0, out[-2000:]
+        assert not os.path.exists(human)  # the operator left
+        assert b"Traceback" not in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        os.close(master)

@@ -28,7 +28,7 @@ class Collector:
     def __call__(self, topics: frozenset) -> None:
         self.calls.put(topics)
 
-    def wait_for(self, topic: str, timeout: float = 5.0) -> None:
+    def wait_for(self, topic: str, timeout: float = 15.0) -> None:
         end = time.monotonic() + timeout
         while True:
             if any(topic in t for t in self.seen):

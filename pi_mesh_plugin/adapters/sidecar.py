@@ -40,6 +40,7 @@ import os
 import sys
 import threading
 import time
+from typing import Any
 
 from ..errors import EXIT_BLOCKED, EXIT_USAGE, MeshError
 from ..records import ToolCall
@@ -64,12 +65,13 @@ class UnknownOp(BadRequest):
     code = "unknown_op"
 
 
-def _one_line(text: str, limit: int = 2000) -> str:
+def _one_line(text: object, limit: int = 2000) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _field(req: dict, name: str, kind: type | tuple[type, ...], required: bool = False, default=None):
+def _field(req: dict[str, Any], name: str, kind: type | tuple[type, ...], required: bool = False,
+           default: Any = None) -> Any:
     if name not in req or req[name] is None:
         if required:
             raise BadRequest(f"{req.get('op')}: missing field {name!r}")
@@ -124,8 +126,8 @@ class Sidecar:
         self.root, self.agent_name, self.config_path = root, agent, config_path
         self.watch = watch
         self.poll = poll
-        self.mesh = None
-        self.host = None
+        self.mesh: Any = None  # Mesh, once joined
+        self.host: Any = None  # PluginHost
         self.joined = False
         self.left = False
         self._pushed: set[str] = set()
@@ -133,7 +135,7 @@ class Sidecar:
         self._stop = threading.Event()  # stops the mail pump (leave, EOF)
         self._closed = threading.Event()  # stdout is gone: stop serving
         self._pump_thread: threading.Thread | None = None
-        self._observer = None
+        self._observer: Any = None
         self._warned: set[str] = set()
         self.lines = 0
 
@@ -241,7 +243,7 @@ class Sidecar:
         pid = _field(req, "pid", int)
         cwd = _field(req, "cwd", str)
         if self.joined:
-            raise BadRequest(f"hello: already joined as {self.mesh.agent}")  # type: ignore[union-attr]
+            raise BadRequest(f"hello: already joined as {self.mesh.agent}")
         if cwd is not None and not os.path.isdir(cwd):
             raise BadRequest(f"hello: cwd {cwd} is not a directory")
         from ..host import PluginHost
@@ -264,15 +266,15 @@ class Sidecar:
 
     def op_tools(self, req: dict) -> list:
         self._need_join(req)
-        return [t.to_dict() for t in self.host.tools()]  # type: ignore[union-attr]
+        return [t.to_dict() for t in self.host.tools()]
 
     def op_pre_tool_call(self, req: dict) -> dict:
         self._need_join(req)
         tool = _field(req, "tool", str, required=True)
         tool_input = _field(req, "input", dict, default={})
         cwd = _field(req, "cwd", str)
-        call = pi_tool_call(tool, tool_input, cwd, self.mesh.agent)  # type: ignore[union-attr]
-        block = self.host.pre_tool_call(call)  # type: ignore[union-attr]
+        call = pi_tool_call(tool, tool_input, cwd, self.mesh.agent)
+        block = self.host.pre_tool_call(call)
         if block is None:
             return {"allow": True, "block": None}
         return {"allow": False, "block": block.to_dict(), "reason": block.message}
@@ -282,7 +284,7 @@ class Sidecar:
         name = _field(req, "name", str, required=True)
         arguments = _field(req, "arguments", dict, default={})
         cwd = _field(req, "cwd", str)
-        output = self.host.call_tool(name, arguments, cwd=cwd)  # type: ignore[union-attr]
+        output = self.host.call_tool(name, arguments, cwd=cwd)
         text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, indent=1)
         if name == "read_inbox":  # messages read through the tool need no push any more
             self._wake.set()
@@ -295,11 +297,11 @@ class Sidecar:
         ok = _field(req, "ok", bool, default=True)
         cwd = _field(req, "cwd", str)
         try:
-            call = pi_tool_call(tool, tool_input, cwd, self.mesh.agent)  # type: ignore[union-attr]
+            call = pi_tool_call(tool, tool_input, cwd, self.mesh.agent)
         except BadRequest:
-            call = ToolCall(tool=tool, input=tool_input, agent=self.mesh.agent, cwd=cwd, harness="pi",  # type: ignore[union-attr]
+            call = ToolCall(tool=tool, input=tool_input, agent=self.mesh.agent, cwd=cwd, harness="pi",
                             raw_tool=tool)
-        self.host.post_tool_call(call, {"ok": ok, "output": req.get("output")})  # type: ignore[union-attr]
+        self.host.post_tool_call(call, {"ok": ok, "output": req.get("output")})
         return {}
 
     def op_ack(self, req: dict) -> dict:
@@ -311,24 +313,24 @@ class Sidecar:
         if stage not in ("queued", "delivered"):
             raise BadRequest(f"ack: stage must be \"queued\" or \"delivered\", not {stage!r}")
         if stage == "queued":
-            self.mesh.record("queued", ids=ids)  # type: ignore[union-attr]
+            self.mesh.record("queued", ids=ids)
             return {"marked": 0}
-        marked = self.mesh.mark_read(ids) if ids else 0  # type: ignore[union-attr]
+        marked = self.mesh.mark_read(ids) if ids else 0
         return {"marked": marked}
 
     def op_status(self, req: dict) -> dict:
         self._need_join(req)
         mesh = self.mesh
-        agents = [a.to_dict() for a in mesh.agents()]  # type: ignore[union-attr]
-        claims = [r.to_dict() for r in mesh.reservations()]  # type: ignore[union-attr]
-        unread = mesh.read_inbox(unread_only=True, peek=True)  # type: ignore[union-attr]
+        agents = [a.to_dict() for a in mesh.agents()]
+        claims = [r.to_dict() for r in mesh.reservations()]
+        unread = mesh.read_inbox(unread_only=True, peek=True)
         mail = [{"id": m.id, "from": m.sender, "urgent": m.urgent, "text": m.text} for m in unread]
-        return {"agent": mesh.agent, "root": mesh.root, "agents": agents, "claims": claims,  # type: ignore[union-attr]
+        return {"agent": mesh.agent, "root": mesh.root, "agents": agents, "claims": claims,
                 "unread": len(mail), "messages": mail, "text": self._status_text(agents, claims, mail)}
 
     def _status_text(self, agents: list[dict], claims: list[dict], mail: list[dict]) -> str:
-        me = self.mesh.agent  # type: ignore[union-attr]
-        lines = [f"pi-mesh: you are {me} in {self.mesh.root}", "", f"Agents ({len(agents)}):"]  # type: ignore[union-attr]
+        me = self.mesh.agent
+        lines = [f"pi-mesh: you are {me} in {self.mesh.root}", "", f"Agents ({len(agents)}):"]
         for a in agents:
             tags = ["live" if a["live"] else "gone"] + [x for x in (a.get("harness"),) if x]
             if a["name"] == me:
@@ -354,11 +356,11 @@ class Sidecar:
     def op_leave(self, req: dict) -> dict:
         self._need_join(req)
         self._stop_pump()
-        gone = self.mesh.leave()  # type: ignore[union-attr]
+        gone = self.mesh.leave()
         self.joined, self.left = False, True
         return {"left": bool(gone)}
 
-    OPS = {
+    OPS: dict[str, Any] = {  # noqa: RUF012 - a constant table
         "ping": op_ping,
         "hello": op_hello,
         "join": op_hello,
@@ -377,7 +379,7 @@ class Sidecar:
         if inboxes is None:
             return None
         try:
-            return os.path.join(inboxes.ensure(self.mesh.agent), "new")  # type: ignore[union-attr]
+            return os.path.join(inboxes.ensure(self.mesh.agent), "new")
         except OSError:
             return None
 
@@ -439,7 +441,7 @@ class Sidecar:
     def _pump(self) -> None:
         with self._lock:
             watching = self._start_watch()
-            ttl = float(self.mesh.config.heartbeat_ttl or 60)  # type: ignore[union-attr]
+            ttl = float(self.mesh.config.heartbeat_ttl or 60)
         interval = self.poll if self.poll is not None else (WATCH_SAFETY_POLL if watching else DEFAULT_POLL)
         beat_every = min(max(ttl / 3.0, 0.5), 20.0)
         next_beat = time.monotonic() + beat_every
@@ -453,7 +455,7 @@ class Sidecar:
                 try:
                     with self._lock:
                         if self.joined:
-                            self.mesh.heartbeat()  # type: ignore[union-attr]
+                            self.mesh.heartbeat()
                 except Exception as e:  # noqa: BLE001
                     self.warn(f"pi-mesh sidecar: heartbeat failed: {type(e).__name__}: {e}")
             self._wake.wait(min(interval, max(0.05, next_beat - time.monotonic())))
@@ -463,7 +465,7 @@ class Sidecar:
         with self._lock:
             if not self.joined or self._stop.is_set():
                 return
-            msgs = self.mesh.read_inbox(unread_only=True, peek=True)  # type: ignore[union-attr]
+            msgs = self.mesh.read_inbox(unread_only=True, peek=True)
         for m in msgs:
             if m.id in self._pushed:
                 continue

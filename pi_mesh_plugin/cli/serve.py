@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 
@@ -10,7 +12,7 @@ import click
 @click.option("--poll", type=click.FloatRange(min=0.01), metavar="SECONDS",
               help="Inbox poll interval (default 0.25 s when polling, 2 s as a safety net when watching).")
 @click.pass_obj
-def serve(ctx, no_watch: bool, poll: float | None) -> None:
+def serve(ctx: Any, no_watch: bool, poll: float | None) -> None:
     """Serve one Pi session: JSON-line requests on stdin, responses and inbox events on stdout.
 
     Requests look like {"id": 1, "op": "hello", "name": "pi-1", "pid": 1234}; ops: hello, ping, tools,

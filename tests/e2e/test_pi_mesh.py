@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 from pi_rig import pi_install, run_pi  # noqa: F401  (pi_install is a fixture)
 from scripted_openai import ScriptedOpenAI, text, tool_call
-from tests.conftest import run_cli
+
+from tests.conftest import REPO, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("pi-e2e")]
 
@@ -25,7 +26,7 @@ LOGIN = "def login():\n    pass\n"
 
 
 @pytest.fixture
-def pi_project(project: str, pi_install: Path) -> Path:
+def pi_project(project: str, pi_install: Path) -> Path:  # noqa: F811 - the rig's fixture
     """The conftest project with the extension installed the way a user would."""
     proc = run_cli("install", "pi", cwd=project)
     assert proc.returncode == 0, proc.stderr
@@ -134,10 +135,13 @@ def test_pi_is_blocked_by_a_reservation_uses_mesh_tools_and_receives_mail(pi_pro
     assert [r.holder for r in bob.reservations()] == ["bob"]
 
 
-def test_killed_sidecar_blocks_guarded_calls_with_a_clear_reason(pi_project: Path, mesh_factory, tmp_path) -> None:
+@pytest.mark.parametrize("on_store_error", ["block", "allow"])
+def test_killed_sidecar_blocks_guarded_calls_with_a_clear_reason(pi_project: Path, mesh_factory, tmp_path,
+                                                                 on_store_error: str) -> None:
+    (pi_project / "hooks.toml").write_text(f'[defaults]\non_store_error = "{on_store_error}"\n')
     observer = mesh_factory("observer")
     (pi_project / "notes.txt").write_text("notes\n")
-    write = tool_call("write", {"path": "src/auth/login.py", "content": "unguarded write\n"})
+    write = tool_call("write", {"path": "src/auth/login.py", "content": "written without the mesh\n"})
     read = tool_call("read", {"path": "notes.txt"})
     killed: dict[str, Any] = {}
 
@@ -156,17 +160,41 @@ def test_killed_sidecar_blocks_guarded_calls_with_a_clear_reason(pi_project: Pat
         assert run.returncode == 0, run.describe()
     assert len(requests) == 2, run.describe()
     results = ScriptedOpenAI.tool_results(requests[1])
+    assert results[read["id"]] == "notes\n"  # unguarded tools run either way
+    if on_store_error == "allow":  # fail open, as configured
+        assert results[write["id"]].startswith("Successfully wrote"), results
+        assert (pi_project / "src" / "auth" / "login.py").read_text() == "written without the mesh\n"
+        return
     reason = results[write["id"]]
     assert reason.startswith("BLOCKED: pi-mesh could not check this write call"), reason
     assert f"sidecar (pid {killed['pid']}) was killed by SIGKILL" in reason, reason
     assert "fail closed" in reason, reason
     assert (pi_project / "src" / "auth" / "login.py").read_text() == LOGIN
-    assert results[read["id"]] == "notes\n"  # unguarded tools still run
+
+
+def test_sidecar_that_cannot_start_blocks_guarded_calls(pi_project: Path, tmp_path) -> None:
+    write = tool_call("edit", {"path": "src/auth/login.py", "edits": [{"oldText": "pass", "newText": "return 1"}]})
+    missing = tmp_path / "no-such-pi-mesh"
+    with ScriptedOpenAI([[write], [text("done")]]) as server:
+        run = run_pi(pi_project, "edit login", server, agent_dir=tmp_path / "agent",
+                     env={"PI_MESH_AGENT": "pi-1", "PI_MESH_BIN": str(missing)})
+        requests = server.chat_requests()
+        assert run.returncode == 0, run.describe()
+    reason = ScriptedOpenAI.tool_results(requests[1])[write["id"]]
+    assert reason.startswith("BLOCKED: pi-mesh could not check this edit call: pi-mesh could not join the mesh: "
+                             f"the pi-mesh sidecar could not be started (PI_MESH_BIN={missing})"), reason
+    assert "ENOENT" in reason, reason
+    assert (pi_project / "src" / "auth" / "login.py").read_text() == LOGIN
 
 
 def test_mesh_command_shows_agents_claims_and_unread_mail(pi_project: Path, bob, tmp_path) -> None:
+    # PI_MESH_BIN names the command to start (here a wrapper script, as a pipx-installed pi-mesh would be)
+    wrapper = tmp_path / "pi-mesh"
+    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m pi_mesh_plugin \"$@\"\n")
+    wrapper.chmod(0o755)
     with ScriptedOpenAI([[text("the model must not be called")]]) as server:
-        run = run_pi(pi_project, "/mesh", server, agent_dir=tmp_path / "agent", env={"PI_MESH_AGENT": "pi-1"})
+        run = run_pi(pi_project, "/mesh", server, agent_dir=tmp_path / "agent",
+                     env={"PI_MESH_AGENT": "pi-1", "PI_MESH_BIN": str(wrapper)})
         assert run.returncode == 0, run.describe()
         assert server.chat_requests() == []
     out = run.stderr

@@ -85,6 +85,19 @@ class Targets(list):
     note: str | None = None
 
 
+def shell_commands(command: str) -> list[list[str]]:
+    """The simple commands ``command`` runs, as argument lists (command name first, without its
+    directory; ``env``/``sudo``/``nice``… prefixes removed; ``bash -c``/``eval`` strings followed).
+    A word that depends on run-time values appears as its literal prefix.  For activity tracking."""
+    w = _Walker(Targets())
+    w.script(command, _State(), 0)
+    out: list[list[str]] = []
+    for c in w.commands:
+        if c not in out:
+            out.append(c)
+    return out
+
+
 def shell_write_targets(command: str) -> Targets:
     """The ``(path, kind)`` pairs the shell ``command`` would write; kind is ``"file"`` or ``"dir"``.
 
@@ -199,6 +212,7 @@ _GLOB = "*?["
 class _Walker:
     def __init__(self, out: Targets) -> None:
         self.out = out
+        self.commands: list[list[str]] = []  # every simple command run, prefixes (env, sudo …) stripped
 
     # -- entry points ---------------------------------------------------------
     def script(self, text: str, st: _State, depth: int) -> None:
@@ -224,6 +238,7 @@ class _Walker:
         note = (f"(pi-mesh could not parse this shell command - {reason} - so every path it mentions counts as "
                 f"written. Use simpler shell syntax, or the edit/write tools.)")
         self.out.note = self.out.note or note
+        self.commands.extend(_rough_commands(text))
         for word in _rough_words(text) + _pieces(text):
             if not any(c.isalnum() for c in word):
                 continue  # [[, ]], {, !, =, ;; …
@@ -440,6 +455,7 @@ class _Walker:
                     return
                 argv = rest
                 continue
+            self.commands.append([name] + [a.text for a in args])
             if name in ("cd", "pushd", "popd"):
                 self.chdir(name, args, st)
                 return
@@ -534,6 +550,32 @@ def _pieces(text: str) -> list[str]:
     for c in "'\"$`;&|()<>=\\{}":
         text = text.replace(c, " ")
     return text.split()
+
+
+def _rough_commands(text: str) -> list[list[str]]:
+    """Unparsable text cut into commands at unquoted ``;``, ``&``, ``|``, parentheses and newlines."""
+    out: list[list[str]] = []
+    cur: list[str] = []
+    quote = None
+    for c in text:
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c in ";&|()\n":
+            out.append(_rough_words("".join(cur)))
+            cur = []
+            continue
+        cur.append(c)
+    out.append(_rough_words("".join(cur)))
+    cmds = []
+    for words in out:
+        while words and (words[0] in ("time", "!", "{", "}", "then", "do", "else", "elif", "if", "while")
+                         or ("=" in words[0] and words[0].split("=", 1)[0].isidentifier())):
+            words = words[1:]
+        if words:
+            cmds.append([posixpath.basename(words[0])] + words[1:])
+    return cmds
 
 
 def _rough_words(text: str) -> list[str]:

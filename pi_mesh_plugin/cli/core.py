@@ -84,8 +84,21 @@ def agents(ctx, live_only) -> None:
             click.echo(f"    status: {d['status']}")
         if act:
             click.echo(f"    last: {act} ({_ago((d.get('activity') or {}).get('last_at'))})")
+        did = _did(d.get("activity") or {})
+        if did:
+            click.echo(f"    did: {did}")
         if d["claims"]:
             click.echo(f"    holds: {', '.join(d['claims'])}")
+
+
+def _did(act: dict) -> str:
+    """``3 edits, 1 commit, 2 test runs; touched a.py, b.py (+4 more)`` from an agent's activity record."""
+    counts = [f"{n} {word}{'s' if n != 1 else ''}" for n, word in
+              ((act.get("edits", 0), "edit"), (act.get("commits", 0), "commit"), (act.get("test_runs", 0), "test run"))
+              if n]
+    files = act.get("files_touched") or []
+    shown = ", ".join(files[-3:][::-1]) + (f" (+{len(files) - 3} more)" if len(files) > 3 else "")
+    return "; ".join(x for x in (", ".join(counts), f"touched {shown}" if files else "") if x)
 
 
 @click.command()

@@ -18,6 +18,14 @@ def pi_mesh_pre_tool_call(call, mesh):  # type: ignore[no-untyped-def]
 
 
 @hookimpl
+def pi_mesh_post_tool_call(call, result, mesh):  # type: ignore[no-untyped-def]
+    """Activity tracking: edits, commits and test runs in the feed and the registry (see .activity)."""
+    from .activity import track
+
+    track(mesh, call, result)
+
+
+@hookimpl
 def pi_mesh_register_tools(register):  # type: ignore[no-untyped-def]
     register("send_message", "Send a message to another agent in this repository (or to all with to='*'). "
              "Use it to coordinate: ask a holder to release a path, announce what you are doing, reply to a message.",
@@ -96,6 +104,8 @@ def list_agents(mesh) -> str:
         bits = [f"{a.name} ({state}{', ' + a.harness if a.harness else ''}{', you' if a.name == mesh.agent else ''})"]
         if a.status:
             bits.append(f"status: {a.status}")
+        if a.activity and a.activity.get("last"):
+            bits.append(f"last: {a.activity['last']}")
         if claims.get(a.name):
             bits.append("holds " + ", ".join(claims[a.name]))
         lines.append(" - ".join(bits))

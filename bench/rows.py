@@ -133,6 +133,9 @@ def fresh_state_row(ctx: Ctx) -> list[Row]:
                 raise RuntimeError("bench.peer failed to release")
             if checker.check(path) is not None:
                 stale_block += 1
+            if (i + 1) % 1000 == 0:
+                print(f"    fresh state: {i + 1:,} tries, {stale_allow + stale_block} stale, "
+                      f"{perf() - t_start:.0f} s", flush=True)
         peer.stdin.write("q\n")
         peer.stdin.flush()
     finally:
@@ -356,12 +359,12 @@ def delivery_row(ctx: Ctx) -> list[Row]:
 
     what = "delivery latency: send() returns → recipient's watcher callback"
     try:
-        st, how = measure_delivery(ctx)
+        st, how, data = measure_delivery(ctx)
     except Exception as e:  # noqa: BLE001
         return [Row("delivery", what, "—", "median ≤ 5 ms", f"could not measure: {type(e).__name__}: {e}",
                     status=FAIL)]
     return [Row("delivery", what, "—", "median ≤ 5 ms", f"median {fmt_time(st.median)}, p99 {fmt_time(st.p99)}",
-                None, verdict(st.median <= 5e-3), st.to_dict(), how)]
+                None, verdict(st.median <= 5e-3), data, how)]
 
 
 # -- PostgreSQL ----------------------------------------------------------------

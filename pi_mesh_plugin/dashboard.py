@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import suppress
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -62,7 +64,7 @@ def _ago(ts: str | None, t: float) -> str:
         return "?"
 
 
-def snapshot(mesh, t: float | None = None) -> dict:  # noqa: ANN001
+def snapshot(mesh, t: float | None = None) -> dict:
     """Rows for the agents and claims tables: ``{"agents": [...], "claims": [...]}`` (plain dicts)."""
     t = time.time() if t is None else t
     store = mesh.store
@@ -154,7 +156,7 @@ def parse_compose(line: str) -> tuple[str, str, str]:
     raise UsageError(f"start with @NAME or @all to send, or / for a command ({HELP})")
 
 
-def release_dead(mesh, name: str) -> list[dict]:  # noqa: ANN001
+def release_dead(mesh, name: str) -> list[dict]:
     """Release every claim held by ``name``, which must not be live; returns the released records.
 
     Raises :class:`LiveAgent` for a live agent (message it instead) and
@@ -237,7 +239,7 @@ class MeshTop(App):
     #result { height: 1; padding: 0 1; }
     .label { height: 1; background: $boost; padding: 0 1; text-style: bold; }
     """
-    BINDINGS = [
+    BINDINGS: ClassVar[list[Binding]] = [
         Binding("q", "quit", "Quit"),
         Binding("c", "compose", "Compose"),
         Binding("m", "message_selected", "Message agent"),
@@ -248,7 +250,7 @@ class MeshTop(App):
     ]
 
     def __init__(self, mesh, *, leave_on_exit: bool = True, tick: float = 5.0, watch_mode: str = "auto",
-                 poll_interval: float = 1.0, history: int = 200) -> None:  # noqa: ANN001
+                 poll_interval: float = 1.0, history: int = 200) -> None:
         super().__init__()
         self.mesh = mesh
         self.leave_on_exit = leave_on_exit
@@ -406,10 +408,8 @@ class MeshTop(App):
     def _restore(table: DataTable, key: str | None) -> None:
         if key is None:
             return
-        try:
+        with suppress(Exception):  # the row is gone
             table.move_cursor(row=table.get_row_index(key), animate=False)
-        except Exception:  # noqa: BLE001 - the row is gone
-            pass
 
     def selected_agent(self) -> dict | None:
         key = self._selected_key(self.query_one("#agents", DataTable))
@@ -513,7 +513,7 @@ class MeshTop(App):
         self.query_one("#agents", DataTable).focus()
 
 
-def operator_mesh(root: str | None = None, name: str = OPERATOR, config_path: str | None = None):  # noqa: ANN201
+def operator_mesh(root: str | None = None, name: str = OPERATOR, config_path: str | None = None):
     """Open the mesh as the operator and join (owner: this process).  Raises NameTaken if a live one holds it."""
     from .mesh import Mesh
 

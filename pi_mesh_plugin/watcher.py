@@ -39,6 +39,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Self
 
 TOPICS = frozenset({"agents", "reservations", "inbox", "feed"})
 
@@ -135,7 +136,7 @@ class Watcher:
                 t.join(timeout)
         self._threads = []
 
-    def __enter__(self) -> Watcher:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -163,9 +164,17 @@ class Watcher:
         self.mode = "notify"
 
     def _start_inotify(self) -> None:
-        from watchdog.events import (DirCreatedEvent, DirDeletedEvent, DirMovedEvent, FileClosedEvent,
-                                     FileCreatedEvent, FileDeletedEvent, FileModifiedEvent, FileMovedEvent,
-                                     FileSystemEventHandler)
+        from watchdog.events import (
+            DirCreatedEvent,
+            DirDeletedEvent,
+            DirMovedEvent,
+            FileClosedEvent,
+            FileCreatedEvent,
+            FileDeletedEvent,
+            FileModifiedEvent,
+            FileMovedEvent,
+            FileSystemEventHandler,
+        )
         from watchdog.observers import Observer
 
         ensure = getattr(self.store, "ensure_layout", None)
@@ -175,7 +184,7 @@ class Watcher:
         watcher = self
 
         class Handler(FileSystemEventHandler):  # type: ignore[misc]
-            def on_any_event(self, event) -> None:  # noqa: ANN001
+            def on_any_event(self, event) -> None:
                 for p in (event.src_path, getattr(event, "dest_path", "") or ""):
                     if isinstance(p, bytes):
                         p = os.fsdecode(p)
@@ -335,7 +344,7 @@ class FeedTailer:
                 os.close(fd)
         self._fd, self._old = None, None
 
-    def __enter__(self) -> FeedTailer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -370,9 +379,8 @@ class FeedTailer:
             os.close(fd)
             self._old = None
             out += _parse(data)
-        if self._fd is None:
-            if not self._open(seek_end=False):
-                return out
+        if self._fd is None and not self._open(seek_end=False):
+            return out
         assert self._fd is not None
         data, self._offset = self._drain(self._fd, self._offset)
         out += self._lines(data)
@@ -417,7 +425,7 @@ class StoreFeedFollower:
 
     WINDOW = 500
 
-    def __init__(self, store) -> None:  # noqa: ANN001
+    def __init__(self, store) -> None:
         self.store = store
         self._backlog = store.read_feed(self.WINDOW)
         self._last = _dump(self._backlog[-1]) if self._backlog else None
@@ -446,7 +454,7 @@ class StoreFeedFollower:
         pass
 
 
-def feed_follower(store):  # noqa: ANN001, ANN201 - FeedTailer | StoreFeedFollower
+def feed_follower(store):
     """A follower of ``store``'s feed: a :class:`FeedTailer` on the file store, else a :class:`StoreFeedFollower`."""
     feed = getattr(store, "feed", None)
     path = getattr(feed, "path", None)

@@ -19,10 +19,10 @@ import pytest
 
 pytest.importorskip("textual")
 
-from pi_mesh_plugin.dashboard import LiveAgent, MeshTop, operator_mesh, parse_compose, release_dead  # noqa: E402
-from pi_mesh_plugin.errors import UnknownAgent, UsageError  # noqa: E402
+from pi_mesh_plugin.dashboard import LiveAgent, MeshTop, operator_mesh, parse_compose, release_dead
+from pi_mesh_plugin.errors import UnknownAgent, UsageError
 
-from .conftest import run_cli  # noqa: E402
+from .conftest import run_cli
 
 SNAPSHOT = os.path.join(os.path.dirname(__file__), "snapshots", "top.svg")
 SIZE = (120, 40)
@@ -45,7 +45,7 @@ def svg_lines(svg: str) -> list[str]:
             for r in (rows.get(n, {}) for n in range(max(rows) + 1 if rows else 0))]
 
 
-def screen(app) -> str:  # noqa: ANN001
+def screen(app) -> str:
     return "\n".join(svg_lines(app.export_screenshot()))
 
 
@@ -74,7 +74,7 @@ def stale_agents(project: str, *specs: tuple[str, str, str]) -> None:
             p.wait()
 
 
-async def until(pilot, cond, timeout: float = 15.0, what: str = "condition") -> None:  # noqa: ANN001
+async def until(pilot, cond, timeout: float = 15.0, what: str = "condition") -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while not cond():
@@ -83,7 +83,7 @@ async def until(pilot, cond, timeout: float = 15.0, what: str = "condition") -> 
         await pilot.pause(0.03)
 
 
-def run(coro) -> None:  # noqa: ANN001
+def run(coro) -> None:
     asyncio.run(coro)
 
 
@@ -151,20 +151,21 @@ def test_top_shows_agents_claims_feed_and_matches_snapshot(team, project):
             assert "q Quit" in text and "x Release stale claims" in text  # the footer
             assert "human as" not in text and "project as human" in text
 
-            svg = app.export_screenshot()
-            if os.environ.get("PI_MESH_UPDATE_SNAPSHOTS"):
-                os.makedirs(os.path.dirname(SNAPSHOT), exist_ok=True)
-                with open(SNAPSHOT, "w", encoding="utf-8") as f:
-                    f.write(svg)
-            with open(SNAPSHOT, encoding="utf-8") as f:
-                kept = f.read()
-            assert normalise(svg_lines(svg)) == normalise(svg_lines(kept))
-            for name in ("alice", "bob", "carol", "human", "src/auth/", "README.md", "src/legacy/"):
-                assert name in kept
+            shots.append(app.export_screenshot())
             await pilot.press("q")
         assert app.return_code == 0
 
+    shots: list[str] = []
     run(go())
+    if os.environ.get("PI_MESH_UPDATE_SNAPSHOTS"):
+        os.makedirs(os.path.dirname(SNAPSHOT), exist_ok=True)
+        with open(SNAPSHOT, "w", encoding="utf-8") as f:
+            f.write(shots[0])
+    with open(SNAPSHOT, encoding="utf-8") as f:
+        kept = f.read()
+    assert normalise(svg_lines(shots[0])) == normalise(svg_lines(kept))
+    for name in ("alice", "bob", "carol", "human", "src/auth/", "README.md", "src/legacy/"):
+        assert name in kept
     assert team["alice"].store.get_agent("human") is None  # q: the operator left
 
 
@@ -185,7 +186,7 @@ def test_feed_and_tables_follow_another_agent(team, project, mesh_factory):
             assert re.search(r"dave\s+live\s+gemini", text)
             assert re.search(r"dave\s+src/api/\s+new endpoint", text)
             assert re.search(r"dave\s+message\s+-> alice", text)
-            assert re.search(r"^ alice .* 1\s+fixing the login flow", text, re.M)  # alice: one unread now
+            assert re.search(r"^ alice .* 1\s+fixing the login flow", text, re.MULTILINE)  # alice: one unread now
             dave.leave()
             await until(pilot, lambda: not any(a["name"] == "dave" for a in app.data["agents"]),
                         what="dave's row to go")
@@ -344,3 +345,33 @@ def test_pi_mesh_top_runs_in_a_real_terminal_and_q_quits(project):
             proc.kill()
         proc.wait()
         os.close(master)
+
+
+@pytest.mark.pg
+def test_top_on_postgres_updates_from_notify(pg_url, project, monkeypatch):
+    from pi_mesh_plugin.mesh import Mesh
+
+    monkeypatch.setenv("PI_MESH_STORE", pg_url)
+    app = MeshTop(operator_mesh(project), tick=60)
+    bob = Mesh(project, "bob", cwd=project)
+
+    async def go() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            assert app.watcher is not None and app.watcher.mode == "notify"
+            bob.join(harness="claude-code")
+            bob.reserve(["src/auth/"], "on postgres")
+            await until(pilot, lambda: re.search(r"bob\s+src/auth/\s+on postgres\s+.*live", screen(app)),
+                        what="bob's claim in the table")
+            await until(pilot, lambda: re.search(r"bob\s+reserve\s+src/auth - on postgres", screen(app)),
+                        what="bob's claim in the feed")
+            await pilot.press("c", *"@bob hi", "enter")
+            await until(pilot, lambda: app.last_result.startswith("sent to bob"), what="the send")
+            assert [m.text for m in bob.read_inbox()] == ["hi"]
+            await pilot.press("escape", "q")
+
+    try:
+        run(go())
+        assert bob.store.get_agent("human") is None
+    finally:
+        bob.close()
+        app.mesh.close()

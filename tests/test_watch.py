@@ -66,7 +66,7 @@ def test_topic_of():
     assert topic_of("bad/agents/x.json") is None
 
 
-def _act_and_expect(make, watcher_mode: str, **kw) -> None:  # noqa: ANN001
+def _act_and_expect(make, watcher_mode: str, **kw) -> None:
     alice = make("alice")
     got = Collector()
     with Watcher(alice.store, got, mode=watcher_mode, **kw) as w:
@@ -121,7 +121,7 @@ class NotifyingFileStore(FileStore):
         super().__init__(root)
         self.subscribers: list = []
 
-    def subscribe(self, callback):  # noqa: ANN001, ANN201
+    def subscribe(self, callback):
         self.subscribers.append(callback)
         return lambda: self.subscribers.remove(callback)
 
@@ -133,7 +133,7 @@ class NotifyingFileStore(FileStore):
         super().append_feed(event)
         self._tell("feed")
 
-    def claim(self, *a, **kw):  # noqa: ANN002, ANN003, ANN201
+    def claim(self, *a, **kw):
         made = super().claim(*a, **kw)
         self._tell("reservations")
         return made
@@ -163,7 +163,7 @@ class ApiOnly:
     def __init__(self, store: FileStore) -> None:
         self._store = store
 
-    def __getattr__(self, name: str):  # noqa: ANN204
+    def __getattr__(self, name: str):
         if name in ("mesh_dir", "feed", "ensure_layout", "subscribe"):
             raise AttributeError(name)
         return getattr(self._store, name)
@@ -362,3 +362,51 @@ def test_follow_api_stops_when_asked(project, mesh_factory):
     assert not t.is_alive()
     assert [e["event"] for e in got] == ["join", "message"]
 
+
+
+# -- PostgreSQL: LISTEN/NOTIFY through the store's subscribe() ---------------------------
+
+@pytest.mark.pg
+def test_watcher_and_feed_on_postgres_use_notifications(pg_url, project, monkeypatch):
+    from pi_mesh_plugin.mesh import Mesh
+
+    monkeypatch.setenv("PI_MESH_STORE", pg_url)
+    alice = Mesh(project, "alice", cwd=project)
+    bob = Mesh(project, "bob", cwd=project)
+    try:
+        alice.join()
+        follower = feed_follower(alice.store)
+        assert [e["event"] for e in follower.history()] == ["join"]
+        got = Collector()
+        with Watcher(alice.store, got) as w:
+            assert w.mode == "notify"
+            bob.join()
+            got.wait_for("agents")
+            bob.reserve(["src/"], "pg test")
+            got.wait_for("reservations")
+            bob.send("alice", "hi")
+            got.wait_for("inbox")
+            got.wait_for("feed")
+            got.drain(0.3)
+            alice.agents(), alice.reservations(), alice.feed()
+            assert got.drain(0.4) == []  # reads notify nobody
+        assert [(e["event"], e["agent"]) for e in follower.read()] == [("join", "bob"), ("reserve", "bob"),
+                                                                       ("message", "bob")]
+    finally:
+        alice.close()
+        bob.close()
+
+
+@pytest.mark.pg
+def test_pi_mesh_watch_on_postgres(pg_url, project, monkeypatch):
+    monkeypatch.setenv("PI_MESH_STORE", pg_url)
+    assert run_cli("join", "--name", "alice", "--pid", "0", cwd=project).returncode == 0
+    watch = Proc("watch", "-n", "1", cwd=project)
+    try:
+        watch.expect("alice", "join")
+        r = run_cli("--agent", "alice", "reserve", "src/auth/", "--reason", "on postgres", cwd=project)
+        assert r.returncode == 0, r.stderr
+        watch.expect("alice", "reserve", "on postgres")
+    finally:
+        rc, err = watch.stop()
+    assert rc == 0 and err == ""

@@ -21,7 +21,7 @@ def format_event(ev: dict) -> str:
 
 
 def follow(mesh, emit: Callable[[dict], None], stop: threading.Event | None = None, history: int = 0,
-           mode: str = "auto", poll_interval: float = 1.0) -> None:  # noqa: ANN001
+           mode: str = "auto", poll_interval: float = 1.0) -> None:
     """Call ``emit(event)`` for the last ``history`` events, then for each new one until ``stop`` is set.
 
     Sleeps between changes; ``mode`` and ``poll_interval`` are passed to the
@@ -59,7 +59,7 @@ def _interrupt_on_term() -> None:
     """Make SIGTERM/SIGHUP end following like Ctrl-C: watchers stopped, exit status 0."""
     import signal
 
-    def handler(signum, frame) -> None:  # noqa: ANN001
+    def handler(signum, frame) -> None:
         raise KeyboardInterrupt
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -69,7 +69,7 @@ def _interrupt_on_term() -> None:
             pass
 
 
-def _run_follow(ctx, history: int, poll: float | None) -> None:  # noqa: ANN001
+def _run_follow(ctx, history: int, poll: float | None) -> None:
     emit = (lambda ev: click.echo(json.dumps(ev, ensure_ascii=False))) if ctx.json else \
         (lambda ev: click.echo(format_event(ev)))
     _interrupt_on_term()

@@ -183,7 +183,7 @@ class _State:
         return s
 
     def path(self, p: str) -> str:
-        if not self.cwd or p.startswith("/") or p.startswith("~"):
+        if not self.cwd or p.startswith(("/", "~")):
             return p
         return posixpath.join(self.cwd, p)
 
@@ -191,7 +191,7 @@ class _State:
 class W:
     """A word of a command: its literal text, or - when it depends on run-time values - the literal prefix."""
 
-    __slots__ = ("text", "dyn")
+    __slots__ = ("dyn", "text")
 
     def __init__(self, text: str, dyn: bool = False) -> None:
         self.text, self.dyn = text, dyn
@@ -639,7 +639,7 @@ def parse_opts(args: list[W], short_arg: str = "", long_arg: tuple = (), short_o
             after = args[i + 1:]
             break
         if t.startswith("--"):
-            name, eq, val = t.partition("=")
+            name, eq, _ = t.partition("=")
             if eq:
                 opts.append((name, a.after(len(name) + 1)))
             elif name in long_arg and i + 1 < len(args):
@@ -801,7 +801,16 @@ def _perl(wk: _Walker, args: list[W], st: _State, depth: int) -> None:
                 if j + 1 == len(t):
                     i += 1  # the program is the next word
                 break
-            if c in "MmIxFdDC0l" or c == "V":
+            if c in "0l":  # -0[octal|xHEX], -l[octal]: optional digits, then more switches
+                j += 1
+                if c == "0" and j < len(t) and t[j] in "xX":
+                    j += 1
+                    while j < len(t) and t[j] in "0123456789abcdefABCDEF":
+                        j += 1
+                while j < len(t) and t[j].isdigit():
+                    j += 1
+                continue
+            if c in "MmIxFdDCV":
                 break  # the rest of the cluster is this switch's argument
             j += 1
     files = args[i:]
@@ -829,7 +838,7 @@ def _copy_like(removes_sources: bool, short_arg: str = "St", long_arg: tuple = (
         elif len(ops) >= 2:
             dests, sources = [ops[-1]], ops[:-1]
             into = len(sources) > 1 or ops[-1].text.endswith("/")
-            if not into:
+            if len(sources) == 1:
                 wk.emit(ops[-1], kind, st)  # DEST itself (a file, or a new directory)
         else:
             return
@@ -1109,7 +1118,7 @@ def _git_stash(wk: _Walker, args: list[W], st: _State) -> None:
     sub = args[0].text if args and not args[0].startswith("-") else "push"
     rest = args[1:] if args and not args[0].startswith("-") else args
     if sub in ("push", "save"):
-        opts, ops, after = parse_opts(rest, short_arg="m", long_arg=("--message", "--pathspec-from-file"))
+        _, ops, after = parse_opts(rest, short_arg="m", long_arg=("--message", "--pathspec-from-file"))
         paths = after or (ops if sub == "push" else [])
         if paths:
             for w in paths:
@@ -1129,7 +1138,7 @@ def _git_clean(wk: _Walker, args: list[W], st: _State) -> None:
 
 
 def _git_switch(wk: _Walker, args: list[W], st: _State) -> None:
-    opts, ops, after = parse_opts(args, short_arg="cC", long_arg=("--create", "--force-create", "--orphan",
+    opts, ops, _ = parse_opts(args, short_arg="cC", long_arg=("--create", "--force-create", "--orphan",
                                                                   "--conflict"))
     if _has(opts, "-c", "-C", "--create", "--force-create") and not ops:
         return

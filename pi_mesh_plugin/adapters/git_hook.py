@@ -37,7 +37,7 @@ class GitError(Exception):
 
 def _git(args: list[str], cwd: str) -> bytes:
     try:
-        p = subprocess.run(["git", *args], cwd=cwd, capture_output=True)
+        p = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
     except FileNotFoundError:
         raise GitError("git is not installed") from None
     if p.returncode != 0:

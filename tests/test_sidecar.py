@@ -287,3 +287,20 @@ def test_sigterm_leaves_the_mesh(sidecars, mesh_factory) -> None:
     s.proc.terminate()
     assert s.proc.wait(timeout=15) == 0
     assert "pi-term" not in [a.name for a in mesh_factory(None, join=False).agents()]
+
+
+def test_agent_name_comes_from_hello_env_config_or_is_generated(sidecars, project) -> None:
+    s = sidecars(env={"PI_MESH_AGENT": "pi-env"})
+    assert s.ok("hello", pid=os.getpid())["agent"] == "pi-env"
+    with open(os.path.join(project, "hooks.toml"), "w") as f:
+        f.write('[mesh]\nagent = "pi-config"\n')
+    s = sidecars()
+    assert s.ok("hello", pid=os.getpid())["agent"] == "pi-config"
+    os.remove(os.path.join(project, "hooks.toml"))
+    s = sidecars()
+    generated = s.ok("hello", pid=os.getpid())["agent"]
+    assert generated.startswith("agent-") and generated not in ("pi-env", "pi-config")
+    # a name held by another live agent is refused with a one-line error (the extension then fails closed)
+    s = sidecars()
+    taken = s.request("hello", name="pi-env", pid=1)
+    assert taken["ok"] is False and taken["code"] == "blocked" and "is held by a live agent" in taken["error"], taken

@@ -67,6 +67,14 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def proc_state(pid: int) -> str | None:
+    """The state letter of ``pid`` (R, S, T, Z...), ``None`` once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return None
+
+
 def cmdline(pid: int) -> list[str]:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
@@ -135,10 +143,12 @@ def test_pi_is_blocked_by_a_reservation_uses_mesh_tools_and_receives_mail(pi_pro
     assert [r.holder for r in bob.reservations()] == ["bob"]
 
 
-@pytest.mark.parametrize("on_store_error", ["block", "allow"])
-def test_killed_sidecar_blocks_guarded_calls_with_a_clear_reason(pi_project: Path, mesh_factory, tmp_path,
-                                                                 on_store_error: str) -> None:
-    (pi_project / "hooks.toml").write_text(f'[defaults]\non_store_error = "{on_store_error}"\n')
+@pytest.mark.parametrize("how,on_store_error", [("kill", "block"), ("kill", "allow"), ("stop", "block")],
+                         ids=["killed", "killed-fail-open", "silent"])
+def test_dead_or_silent_sidecar_blocks_guarded_calls_with_a_clear_reason(pi_project: Path, mesh_factory, tmp_path,
+                                                                         how: str, on_store_error: str) -> None:
+    (pi_project / "hooks.toml").write_text(f'[defaults]\non_store_error = "{on_store_error}"\n'
+                                           f'sidecar_timeout = "1s"\n')
     observer = mesh_factory("observer")
     (pi_project / "notes.txt").write_text("notes\n")
     write = tool_call("write", {"path": "src/auth/login.py", "content": "written without the mesh\n"})
@@ -150,8 +160,12 @@ def test_killed_sidecar_blocks_guarded_calls_with_a_clear_reason(pi_project: Pat
         kids = [c for c in children(pi.pid) if "serve" in cmdline(c)]
         assert len(kids) == 1, [(c, cmdline(c)) for c in children(pi.pid)]
         killed["pid"] = kids[0]
-        os.kill(kids[0], signal.SIGKILL)
-        wait_for(lambda: kids[0] not in children(pi.pid), "the sidecar to be reaped")
+        if how == "stop":  # alive but silent: every request times out
+            os.kill(kids[0], signal.SIGSTOP)
+            wait_for(lambda: proc_state(kids[0]) == "T", "the sidecar to stop")
+        else:
+            os.kill(kids[0], signal.SIGKILL)
+            wait_for(lambda: kids[0] not in children(pi.pid), "the sidecar to be reaped")
         return [write, read]
 
     with ScriptedOpenAI([kill_sidecar, [text("done")]]) as server:
@@ -167,7 +181,11 @@ def test_killed_sidecar_blocks_guarded_calls_with_a_clear_reason(pi_project: Pat
         return
     reason = results[write["id"]]
     assert reason.startswith("BLOCKED: pi-mesh could not check this write call"), reason
-    assert f"sidecar (pid {killed['pid']}) was killed by SIGKILL" in reason, reason
+    if how == "stop":
+        assert "the pi-mesh sidecar did not answer pre_tool_call within 1s (sidecar_timeout)" in reason, reason
+        assert proc_state(killed["pid"]) in (None, "Z"), "the extension did not kill the silent sidecar"
+    else:
+        assert f"sidecar (pid {killed['pid']}) was killed by SIGKILL" in reason, reason
     assert "fail closed" in reason, reason
     assert (pi_project / "src" / "auth" / "login.py").read_text() == LOGIN
 

@@ -48,7 +48,7 @@ def launch_record(python: str | None = None) -> dict:
         from importlib.metadata import version
 
         rec["version"] = version("pi-mesh-plugin")
-    except Exception:  # noqa: BLE001 - not installed as a distribution
+    except Exception:  # noqa: BLE001, S110 - not installed as a distribution: no version to record
         pass
     return rec
 
@@ -58,10 +58,10 @@ def _importable_without_path(python: str, parent: str) -> bool:
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    probe = "import pi_mesh_plugin, os; print(os.path.dirname(os.path.dirname(os.path.abspath(pi_mesh_plugin.__file__))))"
     try:
-        proc = subprocess.run([python, "-c", "import pi_mesh_plugin, os; print(os.path.dirname(os.path.dirname("
-                               "os.path.abspath(pi_mesh_plugin.__file__))))"], cwd="/", env=env,
-                              capture_output=True, text=True, timeout=30)
+        proc = subprocess.run([python, "-c", probe], cwd="/", env=env, capture_output=True, text=True, timeout=30,
+                              check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return proc.returncode == 0 and os.path.realpath(proc.stdout.strip()) == os.path.realpath(parent)

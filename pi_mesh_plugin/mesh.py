@@ -110,6 +110,7 @@ class Mesh:
                "last_seen": t}
         if status:
             rec["status"] = status
+        _check_fields("agent", rec, "cannot join")
         res = self.store.register(rec)
         self.agent, self.session = name, res["agent"]["session"]
         self.notices = []
@@ -131,6 +132,8 @@ class Mesh:
     def heartbeat(self, **changes: object) -> Agent | None:
         """Refresh ``last_seen`` and merge ``changes`` (``status``, ``activity``, ``model``)."""
         name = self._need_agent()
+        _check_fields("agent", {"schema": 1, "name": name, "session": "s", "pid": 0, "host": "h", "cwd": "/",
+                                "started": iso(0), "last_seen": iso(0), **changes}, "invalid heartbeat")
         rec = self.store.update_agent(name, self.session, {"last_seen": iso(now()), **changes})
         return Agent.from_dict({**rec, "live": True}) if rec else None
 
@@ -365,6 +368,15 @@ class Mesh:
     @property
     def warnings(self) -> list[str]:
         return getattr(self.store, "warnings", [])
+
+
+def _check_fields(kind: str, rec: dict, what: str) -> None:
+    """Bad input (a too long --model, a negative --pid) is a usage error, not a corrupt record."""
+    from .schema import errors
+
+    errs = errors(kind, rec)
+    if errs:
+        raise UsageError(f"{what}: {errs[0]}")
 
 
 def generated_name() -> str:

@@ -234,3 +234,11 @@ def test_demo_runs_and_shows_the_block(project):
     assert "reserved by agent alice" in out and 'Reason: "refactoring login flow"' in out
     assert "edit allowed" in out and out.index("BLOCKED") < out.index("edit allowed")
     assert ".pi/mesh/inbox/alice/cur/" in out
+
+
+def test_bad_join_and_heartbeat_fields_are_usage_errors(project):
+    one_line_error(cli(project, "join", "--name", "z", "--model", "m" * 300, code=None), 2, "cannot join", "model")
+    one_line_error(cli(project, "join", "--name", "z", "--pid", "-5", code=None), 2, "cannot join", "pid")
+    assert not os.path.exists(os.path.join(project, ".pi", "mesh", "agents", "z.json"))
+    cli(project, "join", "--name", "z")
+    one_line_error(cli(project, "heartbeat", "--status", "s" * 600, agent="z", code=None), 2, "heartbeat", "status")

@@ -355,3 +355,38 @@ def test_property_the_same_writes_elsewhere_pass(guarded, cmd):
 def test_property_reads_of_claimed_paths_are_never_blocked(guarded, cmd):
     assert valid_bash(cmd), cmd
     assert guarded(cmd) is None, cmd
+
+
+# -- through the real per-call hook process -------------------------------------------------------
+def test_claude_code_bash_call_through_the_hook_process(guarded, project):
+    import json
+    import sys
+
+    from tests.conftest import REPO
+
+    def hook(command: str, *flags: str) -> subprocess.CompletedProcess:
+        event = {"session_id": "s", "transcript_path": "/tmp/t.jsonl", "cwd": project, "permission_mode": "default",
+                 "hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": command},
+                 "tool_use_id": "toolu_1"}
+        env = {**os.environ, "PYTHONPATH": REPO, "PI_MESH_AGENT": "bob"}
+        return subprocess.run([sys.executable, *flags, "-m", "pi_mesh_plugin", "hook", "claude-code"], cwd=project,
+                              input=json.dumps(event).encode(), capture_output=True, env=env, timeout=60, check=False)
+
+    import time
+
+    past = time.time() - 60  # an edited hooks.toml is cached once it is seconds old (see config.py)
+    os.utime(os.path.join(project, "hooks.toml"), (past, past))
+    r = hook("cd src/auth && sed -i 's/pass/return 1/' login.py")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)["hookSpecificOutput"]
+    assert out["permissionDecision"] == "deny"
+    assert "reserved by agent alice" in out["permissionDecisionReason"]
+    assert "refactoring auth" in out["permissionDecisionReason"]
+    r = hook("sed -i 's/a/b/' notes.txt && git status", "-X", "importtime")
+    assert (r.returncode, r.stdout) == (0, b""), r.stderr[-500:]
+    mods = {line.rsplit("|", 1)[1].strip() for line in r.stderr.decode().splitlines()
+            if line.startswith("import time:") and "|" in line}
+    assert "bashlex" in mods and "pi_mesh_plugin.shellwrites" in mods
+    heavy = sorted(m for m in mods if m.split(".")[0] in ("click", "pluggy", "jsonschema", "filelock",
+                                                          "dataclasses", "typing", "tomllib"))
+    assert heavy == []

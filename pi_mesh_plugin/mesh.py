@@ -372,11 +372,13 @@ class Mesh:
 
 def _check_fields(kind: str, rec: dict, what: str) -> None:
     """Bad input (a too long --model, a negative --pid) is a usage error, not a corrupt record."""
-    from .schema import errors
+    from .errors import CorruptRecord
+    from .schema import validate  # jsonschema only when the record is invalid
 
-    errs = errors(kind, rec)
-    if errs:
-        raise UsageError(f"{what}: {errs[0]}")
+    try:
+        validate(kind, rec)
+    except CorruptRecord as e:
+        raise UsageError(f"{what}: {e.why.split(': ', 1)[-1]}") from None
 
 
 def generated_name() -> str:

@@ -698,50 +698,52 @@ class PostgresStore:
         dirs = sorted({p for p, k in wanted if k == P.DIR})
         everything = P.ROOT in dirs
 
+        agent_cols = ", ".join(f"a.{c}" if c not in ("started", "last_seen") else _ts(f"a.{c}") for c in _AGENT_FIELDS)
+        res_cols = ", ".join(f"r.{c}" for c in ("id", "holder", "session", "path", "kind", "reason")) + \
+            f", {_ts('r.created')}, {_ts('r.expires')}"
+        if everything:
+            where, params = "r.project = %s", [self.project]
+        else:
+            where = ("r.project = %s AND (r.path = ANY(%s) OR EXISTS (SELECT 1 FROM unnest(%s::text[]) d(p) "
+                     "WHERE r.path > d.p || '/' AND r.path < d.p || '0'))")
+            params = [self.project, prefixes, dirs]
+        # Every stored claim that could overlap a wanted path, with its holder's registration (to judge liveness).
+        select = self._q(f"SELECT {res_cols}, a.name IS NOT NULL, {agent_cols} FROM {{s}}.reservations r "
+                         f"LEFT JOIN {{s}}.agents a ON a.project = r.project AND a.name = r.holder "
+                         f"WHERE {where} ORDER BY r.id")
+
+        def judge(cur) -> tuple[list[dict], list[str], list[dict], float]:
+            """``(live claims, ids of dead ones, live claims of others in the way, now)``."""
+            cur.execute(select, params)
+            now = time.time()
+            now_iso = iso(now)
+            holders: dict[str, dict | None] = {}
+            alive, dead = [], []
+            for row in cur.fetchall():
+                rec = _res(row[:8])
+                a = _agent(row[9:]) if row[8] else None
+                ok = rec["expires"] > now_iso and a is not None \
+                    and not (rec.get("session") and a["session"] != rec["session"]) and self.is_live(a)
+                (alive if ok else dead).append(rec)
+                holders[rec["holder"]] = a
+            conflicts: list[dict] = []
+            for path, kind in wanted:
+                for r in alive:
+                    if r["holder"] != holder and P.overlap(path, kind, r["path"], r["kind"]) and r not in conflicts:
+                        conflicts.append(r)
+            return alive, [r["id"] for r in dead], conflicts, now
+
         def go(conn) -> list[dict]:
+            # Lock-free first look: a live claim of another agent that is already committed refuses the request
+            # as surely as it would under the lock, without queueing behind the claimants that can succeed.
+            _, _, conflicts, now = judge(conn.cursor())
+            if conflicts:
+                raise ReservationConflict(conflict_message(wanted, conflicts, now), conflicts)
             with conn.transaction():
                 cur = conn.cursor()
                 # The one lock that makes check-and-claim atomic (see the module docstring).
                 cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_CLAIMS, self.project))
-                agent_cols = ", ".join(f"a.{c}" if c not in ("started", "last_seen") else _ts(f"a.{c}")
-                                       for c in _AGENT_FIELDS)
-                res_cols = ", ".join(f"r.{c}" for c in ("id", "holder", "session", "path", "kind", "reason")) + \
-                    f", {_ts('r.created')}, {_ts('r.expires')}"
-                if everything:
-                    where, params = "r.project = %s", [self.project]
-                else:
-                    where = ("r.project = %s AND (r.path = ANY(%s) OR EXISTS (SELECT 1 FROM unnest(%s::text[]) d(p) "
-                             "WHERE r.path > d.p || '/' AND r.path < d.p || '0'))")
-                    params = [self.project, prefixes, dirs]
-                cur.execute(self._q(f"SELECT {res_cols}, a.name IS NOT NULL, {agent_cols} FROM {{s}}.reservations r "
-                                    f"LEFT JOIN {{s}}.agents a ON a.project = r.project AND a.name = r.holder "
-                                    f"WHERE {where} ORDER BY r.id"), params)
-                now = time.time()
-                current, holders = [], {}
-                for row in cur.fetchall():
-                    rec = _res(row[:8])
-                    current.append(rec)
-                    if row[8]:
-                        holders[rec["holder"]] = _agent(row[9:])
-                live_cache: dict[tuple, bool] = {}
-
-                def live(r: dict) -> bool:
-                    if r["expires"] <= iso(now):
-                        return False
-                    key = (r["holder"], r.get("session"))
-                    if key not in live_cache:
-                        a = holders.get(r["holder"])
-                        live_cache[key] = a is not None and not (r.get("session") and a["session"] != r["session"]) \
-                            and self.is_live(a)
-                    return live_cache[key]
-
-                alive = [r for r in current if live(r)]
-                dead = [r["id"] for r in current if not live(r)]
-                conflicts: list[dict] = []
-                for path, kind in wanted:
-                    for r in alive:
-                        if r["holder"] != holder and P.overlap(path, kind, r["path"], r["kind"]) and r not in conflicts:
-                            conflicts.append(r)
+                alive, dead, conflicts, now = judge(cur)
                 if conflicts:
                     raise ReservationConflict(conflict_message(wanted, conflicts, now), conflicts)
                 expires = iso(now + ttl)

@@ -3,7 +3,8 @@
 * ``pg_base_url`` (session): a reachable server.  ``$PI_MESH_TEST_PG``
   (default ``postgresql://postgres@127.0.0.1:5432/test``); if that is
   unreachable and PostgreSQL's programs are installed (``initdb``/``pg_ctl`` on
-  PATH or under ``/usr/lib/postgresql/*/bin``), a throwaway cluster is started
+  PATH or under ``/usr/lib/postgresql/*/bin``; ``$PI_MESH_TEST_PG_BINDIR`` to
+  look only in one directory), a throwaway cluster is started
   on loopback for the session; with neither, PostgreSQL tests skip with the
   reason printed in the summary - or fail when ``PI_MESH_REQUIRE_PG=1`` (CI).
 * ``pg_url``: a store URL with a fresh schema of its own (``?schema=t_…``),
@@ -46,6 +47,10 @@ def _reachable(url: str) -> str | None:
 
 
 def _pg_bin(prog: str) -> str | None:
+    bindir = os.environ.get("PI_MESH_TEST_PG_BINDIR")  # only look there (an empty directory: never start a cluster)
+    if bindir is not None:
+        cand = os.path.join(bindir, prog)
+        return cand if os.access(cand, os.X_OK) else None
     found = shutil.which(prog)
     if found:
         return found

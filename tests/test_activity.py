@@ -124,3 +124,23 @@ def test_is_test_run(argv, expected):
 ])
 def test_is_commit(argv, expected):
     assert is_commit(argv.split()) is expected
+
+
+def test_pi_sidecar_post_tool_call_feeds_activity(project, mesh_factory):
+    """The Pi path: the extension's tool_result -> sidecar `post_tool_call` -> the built-in post-call hook."""
+    import os
+
+    from tests.test_sidecar import Sidecar
+
+    s = Sidecar(project)
+    try:
+        s.ok("hello", name="pi-1", harness="pi", pid=os.getpid())
+        s.ok("post_tool_call", tool="edit", input={"path": "src/auth/login.py", "edits": []}, ok=True, cwd=project)
+        s.ok("post_tool_call", tool="bash", input={"command": "git commit -am wip && cargo test"}, ok=True, cwd=project)
+        watcher = mesh_factory(None, join=False, cwd=project)
+        a = next(x for x in watcher.agents() if x.name == "pi-1").activity
+        assert (a["edits"], a["commits"], a["test_runs"]) == (1, 1, 1)
+        assert a["files_touched"] == ["src/auth/login.py"] and a["last"].startswith("commit: git commit -am wip")
+        assert [e["event"] for e in watcher.feed() if e.get("agent") == "pi-1"][-3:] == ["edit", "commit", "test"]
+    finally:
+        s.close()

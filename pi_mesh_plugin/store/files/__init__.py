@@ -77,7 +77,8 @@ class FileStore:
         old = self.registry.unregister(name, session)
         if old is None:
             return False
-        self.claims.release(name, None)
+        # only that session's claims: a new agent may have taken the name between the two locks
+        self.claims.release(name, None, session=old["session"])
         return True
 
     def update_agent(self, name: str, session: str | None, changes: dict) -> dict | None:
@@ -114,6 +115,19 @@ class FileStore:
 
     def unread_count(self, name: str) -> int:
         return self.inboxes.unread_count(name)
+
+    def wait_for_mail(self, name: str, timeout: float | None = None, poll: float = 0.02) -> int:
+        """Block until ``name`` has unread mail or ``timeout`` seconds pass; the unread count (0 on timeout).
+
+        Polls ``inbox/<name>/new`` (one directory listing per ``poll`` seconds); the PostgreSQL store's
+        method of the same name is woken by NOTIFY instead.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            n = self.unread_count(name)
+            if n or (deadline is not None and time.monotonic() >= deadline):
+                return n
+            time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
 
     # -- reservations -------------------------------------------------------
     def claim(self, holder: str, session: str | None, wanted: list[tuple[str, str]], reason: str,

@@ -46,7 +46,7 @@ def _racy(scan_start_ns: int, mtime_ns: int) -> bool:
 class ClaimIndex:
     """An in-memory view of ``reservations/``: ``{name: record}`` plus lookup tables."""
 
-    __slots__ = ("directory", "index_file", "stamp", "scan_start", "files", "bad", "by_path", "under")
+    __slots__ = ("directory", "index_file", "stamp", "scan_start", "files", "bad", "by_path", "_under")
 
     def __init__(self, directory: str, index_file: str) -> None:
         self.directory = directory
@@ -56,7 +56,20 @@ class ClaimIndex:
         self.files: dict[str, dict] = {}
         self.bad: dict[str, str] = {}
         self.by_path: dict[str, list[dict]] = {}
-        self.under: set[str] = set()  # every proper ancestor of a claimed path
+        self._under: set[str] | None = set()
+
+    @property
+    def under(self) -> set[str]:
+        """Every proper ancestor of a claimed path (built on the first directory query: a hook
+        process checking one file never pays for it)."""
+        u = self._under
+        if u is None:
+            u = set()
+            for p in self.by_path:
+                if p != P.ROOT:
+                    u.update(P.prefixes(p)[:-1])
+            self._under = u
+        return u
 
     # -- freshness ----------------------------------------------------------
     def current(self) -> ClaimIndex:
@@ -120,14 +133,15 @@ class ClaimIndex:
 
     def _set(self, files: dict[str, dict], bad: dict[str, str], stamp: tuple[int, int] | None, start: int) -> None:
         by_path: dict[str, list[dict]] = {}
-        under: set[str] = set()
         for rec in files.values():
             p = rec["path"]
-            by_path.setdefault(p, []).append(rec)
-            if p != P.ROOT:
-                under.update(P.prefixes(p)[:-1])
+            recs = by_path.get(p)
+            if recs is None:
+                by_path[p] = [rec]
+            else:
+                recs.append(rec)
         self.files, self.bad, self.stamp, self.scan_start = files, bad, stamp, start
-        self.by_path, self.under = by_path, under
+        self.by_path, self._under = by_path, None
 
     def write_index_file(self) -> None:
         if self.stamp is None:

@@ -25,6 +25,7 @@ progress.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -159,7 +160,7 @@ def read_json(path: str, max_bytes: int = MAX_RECORD_BYTES) -> dict:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as e:
-        if e.errno == 40:  # ELOOP: the final component is a symlink
+        if e.errno == errno.ELOOP:  # the final component is a symlink (40 on Linux, 62 on macOS)
             raise ValueError("is a symlink, not a file") from None
         if isinstance(e, IsADirectoryError):
             raise ValueError("is a directory, not a file") from None

@@ -80,6 +80,15 @@ def test_commit_touching_another_agents_claim_is_refused(repo):
     assert "src/auth/login.py" in p.stderr and "alice" in p.stderr and "rewriting the login flow" in p.stderr
     assert "agent bob" in p.stderr and "Traceback" not in p.stderr
     assert head(repo) == before
+    # `commit -a` and `commit PATH` stage into a temporary index (GIT_INDEX_FILE) that the hook must read
+    git(repo, "reset", "-q", "--hard")
+    write(repo, "README.md", "tracked change\n")
+    assert git(repo, "commit", "-qam", "all", agent="bob", check=False).returncode == 0
+    write(repo, "src/auth/login.py", "changed by bob\n")
+    p = git(repo, "commit", "-qam", "all", agent="bob", check=False)
+    assert p.returncode == 1 and "src/auth/login.py" in p.stderr
+    p = git(repo, "commit", "-qm", "only", "src/auth/login.py", agent="bob", check=False)
+    assert p.returncode == 1 and "src/auth/login.py" in p.stderr
 
 
 def test_commit_elsewhere_and_the_holders_own_commit_pass(repo):

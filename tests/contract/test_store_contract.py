@@ -199,6 +199,26 @@ def test_broadcast_reaches_live_agents_only(backend, mk, dead_pid):
     assert a.unread_count() == 0 and a.unread_count("ghost") == 0
 
 
+def test_wait_for_mail_wakes_on_delivery(backend, mk):
+    a, b = mk("alice"), mk("bob")
+    assert a.store.wait_for_mail("alice", timeout=0.2) == 0
+    woke: list[float] = []
+
+    def wait() -> None:
+        woke.append(a.store.wait_for_mail("alice", timeout=10))
+        woke.append(time.monotonic())
+
+    t = threading.Thread(target=wait)
+    t.start()
+    time.sleep(0.3)
+    sent_at = time.monotonic()
+    b.send("alice", "wake up")
+    t.join(10)
+    assert woke[0] == 1
+    assert woke[1] - sent_at < 0.5  # files: a 20 ms poll; postgres: NOTIFY, not its 2 s fallback poll
+    assert a.store.wait_for_mail("alice", timeout=5) == 1  # unread mail: returns at once
+
+
 # -- reservations ---------------------------------------------------------------------------------------------------
 def test_reserve_conflict_names_holder_and_claims_nothing(backend, mk):
     a, b = mk("alice"), mk("bob")
@@ -445,26 +465,6 @@ def test_pg_unreachable_server_is_one_line_and_guard_fails_closed(project):
     m = Mesh(project, "alice", cwd=project, store=PostgresStore(bad, project))
     block = check_call(m, ToolCall(tool="edit", paths=("src/auth/login.py",), cwd=project))
     assert block is not None and "could not read the reservations" in block.message
-
-
-def test_pg_wait_for_mail_wakes_on_notify(pg_env, mesh_factory, project):
-    a, b = mesh_factory("alice", cwd=project), mesh_factory("bob", cwd=project)
-    assert a.store.wait_for_mail("alice", timeout=0.2) == 0
-    woke: list[float] = []
-
-    def wait() -> None:
-        woke.append(a.store.wait_for_mail("alice", timeout=10))
-        woke.append(time.monotonic())
-
-    t = threading.Thread(target=wait)
-    t.start()
-    time.sleep(0.3)
-    sent_at = time.monotonic()
-    b.send("alice", "wake up")
-    t.join(10)
-    assert woke[0] == 1
-    assert woke[1] - sent_at < 0.5  # NOTIFY, not the 2 s poll
-    assert a.store.wait_for_mail("alice", timeout=5) == 1  # unread mail: returns at once
 
 
 def test_pg_subscribe_reports_topics(pg_env, mesh_factory, project):

@@ -506,12 +506,15 @@ class PostgresStore:
             with conn.transaction():
                 cur = conn.cursor()
                 cur.execute(self._q("DELETE FROM {s}.agents WHERE project = %s AND name = %s "
-                                    "AND (%s::text IS NULL OR session = %s)"), (self.project, name, session, session))
-                if cur.rowcount == 0:
+                                    "AND (%s::text IS NULL OR session = %s) RETURNING session"),
+                            (self.project, name, session, session))
+                row = cur.fetchone()
+                if row is None:
                     return False
                 self._notify(cur, "agents")
-                cur.execute(self._q("DELETE FROM {s}.reservations WHERE project = %s AND holder = %s"),
-                            (self.project, name))
+                # that session's claims only, as the file store does
+                cur.execute(self._q("DELETE FROM {s}.reservations WHERE project = %s AND holder = %s "
+                                    "AND (session = %s OR session IS NULL)"), (self.project, name, row[0]))
                 if cur.rowcount:
                     self._notify(cur, "reservations")
                 return True

@@ -38,6 +38,9 @@ RACY_NS = 50_000_000          # > one kernel tick at HZ=100 (10 ms), with margin
 RACY_COARSE_NS = 2_500_000_000  # filesystems with whole-second timestamps
 
 
+_INDEXED_KEYS = ("id", "holder", "path", "kind", "reason", "created", "expires")
+
+
 def _racy(scan_start_ns: int, mtime_ns: int) -> bool:
     window = RACY_COARSE_NS if mtime_ns % 1_000_000_000 == 0 else RACY_NS
     return scan_start_ns - mtime_ns <= window
@@ -94,9 +97,12 @@ class ClaimIndex:
             if (data["mtime_ns"], data["ino"]) != stamp or _racy(data["scan_start_ns"], stamp[0]):
                 return False
             files = {c["id"] + ".json": c for c in data["claims"]}
-        except (OSError, ValueError, KeyError, TypeError):
+            # a cache is never trusted blindly: a damaged one is ignored (rebuilt), never fatal
+            if not all(type(c.get(k)) is str for c in files.values() for k in _INDEXED_KEYS):
+                return False
+            self._set(files, {}, stamp, data["scan_start_ns"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return False
-        self._set(files, {}, stamp, data["scan_start_ns"])
         return True
 
     def rescan(self) -> None:

@@ -330,3 +330,25 @@ def test_every_record_on_disk_validates_against_its_schema(pair, project):
     with open(mesh_dir(project, "feed.jsonl")) as f:
         events = [json.loads(line) for line in f]
     assert [e["event"] for e in events] == ["join", "join", "reserve", "message"]
+
+
+@pytest.mark.parametrize("claims", [[{"id": "x"}], "not a list", [5], [{"id": "x", "path": 5}], None])
+def test_damaged_claims_index_cache_is_ignored_never_fatal(pair, project, claims):
+    """index/claims.json is a cache: a damaged one (with a matching stamp) must not hide a claim or crash."""
+    alice, bob = pair
+    alice.reserve(["src/auth/"], "real claim")
+    time.sleep(0.1)  # past the racy window, so that a reader trusts (and rewrites) the index file
+    assert Mesh(project, None, cwd=project).check("src/auth/x") is not None
+    idx = mesh_dir(project, "index", "claims.json")
+    with open(idx) as f:
+        data = json.load(f)
+    st = os.stat(mesh_dir(project, "reservations"))
+    assert (data["mtime_ns"], data["ino"]) == (st.st_mtime_ns, st.st_ino)  # the cache is current...
+    data["claims"] = claims  # ...and damaged
+    with open(idx, "w") as f:
+        json.dump(data, f)
+    fresh = Mesh(project, "bob", cwd=project)
+    blk = fresh.check("src/auth/x")
+    assert blk is not None and blk.holder == "alice"
+    assert [r.path for r in Mesh(project, None, cwd=project).reservations()] == ["src/auth"]
+    assert Mesh(project, None, cwd=project).doctor() == []

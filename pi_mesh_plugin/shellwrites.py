@@ -18,10 +18,14 @@ walked:
   ``rmdir``, ``unlink``, ``touch``, ``truncate``, ``mkdir``, ``chmod``/
   ``chown``/``chgrp``, ``dd of=``, ``sort -o``, ``uniq IN OUT``,
   ``curl -o``, ``wget -O``, ``tar x``/``tar cf``, ``unzip``, ``patch``,
-  ``shred``, ``find … -delete``/``-exec WRITER {}``/``-fprint``, and the
-  in-place formatters (``black``, ``isort``, ``ruff format``/``--fix``,
+  ``shred``, ``sponge``, ``ed``/``ex``, ``rsync`` (local destination),
+  ``find … -delete``/``-exec WRITER {}``/``-fprint``, the in-place
+  formatters (``black``, ``isort``, ``ruff format``/``--fix``,
   ``prettier --write``, ``gofmt -w``, ``clang-format -i``, ``rustfmt``,
-  ``eslint --fix`` …);
+  ``eslint --fix`` …) and the package managers that rewrite a manifest, its
+  lock file and install tree (``npm install``, ``yarn add``, ``pnpm add``,
+  ``bun add``, ``poetry add``, ``uv add``/``sync``, ``cargo add``,
+  ``go get``/``go mod tidy``);
 * git: ``checkout [REV] -- PATH`` (and ``checkout PATH``), ``restore``
   (not ``--staged`` alone), ``mv``, ``rm`` (not ``--cached``), ``clean``;
   and the commands that rewrite the whole working tree - ``reset --hard``,
@@ -1045,6 +1049,45 @@ def _ruff(wk: _Walker, args: list[W], st: _State, depth: int) -> None:
             wk.emit(w, DIR, st)
 
 
+def _rsync(wk: _Walker, args: list[W], st: _State, depth: int) -> None:
+    _, ops, after = parse_opts(args, short_arg="efT", long_arg=("--rsh", "--filter", "--exclude", "--include",
+                                                                 "--temp-dir", "--backup-dir", "--partial-dir",
+                                                                 "--exclude-from", "--include-from",
+                                                                 "--files-from", "--chmod", "--chown"))
+    ops = ops + after
+    if len(ops) >= 2 and not (":" in ops[-1].text.split("/")[0]):  # a local destination
+        wk.emit(ops[-1], DIR, st)
+
+
+_MANIFESTS = {
+    # command: ({subcommands that rewrite the project's manifest / lock / install tree}, files, bare command too)
+    "npm": ({"install", "i", "add", "uninstall", "remove", "rm", "un", "update", "up", "upgrade", "ci", "dedupe",
+             "prune", "link"}, ("package.json", "package-lock.json", "node_modules/"), False),
+    "yarn": ({"add", "remove", "install", "upgrade", "up", "dedupe"},
+             ("package.json", "yarn.lock", "node_modules/"), True),
+    "pnpm": ({"add", "install", "i", "remove", "rm", "uninstall", "update", "up", "dedupe", "prune"},
+             ("package.json", "pnpm-lock.yaml", "node_modules/"), False),
+    "bun": ({"add", "install", "i", "remove", "rm", "update"},
+            ("package.json", "bun.lockb", "bun.lock", "node_modules/"), False),
+    "poetry": ({"add", "remove", "lock", "update", "install"}, ("pyproject.toml", "poetry.lock"), False),
+    "uv": ({"add", "remove", "lock", "sync"}, ("pyproject.toml", "uv.lock", ".venv/"), False),
+    "cargo": ({"add", "remove", "rm", "update", "generate-lockfile"}, ("Cargo.toml", "Cargo.lock"), False),
+    "go": ({"get", "mod"}, ("go.mod", "go.sum"), False),
+}
+
+
+def _manifest(wk: _Walker, args: list[W], st: _State, depth: int, name: str = "") -> None:
+    subs, files, bare = _MANIFESTS[name]
+    ops = [a for a in args if not a.text.startswith("-")]
+    if ops and ops[0].dyn:
+        return
+    if (ops and ops[0].text in subs and not (name == "go" and ops[0].text == "mod" and ops[1:2]
+                                             and ops[1].text not in ("tidy", "edit", "init", "vendor"))) \
+            or (bare and not ops):
+        for f in files:
+            wk.emit_path(f, DIR if f.endswith("/") else FILE, st)
+
+
 def _git(wk: _Walker, args: list[W], st: _State, depth: int) -> None:
     i = 0
     here = st
@@ -1189,5 +1232,6 @@ _WRITERS = {
     "yapf": _formatter(("-i", "--in-place")), "gofmt": _formatter(("-w",)), "goimports": _formatter(("-w",)),
     "clang-format": _formatter(("-i",)), "prettier": _formatter(("-w", "--write")),
     "eslint": _formatter(("--fix",)),
-    "ruff": _ruff,
+    "ruff": _ruff, "rsync": _rsync, "sponge": _all(FILE), "ed": _all(FILE, short_arg="p"), "ex": _all(FILE),
+    **{n: (lambda wk, a, st, d, _n=n: _manifest(wk, a, st, d, _n)) for n in _MANIFESTS},
 }

@@ -102,6 +102,12 @@ def targets(cmd: str) -> set:
     ("git ls-files | xargs sed -i s/a/b/", {(".", D)}),
     ("if test -f x; then rm x; else touch y; fi", {("x", F), ("y", F)}),
     ("f() { rm infunc; }", {("infunc", F)}),
+    ("rsync -a --delete src/ mirror/", {("mirror/", D)}),
+    ("sed s/a/b/ conf | sponge conf", {("conf", F)}),
+    ("cd web && npm install left-pad", {("web/package.json", F), ("web/package-lock.json", F),
+                                        ("web/node_modules/", D)}),
+    ("cargo add serde", {("Cargo.toml", F), ("Cargo.lock", F)}),
+    ("go mod tidy", {("go.mod", F), ("go.sum", F)}),
 ])
 def test_forms(cmd, expected):
     got = shell_write_targets(cmd)
@@ -117,7 +123,8 @@ def test_forms(cmd, expected):
     "git checkout -b feature", "ruff check src", "black --check src", "cat a.py > /dev/null 2>&1",
     "echo $(cat a.py)", "xargs grep x < list.txt", "command -v sed", "test -f a.py && echo yes",
     "python -m pytest -q tests", "wc -l < a.py", "perl -0777 -ne 'print' a.py", "echo 'a > b' \"c >> d\"",
-    "npm test 2>&1 | tail -20", "git commit -m \"$(cat <<'EOF'\nfix: login\n\nCo-Authored-By: x\nEOF\n)\"",
+    "npm test 2>&1 | tail -20", "npm run build", "cargo build --release", "go test ./...", "uv run pytest",
+    "rsync -a src/ host:/backup/", "git commit -m \"$(cat <<'EOF'\nfix: login\n\nCo-Authored-By: x\nEOF\n)\"",
 ])
 def test_read_only_commands_write_nothing(cmd):
     got = shell_write_targets(cmd)

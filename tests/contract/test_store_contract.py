@@ -523,3 +523,20 @@ def test_pg_exclusivity_across_processes_on_different_hosts(pg_env, project, tmp
     assert overlaps == []
     assert sum(r["refused"] for r in results) > 0  # they did contend
     assert len({s[2] for s in spans}) == len(paths)
+
+
+def test_pg_reconnects_after_the_server_drops_the_connection(pg_env, mesh_factory, project):
+    import psycopg
+
+    from pi_mesh_plugin.store.postgres import split_url
+
+    a, b = mesh_factory("alice", cwd=project), mesh_factory("bob", cwd=project)
+    a.reserve(["src/"], "before the drop")
+    base, schema = split_url(pg_env)
+    with psycopg.connect(base, autocommit=True) as admin:
+        killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                               "WHERE application_name = %s AND pid <> pg_backend_pid()",
+                               (f"pi-mesh/{schema}",)).fetchone()[0]
+    assert killed >= 2
+    assert b.check("src/auth/login.py").holder == "alice"  # reopened and retried, not an error
+    assert [r.path for r in a.release()] == ["src"]

@@ -7,7 +7,9 @@ pipe round trip instead of an interpreter start.  The protocol is JSON lines:
 * responses on stdout: ``{"id": 7, "ok": true, "result": {...}}`` or
   ``{"id": 7, "ok": false, "error": "<one line>", "code": "<code>"}``;
 * unsolicited events on stdout: ``{"event": "message", ...}`` (one per inbox
-  message as it arrives), ``{"event": "warning", "message": ...}``.
+  message as it arrives), ``{"event": "warning", "message": ...}``.  Mail already waiting at
+  ``hello`` comes in its result (``backlog``, the same objects) rather than as events, so the
+  extension can hand it over before the first prompt.
 
 Ops: ``hello`` (alias ``join``), ``ping``, ``tools``, ``pre_tool_call``,
 ``call_tool``, ``post_tool_call``, ``ack``, ``status``, ``leave``.
@@ -115,6 +117,12 @@ def message_content(m) -> str:  # m: Message
     hint = (f"(Reply with send_message(to=\"{m.sender}\", reply_to=\"{m.id}\", text=\"...\") if an answer is "
             f"needed.)")
     return f"{head}\n{m.text}\n{hint}"
+
+
+def message_event(m) -> dict[str, Any]:  # m: Message
+    return {"event": "message", "id": m.id, "from": m.sender, "to": m.to, "text": m.text, "urgent": bool(m.urgent),
+            "broadcast": bool(m.broadcast), "reply_to": m.reply_to, "thread": m.thread, "created": m.created,
+            "content": message_content(m)}
 
 
 class Sidecar:
@@ -256,12 +264,17 @@ class Sidecar:
         self.joined = True
         tools = [t.to_dict() for t in self.host.tools()]
         cfg = self.mesh.config
+        self._pushed.clear()
+        backlog = []
+        for m in self.mesh.read_inbox(unread_only=True, peek=True):
+            self._pushed.add(m.id)
+            backlog.append(message_event(m))
         self._start_pump()
         return {"protocol": PROTOCOL, "agent": agent.name, "session": agent.session, "pid": agent.pid,
                 "root": self.mesh.root, "store": self.mesh.store.url, "tools": tools,
                 "guard": list(cfg.guard), "deny": list(cfg.deny), "on_store_error": cfg.on_store_error,
                 "sidecar_timeout": cfg.sidecar_timeout, "heartbeat_ttl": cfg.heartbeat_ttl,
-                "notices": list(self.mesh.notices), "unread": self.mesh.unread_count(),
+                "notices": list(self.mesh.notices), "unread": len(backlog), "backlog": backlog,
                 "sidecar_pid": os.getpid()}
 
     def op_tools(self, req: dict) -> list:
@@ -417,7 +430,6 @@ class Sidecar:
 
     def _start_pump(self) -> None:
         self._stop.clear()
-        self._pushed.clear()
         self._pump_thread = threading.Thread(target=self._pump, name="pi-mesh-pump", daemon=True)
         self._pump_thread.start()
 
@@ -470,9 +482,7 @@ class Sidecar:
             if m.id in self._pushed:
                 continue
             self._pushed.add(m.id)
-            self.emit({"event": "message", "id": m.id, "from": m.sender, "to": m.to, "text": m.text,
-                       "urgent": bool(m.urgent), "broadcast": bool(m.broadcast), "reply_to": m.reply_to,
-                       "thread": m.thread, "created": m.created, "content": message_content(m)})
+            self.emit(message_event(m))
 
     # -- end ----------------------------------------------------------------------
     def shutdown(self) -> None:

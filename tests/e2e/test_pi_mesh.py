@@ -221,3 +221,18 @@ def test_mesh_command_shows_agents_claims_and_unread_mail(pi_project: Path, bob,
     assert 'src/auth/ held by bob: "refactoring the auth flow"' in out, out
     assert "Unread mail (0):" in out, out
     assert json.loads(run.stdout.splitlines()[0])["type"] == "session"  # the JSON stream stayed clean
+
+
+def test_mail_waiting_at_startup_rides_with_the_first_prompt(pi_project: Path, bob, mesh_factory, tmp_path) -> None:
+    away = mesh_factory("pi-1", cwd=str(pi_project))
+    msg = bob.send("pi-1", "while you were away: auth is mine until noon")
+    away.leave()  # pi-1's last session ended cleanly with the message unread
+    with ScriptedOpenAI([[text("read it")], [text("spare")]]) as server:
+        run = run_pi(pi_project, "good morning", server, agent_dir=tmp_path / "agent", env={"PI_MESH_AGENT": "pi-1"})
+        requests = server.chat_requests()
+        assert run.returncode == 0, run.describe()
+    users = [ScriptedOpenAI.user_texts(body) for body in requests]
+    assert len(requests) == 1, users
+    assert users[0][0] == "good morning" and "while you were away: auth is mine until noon" in users[0][1], users
+    inbox_dir = pi_project / ".pi" / "mesh" / "inbox" / "pi-1"
+    assert [p.stem for p in (inbox_dir / "cur").iterdir()] == [msg.id]

@@ -216,16 +216,27 @@ export default function (pi: ExtensionAPI) {
   let failOpen = false;
   const meshTools = new Set<string>();
   const seen = new Set<string>(); // message ids already handed to Pi this session
+  let prompted = false; // has the agent run at least once in this session?
 
-  sidecar.onEvent = (ev) => {
-    if (ev.event !== "message" || typeof ev.id !== "string" || seen.has(ev.id)) return;
+  /** Hand one message to Pi. Mail that was waiting when the session started (backlog) rides with the
+   *  first prompt; anything else is steered in (urgent) or follows up the current work, waking the
+   *  agent if it is idle. It is acked as delivered only when it reaches the context (message_end). */
+  function deliver(ev: Json, backlog: boolean): void {
+    if (typeof ev.id !== "string" || seen.has(ev.id)) return;
     seen.add(ev.id);
+    const options = backlog && !prompted
+      ? { deliverAs: "nextTurn" as const }
+      : { deliverAs: ev.urgent ? ("steer" as const) : ("followUp" as const), triggerTurn: true };
     pi.sendMessage(
       { customType: CUSTOM_TYPE, content: String(ev.content ?? ev.text), display: true,
         details: { id: ev.id, from: ev.from, urgent: !!ev.urgent } },
-      { deliverAs: ev.urgent ? "steer" : "followUp", triggerTurn: true },
+      options,
     );
     sidecar.request("ack", { ids: [ev.id], stage: "queued" }, timeoutMs).catch(() => {});
+  }
+
+  sidecar.onEvent = (ev) => {
+    if (ev.event === "message") deliver(ev, false);
   };
 
   async function connect(cwd: string, model: string | undefined): Promise<void> {
@@ -245,6 +256,7 @@ export default function (pi: ExtensionAPI) {
     if (Array.isArray(joined.deny)) deny = joined.deny;
     failOpen = joined.on_store_error === "allow";
     for (const tool of joined.tools ?? []) registerMeshTool(tool);
+    for (const ev of joined.backlog ?? []) deliver(ev, true);
   }
 
   function registerMeshTool(tool: Json): void {
@@ -299,6 +311,11 @@ export default function (pi: ExtensionAPI) {
     sidecar
       .request("post_tool_call", { tool: event.toolName, input: event.input, ok: !event.isError, cwd: ctx.cwd }, timeoutMs)
       .catch(() => {});
+    return undefined;
+  });
+
+  pi.on("agent_start", async () => {
+    prompted = true;
     return undefined;
   });
 

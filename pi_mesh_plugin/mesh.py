@@ -194,10 +194,13 @@ class Mesh:
     def read_inbox(self, unread_only: bool = True, peek: bool = False) -> list[Message]:
         """Messages in id (= arrival) order.  Unless ``peek``, unread ones are then marked read.
 
-        Delivery is at-least-once with unique ids: a reader killed after
-        receiving but before marking gets the same messages (same ids) again.
-        For processing that must not lose a message to a crash, ``peek`` then
-        :meth:`mark_read` the ids once they are handled.
+        Reading never deletes: a read message stays in ``cur/``.  Without
+        ``peek`` the messages are marked read *before* this returns, so a
+        reader killed after that but before acting on them finds them only
+        among the read ones (``unread_only=False``): at-most-once processing
+        (the torture suite measures it).  For at-least-once processing,
+        ``peek=True`` then :meth:`mark_read` the ids once handled; after a
+        crash the same messages (same ids) come again - de-duplicate by id.
         """
         name = self._need_agent()
         got = self.store.fetch(name, unread_only)

@@ -78,8 +78,11 @@ def reader(a: dict) -> None:
             m.warnings.clear()
             if msgs:
                 got += len(msgs)
+                if not peek:
+                    time.sleep(a.get("work", 0))  # processing time: read_inbox() has already marked them
                 log("\n".join(f"R {msg.id} {name} {msg.text}" for msg in msgs))
                 if peek:
+                    time.sleep(a.get("work", 0))  # processed (logged), not yet acknowledged
                     m.mark_read([msg.id for msg in msgs])
         if stopping and not got:
             break

@@ -47,7 +47,12 @@ def set_crash_point(step: str | None) -> None:
 
 
 def dumps(record: dict) -> bytes:
-    return (json.dumps(record, ensure_ascii=False, sort_keys=False, indent=1) + "\n").encode("utf-8")
+    try:
+        return (json.dumps(record, ensure_ascii=False, sort_keys=False, indent=1) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        # a lone surrogate (a non-UTF-8 file name or argv byte, decoded with surrogateescape):
+        # \u escapes keep the file valid UTF-8 JSON and round-trip the string exactly
+        return (json.dumps(record, ensure_ascii=True, sort_keys=False, indent=1) + "\n").encode("ascii")
 
 
 def fsync_dir(path: str) -> None:

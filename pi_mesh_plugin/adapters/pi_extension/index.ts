@@ -299,7 +299,8 @@ export default function (pi: ExtensionAPI) {
         reason:
           `BLOCKED: pi-mesh could not check this ${event.toolName} call: ${oneLine((e as Error).message)}. ` +
           `Guarded tools (${guard.join(", ")}) are blocked while the mesh cannot be asked (fail closed; ` +
-          `on_store_error = "allow" in hooks.toml would let them through). Restart pi to reconnect.`,
+          `on_store_error = "allow" in hooks.toml would let them through).` +
+          (sidecar.dead !== null ? " Restart pi to reconnect." : ""),
       };
     }
     if (answer && answer.allow === false) return { block: true, reason: String(answer.reason ?? answer.block?.message) };

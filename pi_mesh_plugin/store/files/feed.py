@@ -32,7 +32,11 @@ class Feed:
                 line = json.dumps({k: event[k] for k in ("ts", "event", "agent") if k in event})
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, (line + "\n").encode("utf-8"))
+            try:
+                data = (line + "\n").encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate (a non-UTF-8 file name): \u-escape it, as fsio.dumps does
+                data = (json.dumps(json.loads(line), separators=(",", ":")) + "\n").encode("ascii")
+            os.write(fd, data)
             size = os.fstat(fd).st_size
         finally:
             os.close(fd)

@@ -242,3 +242,32 @@ def test_bad_join_and_heartbeat_fields_are_usage_errors(project):
     assert not os.path.exists(os.path.join(project, ".pi", "mesh", "agents", "z.json"))
     cli(project, "join", "--name", "z")
     one_line_error(cli(project, "heartbeat", "--status", "s" * 600, agent="z", code=None), 2, "heartbeat", "status")
+
+
+
+def raw(project: str, *args: str, agent: str | None = None, code: int = 0) -> str:
+    """Like :func:`cli`, with stdout decoded the way Python decodes file names (bytes are passed through)."""
+    import subprocess
+
+    from tests.conftest import PI_MESH, REPO
+
+    env = {**os.environ, "PYTHONPATH": REPO}
+    pre = ["--root", project] + (["--agent", agent] if agent else [])
+    r = subprocess.run([*PI_MESH, *pre, *args], cwd=project, env=env, capture_output=True, timeout=60)
+    err = r.stderr.decode("utf-8", "surrogateescape")
+    assert "Traceback" not in err and r.returncode == code, (args, r.returncode, err)
+    return r.stdout.decode("utf-8", "surrogateescape")
+
+
+def test_non_utf8_bytes_in_paths_text_and_reason(two):
+    """Linux file names need not be UTF-8, and argv bytes reach Python as lone surrogates: they are stored
+    (as JSON \\u escapes), claimed, blocked and read back - never an internal error."""
+    name, reason, text = (os.fsdecode(b) for b in (b"src/f\xff.py", b"r\xfe", b"bad \xff byte"))
+    [claim] = json.loads(raw(two, "--json", "reserve", name, "--reason", reason, agent="alice"))
+    assert (claim["path"], claim["reason"]) == (name, reason)
+    assert "alice" in raw(two, "check", name, agent="bob", code=3)
+    raw(two, "send", "bob", text, agent="alice")
+    assert [m["text"] for m in json.loads(raw(two, "--json", "inbox", agent="bob"))] == [text]
+    assert json.loads(raw(two, "--json", "release", agent="alice"))[0]["path"] == name
+    assert [e["event"] for e in json.loads(raw(two, "--json", "feed"))][-3:] == ["reserve", "message", "release"]
+    assert raw(two, "doctor").strip() == "all good"

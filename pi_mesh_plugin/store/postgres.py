@@ -100,6 +100,7 @@ LOCK_SCHEMA = 0x504D0001
 LOCK_CLAIMS = 0x504D0002
 LOCK_FEED = 0x504D0003
 
+CASE_INSENSITIVE_HOSTS = frozenset({"github.com", "gitlab.com", "bitbucket.org", "codeberg.org"})
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _TS = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
 
@@ -221,9 +222,11 @@ def normalise_remote(remote: str) -> str:
         host, path = parts.hostname, parts.path
     else:
         return os.path.normpath(os.path.abspath(r))  # a local path remote: shared by nobody else anyway
-    path = path.strip("/")
-    path = path.removesuffix(".git")
-    return f"{host.lower()}/{path.rstrip('/')}"
+    path = path.strip("/").removesuffix(".git").rstrip("/")
+    host = host.lower()
+    if host in CASE_INSENSITIVE_HOSTS:  # Acme/Repo and acme/repo are one repository there
+        path = path.lower()
+    return f"{host}/{path}"
 
 
 def derive_project_id(root: str) -> str:

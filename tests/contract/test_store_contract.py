@@ -374,9 +374,10 @@ def _checkout(tmp_path, name: str, remote: str | None) -> str:
 def test_pg_project_id_from_git_remote_joins_checkouts(pg_env, tmp_path):
     from pi_mesh_plugin.store.postgres import normalise_remote
 
-    assert normalise_remote("git@github.com:Acme/repo.git") == "github.com/Acme/repo"
-    assert normalise_remote("https://user:pw@GitHub.com/Acme/repo.git/") == "github.com/Acme/repo"
-    assert normalise_remote("ssh://git@github.com:22/Acme/repo") == "github.com/Acme/repo"
+    assert normalise_remote("git@github.com:Acme/repo.git") == "github.com/acme/repo"
+    assert normalise_remote("https://user:pw@GitHub.com/acme/Repo.git/") == "github.com/acme/repo"
+    assert normalise_remote("ssh://git@github.com:22/Acme/repo") == "github.com/acme/repo"
+    assert normalise_remote("git@git.example.org:Team/Tool.git") == "git.example.org/Team/Tool"
     one = _checkout(tmp_path, "laptop-checkout", "git@github.com:Acme/repo.git")
     two = _checkout(tmp_path, "ci/builds/repo", "https://ci-token@github.com/Acme/repo")
     other = _checkout(tmp_path, "other", "git@github.com:Acme/other.git")
@@ -384,7 +385,7 @@ def test_pg_project_id_from_git_remote_joins_checkouts(pg_env, tmp_path):
     try:
         for m in (a, b, c):
             m.join()
-        assert a.store.project == b.store.project == "github.com/Acme/repo" != c.store.project
+        assert a.store.project == b.store.project == "github.com/acme/repo" != c.store.project
         a.reserve(["src/auth/"], "same repository, another checkout")
         assert b.check("src/auth/login.py").holder == "alice"   # different absolute paths, same canonical path
         assert c.check("src/auth/login.py") is None              # another project never sees the claim
@@ -403,7 +404,7 @@ def test_pg_project_id_from_config_wins(pg_url, tmp_path, monkeypatch):
     monkeypatch.setenv("PI_MESH_STORE", pg_url)
     one = _checkout(tmp_path, "one", "git@github.com:Acme/repo.git")
     two = _checkout(tmp_path, "two", None)  # no remote: would be its path
-    (tmp_path / "two" / "hooks.toml").write_text('[store]\nproject_id = "github.com/Acme/repo"\n')
+    (tmp_path / "two" / "hooks.toml").write_text('[store]\nproject_id = "github.com/acme/repo"\n')
     a, b = Mesh(one, "alice", cwd=one), Mesh(two, "bob", cwd=two)
     try:
         a.join()

@@ -31,7 +31,7 @@ def _text(result: object) -> str:
     return json.dumps(result, ensure_ascii=False, indent=1, default=str)
 
 
-def build_server(host):  # (PluginHost) -> mcp.server.lowlevel.Server
+def build_server(host, limiter=None):  # (PluginHost, anyio.CapacityLimiter) -> mcp.server.lowlevel.Server
     import anyio.to_thread
     import mcp_types as types
     from mcp.server.lowlevel import Server
@@ -40,9 +40,10 @@ def build_server(host):  # (PluginHost) -> mcp.server.lowlevel.Server
     from ..errors import MeshError
 
     mesh = host.mesh
+    one_at_a_time = limiter if limiter is not None else anyio.CapacityLimiter(1)  # one Mesh, used serially
 
     async def list_tools(ctx, params) -> types.ListToolsResult:
-        specs = await anyio.to_thread.run_sync(host.tools)
+        specs = await anyio.to_thread.run_sync(host.tools, limiter=one_at_a_time)
         return types.ListToolsResult(tools=[types.Tool(name=t.name, description=t.description,
                                                        input_schema=t.parameters) for t in specs])
 
@@ -55,7 +56,7 @@ def build_server(host):  # (PluginHost) -> mcp.server.lowlevel.Server
             except Exception as e:  # noqa: BLE001 - a failing tool is a tool error, never a dead server
                 return f"internal error: {type(e).__name__}: {' '.join(str(e).split())}", True
 
-        text, failed = await anyio.to_thread.run_sync(run)
+        text, failed = await anyio.to_thread.run_sync(run, limiter=one_at_a_time)
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=failed)
 
     instructions = (f"You are agent {mesh.agent!r} in a mesh of coding agents sharing this repository. Reserve "
@@ -85,7 +86,8 @@ def run(root: str | None = None, agent: str | None = None, config_path: str | No
     for note in mesh.notices:
         print(f"pi-mesh mcp: {note}", file=sys.stderr)
     host = PluginHost(mesh)
-    server = build_server(host)
+    limiter = anyio.CapacityLimiter(1)
+    server = build_server(host, limiter)
 
     async def heartbeat() -> None:
         period = max(1.0, float(mesh.config.heartbeat_ttl or 60) / 3)
@@ -93,7 +95,7 @@ def run(root: str | None = None, agent: str | None = None, config_path: str | No
             await anyio.sleep(period)
             # A missed heartbeat is not fatal (the owner process keeps a local agent live); the next one retries.
             with contextlib.suppress(Exception):
-                await anyio.to_thread.run_sync(mesh.heartbeat)
+                await anyio.to_thread.run_sync(mesh.heartbeat, limiter=limiter)
 
     async def main() -> None:
         async with stdio_server() as (read_stream, write_stream), anyio.create_task_group() as tg:

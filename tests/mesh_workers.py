@@ -81,3 +81,21 @@ def write_forever(path: str, versions: list[bytes], seconds: float) -> None:
     while time.monotonic() < end:
         fsio.write_atomic(path, versions[i % len(versions)], durable=False)
         i += 1
+
+
+def claim_release_cycles(root: str, name: str, path: str, cycles: int, conn) -> None:
+    """Reserve, tell the parent, wait; release, tell the parent, wait - ``cycles`` times."""
+    from pi_mesh_plugin.mesh import Mesh
+
+    m = Mesh(root, name, cwd=root)
+    m.join(pid=os.getpid())
+    conn.send("ready")
+    conn.recv()
+    for _ in range(cycles):
+        m.reserve([path], "visibility")
+        conn.send("held")
+        conn.recv()
+        m.release([path])
+        conn.send("released")
+        conn.recv()
+    conn.send("done")

@@ -6,7 +6,10 @@ import multiprocessing
 import os
 import time
 
+import pytest
+
 from pi_mesh_plugin import paths as P
+from pi_mesh_plugin.errors import ReservationConflict
 from pi_mesh_plugin.mesh import Mesh
 from tests import mesh_workers
 
@@ -91,3 +94,49 @@ def test_concurrent_senders_lose_and_duplicate_nothing(project):
             [f"{name}:{j}" for j in range(count)]
     assert os.listdir(os.path.join(project, ".pi", "mesh", "inbox", "sink", "tmp")) == []
     assert not os.path.exists(os.path.join(project, ".pi", "mesh", "inbox", "sink", "bad"))
+
+
+def test_a_warm_reader_sees_each_claim_and_release_the_moment_it_returns(project):
+    """No stale cache: a long-lived reader (index warm in memory) checks right after another process's
+    reserve() / release() returned, many times in quick succession (inside the mtime 'racy' window)."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    cycles = 150
+    proc = ctx.Process(target=mesh_workers.claim_release_cycles, args=(project, "writer", "src/", cycles, child))
+    proc.start()
+    reader = Mesh(project, "reader", cwd=project)
+    fresh_reads = 0
+    try:
+        assert parent.recv() == "ready"
+        assert reader.check("src/x.py") is None
+        parent.send("go")
+        for i in range(cycles):
+            assert parent.recv() == "held"
+            blk = reader.check("src/x.py")
+            assert blk is not None and blk.holder == "writer", f"cycle {i}: claim not seen"
+            if i % 25 == 0:  # and a fresh process's view (index file path) agrees
+                assert Mesh(project, None, cwd=project).check("src/x.py") is not None
+                fresh_reads += 1
+            parent.send("ok")
+            assert parent.recv() == "released"
+            assert reader.check("src/x.py") is None, f"cycle {i}: release not seen"
+            parent.send("ok")
+        assert parent.recv() == "done"
+    finally:
+        proc.join(30)
+        if proc.is_alive():
+            proc.kill()
+    assert proc.exitcode == 0 and fresh_reads == 6
+
+
+def test_claims_expire_at_their_ttl(mesh_factory, project):
+    a, b = mesh_factory("a", cwd=project), mesh_factory("b", cwd=project)
+    [r] = a.reserve(["src/"], "short", ttl=0.5)
+    assert b.check("src/x") is not None
+    with pytest.raises(ReservationConflict):
+        b.reserve(["src/x"], "mine")
+    time.sleep(0.6)
+    assert b.check("src/x") is None
+    assert b.reserve(["src/x"], "mine")[0].holder == "b"
+    assert [x.holder for x in b.reservations()] == ["b"]
+    assert not os.path.exists(os.path.join(project, ".pi", "mesh", "reservations", r.id + ".json"))  # cleaned up

@@ -541,3 +541,48 @@ def test_pg_reconnects_after_the_server_drops_the_connection(pg_env, mesh_factor
     assert killed >= 2
     assert b.check("src/auth/login.py").holder == "alice"  # reopened and retried, not an error
     assert [r.path for r in a.release()] == ["src"]
+
+
+_HEARTBEATING_AGENT = """
+import sys, time
+from pi_mesh_plugin.mesh import Mesh
+m = Mesh(sys.argv[1], "crashy", cwd=sys.argv[1])
+m.join(harness="script")
+m.reserve(["src/auth/"], "held by a machine about to crash")
+print("ready", flush=True)
+while True:
+    time.sleep(0.1)
+    m.heartbeat()
+"""
+
+
+def test_pg_crashed_machine_claims_expire_after_heartbeat_ttl(pg_env, project, monkeypatch):
+    os.makedirs(os.path.join(project, ".pi"), exist_ok=True)
+    with open(os.path.join(project, ".pi", "hooks.toml"), "w") as f:
+        f.write('[defaults]\nheartbeat_ttl = "1s"\n')
+    env = {**os.environ, "PI_MESH_HOSTNAME": "machine-crashy",
+           "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-c", _HEARTBEATING_AGENT, project], env=env, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        monkeypatch.setenv("PI_MESH_HOSTNAME", "machine-survivor")
+        me = Mesh(project, "survivor", cwd=project)
+        me.join()
+        assert me.config.heartbeat_ttl == 1.0
+        time.sleep(1.5)  # longer than the TTL: only the heartbeats keep crashy live
+        assert me.check("src/auth/login.py").holder == "crashy"
+        proc.kill()  # the machine dies: no more heartbeats
+        proc.wait()
+        deadline = time.monotonic() + 5
+        while me.check("src/auth/login.py") is not None:
+            assert time.monotonic() < deadline, "the dead machine's claim never expired"
+            time.sleep(0.1)
+        assert time.monotonic() - (deadline - 5) >= 0.5  # it did block until the TTL ran out
+        assert [r.holder for r in me.reserve(["src/auth/"], "after the crash")] == ["survivor"]
+        me.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()

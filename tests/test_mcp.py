@@ -114,7 +114,8 @@ def test_joins_with_the_parent_as_owner_and_leaves_on_exit(project, mesh_factory
     agent = seen["agents"][name]
     assert name.startswith("test-") and agent.harness == "test" and agent.live
     assert agent.pid == os.getpid()  # the process that spawned the server owns the agent
-    assert f"{name} (live, test, you) - holds docs/" in _text(listing)
+    line = _text(listing).strip()
+    assert line.startswith(f"{name} (live, test, you)") and line.endswith("holds docs/")
     deadline = time.monotonic() + 10
     while observer.agents() and time.monotonic() < deadline:
         time.sleep(0.05)

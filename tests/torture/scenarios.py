@@ -10,9 +10,10 @@ import json
 import os
 import random
 import subprocess
+import sys
 import time
 
-from .common import finish, kill9, new_project, read_lines, scan_store, spawn, wait_line
+from .common import finish, kill9, new_project, read_lines, scan_store, spawn, wait_line, worker_env
 
 
 class Size:
@@ -71,11 +72,11 @@ def check_text(text: str) -> tuple[str, int] | None:
 
 
 def doctor_cleanup(root: str) -> dict:
-    from pi_mesh_plugin.mesh import Mesh
-
-    with Mesh(root, None, cwd=root) as m:
-        found = m.doctor(fix=False)
-        fixed = m.doctor(fix=True)
+    """``pi-mesh doctor`` then ``pi-mesh doctor --fix``, as a user would run them (real CLI processes)."""
+    found, fixed = (json.loads(subprocess.run([sys.executable, "-m", "pi_mesh_plugin", "--root", root, "--json",
+                                               "doctor", *extra], cwd=root, env=worker_env(), capture_output=True,
+                                              text=True, check=True, timeout=120).stdout)
+                    for extra in ([], ["--fix"]))
     after = scan_store(root)
     return {"temp_reported": sum(1 for f in found if f["kind"] == "temp-file"),
             "temp_fixed": sum(1 for f in fixed if f["kind"] == "temp-file" and f["fixed"]),

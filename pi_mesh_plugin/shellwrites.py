@@ -234,8 +234,11 @@ class _Walker:
         except Exception as e:  # noqa: BLE001 - bashlex raises ParsingError, NotImplementedError, others
             self.fallback(text, st, _reason(e))
             return
-        for tree in trees:
-            self.node(tree, st, text, depth)
+        try:
+            for tree in trees:
+                self.node(tree, st, text, depth)
+        except Exception as e:  # noqa: BLE001 - a tree this walker does not expect: be conservative, not wrong
+            self.fallback(text, st, f"unexpected syntax tree ({type(e).__name__})")
 
     def fallback(self, text: str, st: _State, reason: str) -> None:
         """Unparsable: every word the text contains counts as a directory it may write."""

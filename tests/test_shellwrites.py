@@ -397,3 +397,17 @@ def test_claude_code_bash_call_through_the_hook_process(guarded, project):
     heavy = sorted(m for m in mods if m.split(".")[0] in ("click", "pluggy", "jsonschema", "filelock",
                                                           "dataclasses", "typing", "tomllib"))
     assert heavy == []
+
+
+SHELLISH = st.sampled_from(["echo", "x", ">", ">>", "<", "|", "&&", ";", "(", ")", "{", "}", "'", '"', "$", "$(", "`",
+                            "\n", "<<EOF", "EOF", "sed", "-i", "mv", "cp", "-t", "rm", "-r", "git", "checkout", "--",
+                            "bash", "-c", "cd", "f=1", "$f", "for", "in", "do", "done", "if", "then", "fi", "*", "a/b",
+                            "2>&1", "&", "tee", "perl", "-pi", "eval", "xargs", "find", "-exec", "{}", "\\;", "~"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(SHELLISH, max_size=14).map(" ".join))
+def test_property_any_text_gives_targets_or_a_note_never_an_exception(cmd):
+    got = shell_write_targets(cmd)
+    assert all(isinstance(p, str) and p and k in (F, D) for p, k in got)
+    assert not (got.note and "unexpected syntax tree" in got.note), got.note

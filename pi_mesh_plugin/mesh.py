@@ -104,7 +104,10 @@ class Mesh:
         name = validate_name(name or self.agent or generated_name())
         owner = os.getpid() if pid is None else int(pid)
         t = iso(now())
-        rec = {"schema": 1, "name": name, "session": new_id(), "pid": owner,
+        # joining again from the same Mesh keeps its session (a heartbeat-only agent, pid 0, has no
+        # owner process to recognise it by and was refused its own name)
+        session = self.session if self.session and name == self.agent else new_id()
+        rec = {"schema": 1, "name": name, "session": session, "pid": owner,
                "pid_start": process_start(owner) if owner else None, "host": this_host(), "boot_id": boot_id(),
                "cwd": self.cwd, "harness": harness or self.config.harness, "model": model, "started": t,
                "last_seen": t}

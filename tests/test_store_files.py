@@ -352,3 +352,15 @@ def test_damaged_claims_index_cache_is_ignored_never_fatal(pair, project, claims
     assert blk is not None and blk.holder == "alice"
     assert [r.path for r in Mesh(project, None, cwd=project).reservations()] == ["src/auth"]
     assert Mesh(project, None, cwd=project).doctor() == []
+
+
+def test_a_heartbeat_only_agent_can_join_again_from_the_same_mesh(project):
+    m = Mesh(project, "remote", cwd=project)
+    first = m.join(pid=0)
+    m.reserve(["src/"], "kept across a reconnect")
+    again = m.join(pid=0, status="reconnected")
+    assert again.session == first.session and m.notices == []
+    assert [r.path for r in m.reservations()] == ["src"]
+    # another Mesh (another session) is still refused the live name
+    with pytest.raises(NameTaken):
+        Mesh(project, "remote", cwd=project).join(pid=0)

@@ -355,6 +355,33 @@ def test_doctor_finds_and_fixes(backend, mk, sleeper):
     assert [x.name for x in a.agents()] == ["alice"] and a.reservations(live_only=False) == []
 
 
+# -- the same CLI and hooks on either store ------------------------------------------------------------------------
+def test_cli_and_claude_hook_do_not_care_which_store(backend, project):
+    """Real ``pi-mesh`` processes: nothing but the store URL differs between the two runs."""
+    r = run_cli("--agent", "alice", "join", "--pid", "0", "--harness", "script", cwd=project)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("--agent", "alice", "reserve", "src/auth/", "--reason", "cli refactor", cwd=project)
+    assert r.returncode == 0 and "reserved src/auth/" in r.stdout, r.stderr
+    r = run_cli("--agent", "bob", "join", "--pid", "0", cwd=project)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("--agent", "bob", "check", "src/auth/login.py", cwd=project)
+    assert r.returncode == 3 and "reserved by agent alice" in r.stdout
+    event = {"hook_event_name": "PreToolUse", "session_id": "s1", "cwd": project, "tool_name": "Edit",
+             "tool_input": {"file_path": os.path.join(project, "src", "auth", "login.py"), "old_string": "a",
+                            "new_string": "b"}}
+    r = run_cli("hook", "claude-code", "--agent", "bob", cwd=project, input=json.dumps(event))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)["hookSpecificOutput"]
+    assert out["permissionDecision"] == "deny" and "cli refactor" in out["permissionDecisionReason"]
+    event["tool_input"]["file_path"] = os.path.join(project, "README.md")
+    r = run_cli("hook", "claude-code", "--agent", "bob", cwd=project, input=json.dumps(event))
+    assert (r.returncode, r.stdout.strip()) == (0, "")
+    r = run_cli("--agent", "bob", "send", "alice", "may I have src/auth?", cwd=project)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("--agent", "alice", "--json", "inbox", cwd=project)
+    assert [m["text"] for m in json.loads(r.stdout)] == ["may I have src/auth?"]
+
+
 # -- PostgreSQL only ------------------------------------------------------------------------------------------------
 @pytest.fixture
 def pg_env(pg_url, monkeypatch):  # -> str

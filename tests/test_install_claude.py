@@ -182,3 +182,22 @@ def test_gemini_install_merges_settings(project):
     before = _read(path)
     assert run_cli("install", "gemini", "--agent", "gem", cwd=project).returncode == 0
     assert _read(path) == before
+
+
+def test_matchers_include_the_shell_tool_when_hooks_toml_guards_bash(project):
+    with open(os.path.join(project, "hooks.toml"), "w") as f:
+        f.write('[agents.builder]\nguard = ["edit", "write", "bash"]\n')
+    for harness in ("claude-code", "codex", "gemini"):
+        r = run_cli("install", harness, "--no-mcp", cwd=project)
+        assert r.returncode == 0, r.stderr
+    claude = json.loads(_read(os.path.join(project, ".claude", "settings.json")))
+    assert claude["hooks"]["PreToolUse"][0]["matcher"] == "Edit|Write|MultiEdit|NotebookEdit|Bash"
+    codex = json.loads(_read(os.path.join(project, ".codex", "hooks.json")))
+    assert codex["hooks"]["PreToolUse"][0]["matcher"] == "apply_patch|Bash"
+    gemini = json.loads(_read(os.path.join(project, ".gemini", "settings.json")))
+    assert gemini["hooks"]["BeforeTool"][0]["matcher"] == "write_file|replace|run_shell_command"
+    # hooks.toml no longer guards bash: a re-install narrows the matcher again, in place
+    os.unlink(os.path.join(project, "hooks.toml"))
+    assert run_cli("install", "claude-code", "--no-mcp", cwd=project).returncode == 0
+    claude = json.loads(_read(os.path.join(project, ".claude", "settings.json")))
+    assert [g["matcher"] for g in claude["hooks"]["PreToolUse"]] == ["Edit|Write|MultiEdit|NotebookEdit"]

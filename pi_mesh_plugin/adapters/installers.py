@@ -15,7 +15,9 @@ is not valid JSON (or TOML) is reported and left untouched.
 * Gemini CLI: ``.gemini/settings.json`` (``hooks.BeforeTool``, matcher
   ``write_file|replace``, and ``mcpServers.pi-mesh``).
 
-Commands use this interpreter's absolute path, so the hook works whatever the
+When the project's hooks.toml guards ``bash`` for any agent, the harness's
+shell tool joins the matcher (``Bash``, ``run_shell_command``); re-run the
+install after changing that.  Commands use this interpreter's absolute path, so the hook works whatever the
 harness's ``PATH`` is.
 """
 
@@ -126,6 +128,24 @@ def merge_mcp(container: dict, entry: dict, where: str) -> None:
     servers[SERVER_NAME] = entry
 
 
+def guards_shell(root: str) -> bool:
+    """Does the project's hooks.toml guard ``bash`` (or every tool) for any agent?"""
+    from ..config import find_config_file, parse_config_file
+
+    path = find_config_file(root)
+    if not path:
+        return False
+    data = parse_config_file(path)
+    sections = [data.get("defaults", {}), *data.get("agents", {}).values()]
+    return any(isinstance(sec, dict) and ("bash" in sec.get("guard", ()) or "*" in sec.get("guard", ()))
+               for sec in sections)
+
+
+def matcher_for(root: str, matcher: str, shell_tool: str) -> str:
+    """The harness matcher, plus its shell tool when hooks.toml guards ``bash``."""
+    return f"{matcher}|{shell_tool}" if guards_shell(root) else matcher
+
+
 def _project(ctx: click.Context) -> tuple[str, str | None]:
     from ..mesh import find_root
 
@@ -160,12 +180,13 @@ def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> 
     from .claude_code import EVENT, HARNESS, MATCHER
 
     root, _ = _project(ctx)
+    matcher = matcher_for(root, MATCHER, "Bash")
     agent = _agent(ctx, agent)
     settings_path = os.path.join(root, ".claude", "settings.json")
     mcp_path = os.path.join(root, ".mcp.json")
     settings = read_json_object(settings_path)
     mcp = read_json_object(mcp_path) if not no_mcp else {}
-    merge_hook(settings, EVENT, MATCHER, HARNESS, {"type": "command", "command": hook_command(HARNESS, agent)},
+    merge_hook(settings, EVENT, matcher, HARNESS, {"type": "command", "command": hook_command(HARNESS, agent)},
                settings_path)
     if not no_mcp:
         merge_mcp(mcp, mcp_server(HARNESS, agent), mcp_path)
@@ -180,7 +201,7 @@ def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> 
         if f"mcp__{SERVER_NAME}" not in allow:
             allow.append(f"mcp__{SERVER_NAME}")
     write_json(settings_path, settings)
-    lines = [f"pi-mesh: hook installed in {settings_path} (PreToolUse, matcher {MATCHER})"]
+    lines = [f"pi-mesh: hook installed in {settings_path} (PreToolUse, matcher {matcher})"]
     if not no_mcp:
         write_json(mcp_path, mcp)
         lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} installed in {mcp_path}")
@@ -196,15 +217,16 @@ def codex_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
     from .codex import EVENT, HARNESS, MATCHER
 
     root, _ = _project(ctx)
+    matcher = matcher_for(root, MATCHER, "Bash")
     agent = _agent(ctx, agent)
     hooks_path = os.path.join(root, ".codex", "hooks.json")
     config_path = os.path.join(root, ".codex", "config.toml")
     data = read_json_object(hooks_path)
-    merge_hook(data, EVENT, MATCHER, HARNESS, {"type": "command", "command": hook_command(HARNESS, agent)},
+    merge_hook(data, EVENT, matcher, HARNESS, {"type": "command", "command": hook_command(HARNESS, agent)},
                hooks_path)
     toml_text = _codex_mcp_toml(config_path, agent) if not no_mcp else None
     write_json(hooks_path, data)
-    lines = [f"pi-mesh: hook installed in {hooks_path} (PreToolUse, matcher {MATCHER})"]
+    lines = [f"pi-mesh: hook installed in {hooks_path} (PreToolUse, matcher {matcher})"]
     if toml_text is not None:
         write_text(config_path, toml_text)
         lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} added to {config_path}")
@@ -252,16 +274,17 @@ def gemini_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
     from .gemini import EVENT, HARNESS, MATCHER
 
     root, _ = _project(ctx)
+    matcher = matcher_for(root, MATCHER, "run_shell_command")
     agent = _agent(ctx, agent)
     path = os.path.join(root, ".gemini", "settings.json")
     settings = read_json_object(path)
-    merge_hook(settings, EVENT, MATCHER, HARNESS,
+    merge_hook(settings, EVENT, matcher, HARNESS,
                {"name": SERVER_NAME, "type": "command", "command": hook_command(HARNESS, agent),
                 "description": "pi-mesh: block writes to paths another agent has reserved"}, path)
     if not no_mcp:
         merge_mcp(settings, mcp_server(HARNESS, agent), path)
     write_json(path, settings)
-    lines = [f"pi-mesh: hook installed in {path} (BeforeTool, matcher {MATCHER})"]
+    lines = [f"pi-mesh: hook installed in {path} (BeforeTool, matcher {matcher})"]
     if not no_mcp:
         lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} installed in {path}")
     if not agent:

@@ -95,9 +95,11 @@ def test_claude_code_write_to_reserved_path_is_denied(project: str, mesh_factory
 
 def test_claude_code_uses_the_mesh_mcp_server_and_its_own_claims(project: str, mesh_factory, claude_bin: Path,
                                                                  tmp_path: Path) -> None:
-    """With the MCP server installed too: Claude Code reserves through ``mcp__pi-mesh__reserve``, writes
-    inside its own claim (the hook knows it is that agent), and messages alice through ``send_message``."""
+    """With the MCP server installed too, and hooks.toml guarding bash: Claude Code reserves through
+    ``mcp__pi-mesh__reserve``, writes inside its own claim (the hook knows it is that agent), is refused a
+    shell redirection into alice's claim, and messages alice through ``send_message``."""
     root = Path(project)
+    (root / "hooks.toml").write_text('[defaults]\nguard = ["edit", "write", "bash"]\n')
     installed = run_cli("install", "claude-code", cwd=project)
     assert installed.returncode == 0, installed.stderr
     alice = mesh_factory("alice")
@@ -107,8 +109,9 @@ def test_claude_code_uses_the_mesh_mcp_server_and_its_own_claims(project: str, m
     reserve = tool_use("mcp__pi-mesh__reserve", {"paths": ["src/api/"], "reason": "adding routes"})
     conflict = tool_use("mcp__pi-mesh__reserve", {"paths": ["src/auth/login.py"], "reason": "fix login"})
     write = tool_use("Write", {"file_path": str(mine), "content": "ROUTES = []\n"})
+    shell = tool_use("Bash", {"command": "echo hacked >> src/auth/login.py", "description": "append"})
     message = tool_use("mcp__pi-mesh__send_message", {"to": "alice", "text": "please release src/auth/ soon"})
-    turns = [[reserve], [conflict], [write], [message], [text("Done.")]]
+    turns = [[reserve], [conflict], [write], [shell], [message], [text("Done.")]]
     with ScriptedAnthropic(turns) as server:
         env = offline_env(server.url, tmp_path / "sandbox")
         # As after a user accepted Claude Code's trust dialog for the project: only then does it honour
@@ -117,14 +120,16 @@ def test_claude_code_uses_the_mesh_mcp_server_and_its_own_claims(project: str, m
             json.dumps({"projects": {str(root): {"hasTrustDialogAccepted": True}}}))
         run = run_claude(claude_bin, "add routes", root, env)
     assert run.returncode == 0, run.stderr[-800:]
-    assert server.turns_used == 5 and not server.exhausted_requests
+    assert server.turns_used == 6 and not server.exhausted_requests
 
-    got = [_tool_results(server.loop_requests[i]["body"])[0] for i in range(1, 5)]
+    got = [_tool_results(server.loop_requests[i]["body"])[0] for i in range(1, 6)]
     assert not got[0].get("is_error") and "reserved src/api/" in _text(got[0])
     assert got[1].get("is_error") is True and "alice" in _text(got[1]) and REASON in _text(got[1])
     assert not got[2].get("is_error"), _text(got[2])
     assert mine.read_text() == "ROUTES = []\n"
-    assert not got[3].get("is_error") and "sent to alice" in _text(got[3])
+    assert got[3].get("is_error") is True and "reserved by agent alice" in _text(got[3])
+    assert "hacked" not in (root / "src" / "auth" / "login.py").read_text()
+    assert not got[4].get("is_error") and "sent to alice" in _text(got[4])
 
     inbox = alice.read_inbox()
     assert [m.text for m in inbox] == ["please release src/auth/ soon"]

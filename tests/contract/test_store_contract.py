@@ -530,7 +530,7 @@ def test_pg_feed_is_bounded(pg_env, mesh_factory, project, monkeypatch):
 # -- multi-process exclusivity, processes on "different hosts" ------------------------------------------------------
 def test_pg_exclusivity_across_processes_on_different_hosts(pg_env, project, tmp_path):
     paths = ["src/", "src/auth/", "src/auth/login.py", "src/auth/"]  # pairwise overlapping
-    cycles = 40
+    cycles = 30
     start = tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
     procs = []

@@ -271,3 +271,24 @@ def test_non_utf8_bytes_in_paths_text_and_reason(two):
     assert json.loads(raw(two, "--json", "release", agent="alice"))[0]["path"] == name
     assert [e["event"] for e in json.loads(raw(two, "--json", "feed"))][-3:] == ["reserve", "message", "release"]
     assert raw(two, "doctor").strip() == "all good"
+
+
+def test_feed_follow_prints_events_as_they_happen(two):
+    import subprocess
+    import time
+
+    from tests.conftest import PI_MESH, REPO
+
+    proc = subprocess.Popen([*PI_MESH, "--root", two, "feed", "--follow", "-n", "1"], cwd=two, text=True,
+                            env={**os.environ, "PYTHONPATH": REPO}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = proc.stdout.readline()
+        assert "join" in first and "bob" in first  # the last existing event
+        time.sleep(0.3)  # let it settle into following
+        cli(two, "send", "alice", "are you there?", agent="bob")
+        line = proc.stdout.readline()
+        assert "message" in line and "bob" in line and '"alice"' in line
+    finally:
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+    assert "Traceback" not in err

@@ -48,14 +48,14 @@ kind = st.sampled_from(["dir", "file"])
 
 
 @given(rel_path, kind, rel_path, kind)
-@settings(max_examples=400)
+@settings(max_examples=200)
 def test_overlap_is_symmetric_and_matches_reference(a, ak, b, bk):
     assert P.overlap(a, ak, b, bk) == P.overlap(b, bk, a, ak)
     assert P.overlap(a, ak, b, bk) == ref_overlap(a, ak, b, bk)
 
 
 @given(rel_path, kind, rel_path)
-@settings(max_examples=400)
+@settings(max_examples=200)
 def test_covers_and_within_agree_with_prefixes(claim, k, path):
     assert P.covers(claim, k, path) == ref_covers(claim, k, path)
     # is_within(path, claim) iff claim is one of the prefixes of path

@@ -11,8 +11,13 @@ import click
 
 from ..errors import UsageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..store.postgres import PostgresStore
+    from . import Context
 
-def _store(ctx, url: str | None):
+
+def _store(ctx: Context, url: str | None) -> PostgresStore:
     from ..config import load_config
     from ..mesh import find_root
     from ..store.postgres import PostgresStore
@@ -37,7 +42,7 @@ def db() -> None:
 @db.command()
 @_url
 @click.pass_obj
-def init(ctx, url) -> None:
+def init(ctx: Context, url: str | None) -> None:
     """Create or upgrade the schema (idempotent)."""
     from ..store.postgres import LATEST
 
@@ -57,7 +62,7 @@ def init(ctx, url) -> None:
 @db.command()
 @_url
 @click.pass_obj
-def status(ctx, url) -> None:
+def status(ctx: Context, url: str | None) -> None:
     """Server, schema version and this project's agents, claims, unread mail and feed size."""
     store = _store(ctx, url)
     try:

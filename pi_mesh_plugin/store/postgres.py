@@ -86,6 +86,16 @@ from ..clock import iso, new_id
 from ..errors import ConfigError, NameTaken, ReservationConflict, StoreError
 from ..liveness import is_live
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # no typing import at run time (see the guard path rules)
+    from typing import Any
+
+    import psycopg
+
+    Conn = psycopg.Connection[Any]
+    Cur = psycopg.Cursor[Any]
+    Rec = dict[str, Any]
+
 DEFAULT_SCHEMA = "pi_mesh"
 FEED_MAX_ROWS = 10_000
 FEED_TRIM_EVERY = 200
@@ -260,12 +270,12 @@ _AGENT_COLS = ", ".join(_ts(c) if c in ("started", "last_seen") else c for c in 
 _MSG_COLS = f"id, sender, recipient, body, urgent, reply_to, thread, {_ts('created')}, broadcast, meta"
 
 
-def _res(row: tuple) -> dict:
+def _res(row: tuple[Any, ...]) -> Rec:
     return {"schema": 1, "id": row[0], "holder": row[1], "session": row[2], "path": row[3], "kind": row[4],
             "reason": row[5], "created": row[6], "expires": row[7]}
 
 
-def _agent(row: tuple) -> dict:
+def _agent(row: tuple[Any, ...]) -> Rec:
     d = {"schema": 1, **dict(zip(_AGENT_FIELDS, row))}
     for k in ("status", "activity"):
         if d[k] is None:
@@ -273,7 +283,7 @@ def _agent(row: tuple) -> dict:
     return d
 
 
-def _msg(row: tuple) -> dict:
+def _msg(row: tuple[Any, ...]) -> Rec:
     d = {"schema": 1, "id": row[0], "from": row[1], "to": row[2], "text": row[3], "urgent": row[4],
          "reply_to": row[5], "thread": row[6], "created": row[7]}
     if row[8]:
@@ -298,8 +308,8 @@ class PostgresStore:
         self._project = project_id or None
         self.warnings: list[str] = []
         self._s = f'"{self.schema}"'
-        self._conn = None
-        self._listen = None
+        self._conn: Conn | None = None
+        self._listen: Conn | None = None
         self._listening: set[str] = set()
         self._lock = threading.RLock()
         self._listen_lock = threading.Lock()
@@ -325,7 +335,7 @@ class PostgresStore:
         what = f" while {doing}" if doing else ""
         return StoreError(f"PostgreSQL store {self.url}{what}: {first}")
 
-    def connect(self):  # -> psycopg.Connection
+    def connect(self) -> Conn:
         """A new autocommit connection with the session settings the store relies on."""
         try:
             import psycopg
@@ -340,7 +350,7 @@ class PostgresStore:
             raise self._error(e, "connecting") from None
         return conn
 
-    def _connection(self):  # -> psycopg.Connection
+    def _connection(self) -> Conn:
         if self._conn is None or self._conn.closed or self._conn.broken:
             conn = self.connect()
             try:
@@ -351,7 +361,7 @@ class PostgresStore:
             self._conn = conn
         return self._conn
 
-    def _run(self, fn: Callable, doing: str = ""):
+    def _run(self, fn: Callable[[Conn], Any], doing: str = "") -> Any:
         """Run ``fn(conn)``; a dropped connection is reopened and ``fn`` retried once (every write is idempotent
         or a renewal, so a retry after a lost acknowledgement does no harm)."""
         import psycopg
@@ -377,7 +387,7 @@ class PostgresStore:
         return sql.replace("{s}", self._s)
 
     # -- schema -----------------------------------------------------------
-    def schema_version(self, conn=None) -> int:
+    def schema_version(self, conn: Conn | None = None) -> int:
         """The schema version in the database (0: no schema yet)."""
         import psycopg
 
@@ -388,7 +398,7 @@ class PostgresStore:
             return 0
         return int(row[0] or 0) if row else 0
 
-    def _migrate(self, conn) -> list[int]:
+    def _migrate(self, conn: Conn) -> list[int]:
         import psycopg
 
         try:
@@ -433,13 +443,13 @@ class PostgresStore:
                 conn.close()
 
     # -- registry ---------------------------------------------------------
-    def register(self, agent: dict) -> dict:
+    def register(self, agent: Rec) -> Rec:
         from ..schema import validate
 
         rec = validate("agent", dict(agent), "agent")
         name = rec["name"]
 
-        def go(conn) -> dict:
+        def go(conn: Conn) -> Rec:
             with conn.transaction():
                 cur = conn.cursor()
                 if not self._registered_project:
@@ -482,30 +492,30 @@ class PostgresStore:
                 self._notify(cur, "agents")
                 return {"agent": new, "replaced": replaced, "orphaned": orphaned}
 
-        res = self._run(go, f"registering {name}")
+        res: Rec = self._run(go, f"registering {name}")
         self._registered_project = True
         return res
 
-    def _agent_params(self, rec: dict) -> list:
+    def _agent_params(self, rec: Rec) -> list[Any]:
         from psycopg.types.json import Jsonb
 
-        vals = [self.project]
+        vals: list[Any] = [self.project]
         for k in _AGENT_FIELDS:
             v = rec.get(k)
             vals.append(Jsonb(v) if k == "activity" and v is not None else v)
         return vals
 
-    def _update_agent_row(self, cur, rec: dict) -> None:
+    def _update_agent_row(self, cur: Cur, rec: Rec) -> None:
         sets = ", ".join(f"{k} = %s" for k in _AGENT_FIELDS[1:])
         params = self._agent_params(rec)
         cur.execute(self._q(f"UPDATE {{s}}.agents SET {sets} WHERE project = %s AND name = %s"),
                     [*params[2:], self.project, rec["name"]])
 
-    def _notify(self, cur, topic: str) -> None:
+    def _notify(self, cur: Cur, topic: str) -> None:
         cur.execute("SELECT pg_notify(%s, %s)", (self.project_channel, topic))
 
     def unregister(self, name: str, session: str | None = None) -> bool:
-        def go(conn) -> bool:
+        def go(conn: Conn) -> bool:
             with conn.transaction():
                 cur = conn.cursor()
                 cur.execute(self._q("DELETE FROM {s}.agents WHERE project = %s AND name = %s "
@@ -524,10 +534,10 @@ class PostgresStore:
 
         return bool(self._run(go, f"unregistering {name}"))
 
-    def update_agent(self, name: str, session: str | None, changes: dict) -> dict | None:
+    def update_agent(self, name: str, session: str | None, changes: Rec) -> Rec | None:
         from ..schema import validate
 
-        def go(conn) -> dict | None:
+        def go(conn: Conn) -> Rec | None:
             with conn.transaction():
                 cur = conn.cursor()
                 cur.execute(self._q(f"SELECT {_AGENT_COLS} FROM {{s}}.agents WHERE project = %s AND name = %s "
@@ -545,23 +555,23 @@ class PostgresStore:
 
         return self._run(go, f"updating {name}")  # type: ignore[no-any-return]
 
-    def get_agent(self, name: str) -> dict | None:
+    def get_agent(self, name: str) -> Rec | None:
         row = self._run(lambda c: c.execute(self._q(f"SELECT {_AGENT_COLS} FROM {{s}}.agents "
                                                     "WHERE project = %s AND name = %s"),
                                             (self.project, name)).fetchone(), "reading the registry")
         return _agent(row) if row else None
 
-    def list_agents(self) -> list[dict]:
+    def list_agents(self) -> list[Rec]:
         rows = self._run(lambda c: c.execute(self._q(f"SELECT {_AGENT_COLS} FROM {{s}}.agents WHERE project = %s "
                                                      "ORDER BY name"), (self.project,)).fetchall(),
                          "reading the registry")
         return [_agent(r) for r in rows]
 
-    def is_live(self, agent: dict) -> bool:
+    def is_live(self, agent: Rec) -> bool:
         return is_live(agent, self.heartbeat_ttl)
 
     # -- messages ---------------------------------------------------------
-    def deliver(self, messages: list[dict]) -> None:
+    def deliver(self, messages: list[Rec]) -> None:
         from psycopg.types.json import Jsonb
 
         from ..schema import validate
@@ -582,7 +592,7 @@ class PostgresStore:
               ON CONFLICT (project, recipient, id) DO NOTHING RETURNING 1)
             SELECT pg_notify(%s, %s), pg_notify(%s, 'inbox') FROM ins""")
 
-        def go(conn) -> None:
+        def go(conn: Conn) -> None:
             if len(rows) == 1:
                 conn.execute(sql, rows[0])
                 return
@@ -591,7 +601,7 @@ class PostgresStore:
 
         self._run(go, "delivering mail")
 
-    def fetch(self, name: str, unread_only: bool = True) -> list[tuple[dict, bool]]:
+    def fetch(self, name: str, unread_only: bool = True) -> list[tuple[Rec, bool]]:
         cond = " AND read_at IS NULL" if unread_only else ""
         rows = self._run(lambda c: c.execute(self._q(
             f"SELECT {_MSG_COLS}, read_at IS NOT NULL FROM {{s}}.messages WHERE project = %s AND recipient = %s "
@@ -606,7 +616,7 @@ class PostgresStore:
             "AND id = ANY(%s) AND read_at IS NULL AND set_aside IS NULL"), (self.project, name, list(ids))).rowcount,
             "marking mail read"))
 
-    def get_message(self, name: str, msg_id: str) -> dict | None:
+    def get_message(self, name: str, msg_id: str) -> Rec | None:
         row = self._run(lambda c: c.execute(self._q(
             f"SELECT {_MSG_COLS} FROM {{s}}.messages WHERE project = %s AND recipient = %s AND id = %s "
             "AND set_aside IS NULL"), (self.project, name, msg_id)).fetchone(), "reading mail")
@@ -618,7 +628,7 @@ class PostgresStore:
             "AND set_aside IS NULL"), (self.project, name)).fetchone(), "reading mail")
         return int(row[0])
 
-    def thread(self, name: str, thread_id: str) -> list[dict]:
+    def thread(self, name: str, thread_id: str) -> list[Rec]:
         """The messages of ``name``'s inbox in one thread (the first message and every reply), in id order."""
         rows = self._run(lambda c: c.execute(self._q(
             f"SELECT {_MSG_COLS} FROM {{s}}.messages WHERE project = %s AND recipient = %s "
@@ -665,7 +675,7 @@ class PostgresStore:
                 except psycopg.Error:
                     self._drop_listener()
 
-    def _listener(self):  # -> psycopg.Connection
+    def _listener(self) -> Conn:
         if self._listen is None or self._listen.closed or self._listen.broken:
             self._listen = self.connect()
             self._listening = set()
@@ -695,7 +705,7 @@ class PostgresStore:
 
     # -- reservations -----------------------------------------------------
     def claim(self, holder: str, session: str | None, wanted: list[tuple[str, str]], reason: str,
-              ttl: float) -> list[dict]:
+              ttl: float) -> list[Rec]:
         from ..schema import validate
         from .files.claims import conflict_message
 
@@ -707,6 +717,7 @@ class PostgresStore:
         agent_cols = ", ".join(f"a.{c}" if c not in ("started", "last_seen") else _ts(f"a.{c}") for c in _AGENT_FIELDS)
         res_cols = ", ".join(f"r.{c}" for c in ("id", "holder", "session", "path", "kind", "reason")) + \
             f", {_ts('r.created')}, {_ts('r.expires')}"
+        params: list[Any]
         if everything:
             where, params = "r.project = %s", [self.project]
         else:
@@ -718,13 +729,14 @@ class PostgresStore:
                          f"LEFT JOIN {{s}}.agents a ON a.project = r.project AND a.name = r.holder "
                          f"WHERE {where} ORDER BY r.id")
 
-        def judge(cur) -> tuple[list[dict], list[str], list[dict], float]:
+        def judge(cur: Cur) -> tuple[list[Rec], list[str], list[Rec], float]:
             """``(live claims, ids of dead ones, live claims of others in the way, now)``."""
             cur.execute(select, params)
             now = time.time()
             now_iso = iso(now)
-            holders: dict[str, dict | None] = {}
-            alive, dead = [], []
+            holders: dict[str, Rec | None] = {}
+            alive: list[Rec] = []
+            dead: list[Rec] = []
             for row in cur.fetchall():
                 rec = _res(row[:8])
                 a = _agent(row[9:]) if row[8] else None
@@ -732,14 +744,14 @@ class PostgresStore:
                     and not (rec.get("session") and a["session"] != rec["session"]) and self.is_live(a)
                 (alive if ok else dead).append(rec)
                 holders[rec["holder"]] = a
-            conflicts: list[dict] = []
+            conflicts: list[Rec] = []
             for path, kind in wanted:
                 for r in alive:
                     if r["holder"] != holder and P.overlap(path, kind, r["path"], r["kind"]) and r not in conflicts:
                         conflicts.append(r)
             return alive, [r["id"] for r in dead], conflicts, now
 
-        def go(conn) -> list[dict]:
+        def go(conn: Conn) -> list[Rec]:
             # Lock-free first look: a live claim of another agent that is already committed refuses the request
             # as surely as it would under the lock, without queueing behind the claimants that can succeed.
             _, _, conflicts, now = judge(conn.cursor())
@@ -773,25 +785,28 @@ class PostgresStore:
 
         return self._run(go, "reserving")  # type: ignore[no-any-return]
 
-    def release(self, holder: str, paths: list[str] | None = None) -> list[dict]:
-        cond, params = "", [self.project, holder]
+    def release(self, holder: str, paths: list[str] | None = None) -> list[Rec]:
+        cond = ""
+        params: list[Any] = [self.project, holder]
         if paths is not None:
-            cond, params = " AND path = ANY(%s)", [*params, list(paths)]
+            cond = " AND path = ANY(%s)"
+            params.append(list(paths))
         sql = self._q(f"""WITH d AS (DELETE FROM {{s}}.reservations WHERE project = %s AND holder = %s{cond}
                             RETURNING {_RES_COLS})
                           SELECT d.*, pg_notify(%s, 'reservations') FROM d""")
         rows = self._run(lambda c: c.execute(sql, [*params, self.project_channel]).fetchall(), "releasing")
         return sorted((_res(r) for r in rows), key=lambda r: r["id"])
 
-    def reservations(self) -> list[dict]:
+    def reservations(self) -> list[Rec]:
         rows = self._run(lambda c: c.execute(self._q(f"SELECT {_RES_COLS} FROM {{s}}.reservations WHERE project = %s "
                                                      "ORDER BY id"), (self.project,)).fetchall(), "reading claims")
         return [_res(r) for r in rows]
 
-    def covering(self, path: str, kind: str = "file") -> list[dict]:
+    def covering(self, path: str, kind: str = "file") -> list[Rec]:
         """Claims on ``path``'s ancestors (directory claims) or on ``path`` itself; for a directory target also the
         claims beneath it.  One indexed query; the caller judges expiry and liveness."""
         prefixes = P.prefixes(path)
+        params: list[Any]
         if kind == P.DIR and path == P.ROOT:
             sql, params = f"SELECT {_RES_COLS} FROM {{s}}.reservations WHERE project = %s", [self.project]
         elif kind == P.DIR:
@@ -809,7 +824,7 @@ class PostgresStore:
         return out
 
     # -- feed -------------------------------------------------------------
-    def append_feed(self, event: dict) -> None:
+    def append_feed(self, event: Rec) -> None:
         from .files.feed import MAX_LINE
 
         line = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
@@ -819,7 +834,7 @@ class PostgresStore:
             if len(line) > MAX_LINE:
                 line = json.dumps({k: event[k] for k in ("ts", "event", "agent") if k in event})
 
-        def go(conn) -> None:
+        def go(conn: Conn) -> None:
             # The feed is a log, not state: its commit does not wait for the WAL flush (a server crash may lose the
             # last few events, never a message or a claim), so an operation pays for one durable commit, not two.
             with conn.pipeline(), conn.transaction():
@@ -834,15 +849,15 @@ class PostgresStore:
 
         self._run(go, "appending to the feed")
 
-    def _trim_feed(self, conn) -> int:
+    def _trim_feed(self, conn: Conn) -> int:
         cur = conn.execute(self._q("""DELETE FROM {s}.feed WHERE project = %s AND seq <= (
               SELECT seq FROM {s}.feed WHERE project = %s ORDER BY seq DESC OFFSET %s LIMIT 1)"""),
                            (self.project, self.project, FEED_MAX_ROWS))
         return cur.rowcount
 
-    def read_feed(self, limit: int | None = None) -> list[dict]:
+    def read_feed(self, limit: int | None = None) -> list[Rec]:
         sql = "SELECT event FROM {s}.feed WHERE project = %s ORDER BY seq DESC"
-        params: list = [self.project]
+        params: list[Any] = [self.project]
         if limit:
             sql += " LIMIT %s"
             params.append(int(limit))
@@ -857,10 +872,10 @@ class PostgresStore:
         t1 = time.time()
         return (t0 + t1) / 2 - float(row[0])
 
-    def doctor(self, fix: bool = False) -> list[dict]:
+    def doctor(self, fix: bool = False) -> list[Rec]:
         """Findings like the file store's (``stale-agent``, ``expired-claim``, ``dead-claim``, ``orphan-inbox``)
         plus ``clock-skew`` and ``set-aside-mail``; ``path`` names the table and key, e.g. ``agents/alice``."""
-        found: list[dict] = []
+        found: list[Rec] = []
 
         def add(kind: str, path: str, detail: str, fixed: bool = False) -> None:
             found.append({"kind": kind, "path": path, "detail": detail, "fixed": fixed})
@@ -912,17 +927,17 @@ class PostgresStore:
             self._run(self._trim_feed, "trimming the feed")
         return found
 
-    def status(self) -> dict:
+    def status(self) -> Rec:
         """What ``pi-mesh db status`` shows."""
-        def go(conn) -> dict:
+        def go(conn: Conn) -> Rec:
             version = self.schema_version(conn)
-            server = conn.execute("SHOW server_version").fetchone()[0]
+            server = (conn.execute("SHOW server_version").fetchone() or ["?"])[0]
             counts = conn.execute(self._q("""SELECT
                 (SELECT count(*) FROM {s}.agents WHERE project = %(p)s),
                 (SELECT count(*) FROM {s}.reservations WHERE project = %(p)s),
                 (SELECT count(*) FROM {s}.messages WHERE project = %(p)s AND read_at IS NULL AND set_aside IS NULL),
                 (SELECT count(*) FROM {s}.feed WHERE project = %(p)s),
-                (SELECT count(*) FROM {s}.projects)"""), {"p": self.project}).fetchone()
+                (SELECT count(*) FROM {s}.projects)"""), {"p": self.project}).fetchone() or (0, 0, 0, 0, 0)
             return {"url": self.url, "server_version": server, "schema": self.schema, "schema_version": version,
                     "latest_version": LATEST, "project": self.project, "agents": counts[0], "reservations": counts[1],
                     "unread_messages": counts[2], "feed_events": counts[3], "projects": counts[4]}

@@ -274,6 +274,8 @@ export default function (pi: ExtensionAPI) {
   }
 
   pi.on("session_start", async (_event, ctx) => {
+    // Awaited (Pi awaits it too): the mesh tools must be registered, and mail that waited for this agent
+    // queued as "nextTurn", before the first prompt is turned into a model request.
     ready = connect(ctx.cwd, (ctx as Json).model?.id);
     await ready;
     if (ctx.hasUI) {

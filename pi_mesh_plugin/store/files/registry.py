@@ -5,16 +5,25 @@ Registration takes ``locks/agents.lock`` and creates the file with
 one name.  A name whose holder is dead may be taken over; the caller
 (:class:`~pi_mesh_plugin.store.files.FileStore`) then drops the old session's
 claims and sets its unread mail aside.
+
+Readers keep each parsed record with the file's identity (``lstat``: inode,
+size, mtime, ctime) and reuse it while the identity is unchanged - every
+writer replaces the file with a new inode, and an in-place edit changes the
+mtime.  As for the claims index, a record read within a racy window of its
+file's mtime is not kept (a second write in the same clock tick could leave
+the identity unchanged), so a change is always seen by the next read.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 from ...errors import CorruptRecord, NameTaken
 from ...liveness import is_live
 from ...names import validate_name
 from . import fsio
+from .claims import _racy
 
 
 class Registry:
@@ -23,6 +32,7 @@ class Registry:
         self.lock_path = os.path.join(mesh_dir, "locks", "agents.lock")
         self.bad_dir = os.path.join(mesh_dir, "bad", "agents")
         self.heartbeat_ttl = heartbeat_ttl
+        self._cache: dict[str, tuple[tuple, dict]] = {}
 
     def _lock(self):  # -> filelock.FileLock
         from filelock import FileLock
@@ -36,16 +46,38 @@ class Registry:
         """The agent record, ``None`` if absent; :class:`CorruptRecord` if unreadable."""
         p = self.path(name)
         try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            self._cache.pop(name, None)
+            return None
+        except OSError:
+            st = None
+        ident = None if st is None else (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        hit = self._cache.get(name)
+        if hit is not None and hit[0] == ident:
+            return dict(hit[1])
+        started = time.time_ns()
+        try:
             rec = fsio.read_json(p)
         except FileNotFoundError:
+            self._cache.pop(name, None)
             return None
         except (ValueError, OSError) as e:
+            self._cache.pop(name, None)
             raise CorruptRecord(p, str(e)) from None
         from ...schema import validate
 
-        validate("agent", rec, p)
-        if rec["name"] != name:
-            raise CorruptRecord(p, f"holds the name {rec['name']!r}")
+        try:
+            validate("agent", rec, p)
+            if rec["name"] != name:
+                raise CorruptRecord(p, f"holds the name {rec['name']!r}")
+        except CorruptRecord:
+            self._cache.pop(name, None)
+            raise
+        if st is not None and not _racy(started, st.st_mtime_ns) and not _racy(started, st.st_ctime_ns):
+            self._cache[name] = (ident, rec)
+            return dict(rec)
+        self._cache.pop(name, None)
         return rec
 
     def get(self, name: str) -> dict | None:

@@ -1,0 +1,104 @@
+"""The performance shortcuts of the file store keep its semantics (issue 6's "fresh state" rule).
+
+Each test defeats one shortcut the way another process or a human could:
+an agent record rewritten in place (even with its mtime put back), an inbox
+removed behind a sender's back, a broadcast to many inboxes at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+from pi_mesh_plugin.store.files import fsio
+from pi_mesh_plugin.store.files.registry import Registry
+
+
+def _rewrite_in_place(path: str, old: bytes, new: bytes, keep_mtime: bool) -> None:
+    st = os.stat(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    assert old in data and len(old) == len(new)
+    with open(path, "r+b") as f:  # same inode, same size
+        f.write(data.replace(old, new))
+    if keep_mtime:
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_agent_record_rewritten_in_place_is_seen_by_the_next_read(project, mesh_factory) -> None:
+    alice = mesh_factory("alice")
+    reg = Registry(os.path.join(project, ".pi", "mesh"), 60.0)
+    path = reg.path("alice")
+    time.sleep(0.1)  # past the racy window: the record is now cached by the reader
+    first = reg.read("alice")
+    assert first is not None and reg.read("alice") == first
+    assert "alice" in reg._cache  # the shortcut under test is in use
+    session = first["session"]
+    other = session[:-1] + ("0" if session[-1] != "0" else "1")
+    _rewrite_in_place(path, session.encode(), other.encode(), keep_mtime=True)  # ctime still moves
+    assert reg.read("alice")["session"] == other
+    time.sleep(0.1)
+    assert reg.read("alice")["session"] == other
+    _rewrite_in_place(path, other.encode(), session.encode(), keep_mtime=False)
+    assert reg.read("alice")["session"] == session
+    assert alice.me().session == session
+
+
+def test_agent_record_replaced_right_after_a_read_is_seen(project, mesh_factory) -> None:
+    mesh_factory("alice")
+    reg = Registry(os.path.join(project, ".pi", "mesh"), 60.0)
+    for i in range(20):  # replacements within the same clock tick as the read
+        rec = reg.read("alice")
+        rec["status"] = f"step {i}"
+        fsio.write_atomic(reg.path("alice"), fsio.dumps(rec))
+        assert reg.read("alice")["status"] == f"step {i}"
+
+
+def test_a_corrupted_cached_agent_record_is_reported_not_served(project, mesh_factory) -> None:
+    mesh_factory("alice")
+    reg = Registry(os.path.join(project, ".pi", "mesh"), 60.0)
+    time.sleep(0.1)
+    assert reg.get("alice") is not None
+    with open(reg.path("alice"), "r+b") as f:
+        f.write(b"!")
+    assert reg.get("alice") is None
+
+
+def test_send_recreates_an_inbox_removed_behind_its_back(project, mesh_factory) -> None:
+    alice, bob = mesh_factory("alice"), mesh_factory("bob")
+    alice.send("bob", "one")
+    shutil.rmtree(os.path.join(project, ".pi", "mesh", "inbox", "bob"))
+    alice.send("bob", "two")
+    alice.broadcast("three")
+    assert [m.text for m in bob.read_inbox()] == ["two", "three"]
+
+
+def test_broadcast_delivers_one_complete_file_per_recipient_and_leaves_no_temp(project, mesh_factory) -> None:
+    sender = mesh_factory("sender")
+    others = [mesh_factory(f"r{i}") for i in range(12)]
+    sent = sender.broadcast("to all", urgent=True)
+    assert sorted(m.to for m in sent) == sorted(o.agent for o in others)
+    for o in others:
+        d = os.path.join(project, ".pi", "mesh", "inbox", o.agent)
+        assert os.listdir(os.path.join(d, "tmp")) == []
+        (fn,) = os.listdir(os.path.join(d, "new"))
+        with open(os.path.join(d, "new", fn), "rb") as f:
+            rec = json.loads(f.read())
+        assert rec["to"] == o.agent and rec["text"] == "to all" and rec["urgent"] is True
+        assert [m.id for m in o.read_inbox()] == [sent[0].id]
+
+
+def test_fsync_all_raises_the_error_of_a_bad_descriptor(tmp_path) -> None:
+    import pytest
+
+    good = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o644)
+    bad = os.open(os.devnull, os.O_RDONLY)
+    os.close(bad)  # a closed descriptor: fsync fails with EBADF
+    try:
+        fsio.fsync_all([good, good])
+        with pytest.raises(OSError):
+            fsio.fsync_all([good, bad])
+    finally:
+        os.close(good)

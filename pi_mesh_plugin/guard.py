@@ -31,8 +31,9 @@ def check_call(mesh, call: ToolCall) -> Block | None:  # mesh: Mesh
     try:
         targets = write_targets(call)
         note = getattr(targets, "note", None)  # a shell command that could not be parsed (see shellwrites)
-        if note and config.fail_open:
-            return None
+        if note and config.fail_open:  # check only what could be parsed
+            rough = getattr(targets, "rough", frozenset())
+            targets, note = [t for t in targets if t not in rough], None
         for path, kind in targets:
             block = mesh.check(path, call.tool, cwd=call.cwd, kind=kind)
             if block is not None:

@@ -70,7 +70,8 @@ it may write, so it is blocked exactly when it mentions a path inside (or
 above) another agent's claim, with a note saying why.  Blocking every
 unparsable command would refuse harmless commands in a mesh where nobody
 claims anything; letting them pass would make ``guard = bash`` trivially
-evadable.  (With ``on_store_error = "allow"`` the guard lets them pass.)
+evadable.  (With ``on_store_error = "allow"`` the guard ignores those guessed
+paths and checks only what was parsed.)
 """
 
 from __future__ import annotations
@@ -84,9 +85,11 @@ MAX_VARIANTS = 64    # combinations of known variable values per command
 
 
 class Targets(list):
-    """``(path, kind)`` pairs; ``note`` is set when (part of) the command could not be parsed."""
+    """``(path, kind)`` pairs; ``note`` is set when (part of) the command could not be parsed, and
+    ``rough`` holds the pairs that were only guessed from such a part's words."""
 
     note: str | None = None
+    rough: frozenset = frozenset()
 
 
 def shell_commands(command: str) -> list[list[str]]:
@@ -113,7 +116,7 @@ def shell_write_targets(command: str) -> Targets:
     _Walker(out).script(command, _State(), 0)
     seen: set = set()
     uniq = Targets(t for t in out if not (t in seen or seen.add(t)))  # type: ignore[func-returns-value]
-    uniq.note = out.note
+    uniq.note, uniq.rough = out.note, out.rough
     return uniq
 
 
@@ -246,6 +249,7 @@ class _Walker:
                 f"written. Use simpler shell syntax, or the edit/write tools.)")
         self.out.note = self.out.note or note
         self.commands.extend(_rough_commands(text))
+        start = len(self.out)
         for word in _rough_words(text) + _pieces(text):
             if not any(c.isalnum() for c in word):
                 continue  # [[, ]], {, !, =, ;; …
@@ -257,6 +261,7 @@ class _Walker:
             if dyn:
                 word = word[:min(i for i in (word.find("$"), word.find("`")) if i != -1)]
             self.emit(W(word, dyn), DIR, st)
+        self.out.rough = self.out.rough | frozenset(self.out[start:])
 
     # -- targets ---------------------------------------------------------------
     def emit(self, w: W, kind: str, st: _State) -> None:

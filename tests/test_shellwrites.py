@@ -196,6 +196,9 @@ def test_unparsable_command_blocked_only_when_it_mentions_a_claim(guarded, proje
                                         cwd=project)) is None
         assert check_call(lax, ToolCall(tool="bash", input={"command": "rm src/auth/login.py"},
                                         cwd=project)) is not None
+        # what could be parsed is still checked: `bash -c` of an unparsable string next to a plain write
+        both = "touch src/auth/x.py; bash -c '[[ -f src/auth/y.py ]]'"
+        assert check_call(lax, ToolCall(tool="bash", input={"command": both}, cwd=project)).holder == "alice"
     finally:
         lax.close()
 

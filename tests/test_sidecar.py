@@ -234,8 +234,19 @@ def test_pre_tool_call_before_hello_is_refused(sidecars) -> None:
     assert resp["ok"] is False and resp["code"] == "not_joined"
 
 
-@pytest.mark.parametrize("mode", [(), ("--no-watch", "--poll", "0.05")], ids=["inotify", "polling"])
-def test_inbox_messages_are_pushed_and_marked_read_only_when_acked(sidecars, bob, mode) -> None:
+@pytest.fixture
+def bob_on_backend(backend, mesh_factory, project):
+    """bob on the file store or on PostgreSQL (``backend`` sets PI_MESH_STORE, which the sidecar inherits)."""
+    m = mesh_factory("bob", cwd=project)
+    m.reserve(["src/auth/"], BOB_REASON)
+    return m
+
+
+# "watch" polls only every 30 s, so a message seen at once came through the watcher (inotify on the file
+# store, LISTEN/NOTIFY on PostgreSQL); "poll" turns the watcher off.
+@pytest.mark.parametrize("mode", [("--poll", "30"), ("--no-watch", "--poll", "0.05")], ids=["watch", "poll"])
+def test_inbox_messages_are_pushed_and_marked_read_only_when_acked(sidecars, bob_on_backend, mode) -> None:
+    bob = bob_on_backend
     s = sidecars(*mode)
     hello(s)
     m1 = bob.send("pi-1", "first: please wait", urgent=True)

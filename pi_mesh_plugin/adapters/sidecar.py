@@ -27,8 +27,8 @@ unread message once per session and marks it read only when the extension
 acks it (``ack`` with ``stage: "delivered"``, sent when the message has entered
 the model's context); ``stage: "queued"`` only records the hand-over in the
 feed.  A message never acked is pushed again by the next sidecar.  New mail
-is noticed through inotify (watchdog) on the inbox's ``new/`` directory, with
-a slow safety poll; without watchdog, or for the PostgreSQL store, by polling.
+is noticed through the core's watcher (inotify on the file store, LISTEN/NOTIFY
+on PostgreSQL), with a slow safety poll; without either, by polling.
 
 The sidecar decides nothing itself: checks go to
 :class:`~pi_mesh_plugin.host.PluginHost` (hence :func:`~pi_mesh_plugin.guard.check_call`).
@@ -143,7 +143,7 @@ class Sidecar:
         self._stop = threading.Event()  # stops the mail pump (leave, EOF)
         self._closed = threading.Event()  # stdout is gone: stop serving
         self._pump_thread: threading.Thread | None = None
-        self._observer: Any = None
+        self._observer: Any = None  # the Watcher waking the pump
         self._warned: set[str] = set()
         self.lines = 0
 
@@ -387,45 +387,28 @@ class Sidecar:
     }
 
     # -- mail pump and heartbeat -------------------------------------------------
-    def _inbox_new_dir(self) -> str | None:
-        inboxes = getattr(self.mesh.store, "inboxes", None)  # the file store
-        if inboxes is None:
-            return None
-        try:
-            return os.path.join(inboxes.ensure(self.mesh.agent), "new")
-        except OSError:
-            return None
-
     def _start_watch(self) -> bool:
+        """Wake the pump when the inbox changes: the core's :class:`~pi_mesh_plugin.watcher.Watcher`
+        (inotify on the file store, LISTEN/NOTIFY on PostgreSQL).  ``False``: poll instead."""
         if not self.watch:
-            return False
-        new_dir = self._inbox_new_dir()
-        if new_dir is None:
-            return False
-        try:
-            from watchdog.events import FileSystemEventHandler
-            from watchdog.observers import Observer
-        except ImportError:
             return False
         import logging
 
         # watchdog 7 logs a spurious error when an observer is stopped while its inotify read is pending.
         logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
         wake = self._wake
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event) -> None:  # type: ignore[no-untyped-def]
-                wake.set()
-
         try:
-            observer = Observer()
-            observer.schedule(Handler(), new_dir, recursive=False)
-            observer.daemon = True
-            observer.start()
-        except Exception as e:  # noqa: BLE001 - inotify limits etc.: fall back to polling
-            self.warn(f"cannot watch {new_dir} ({type(e).__name__}: {e}); polling for new mail instead")
+            from ..watcher import Watcher
+
+            watcher = Watcher(self.mesh.store, lambda topics: wake.set(), topics=("inbox",), debounce=0.005,
+                              max_delay=0.05, mode="auto").start()
+        except Exception as e:  # noqa: BLE001 - inotify limits, a broken subscription: poll instead
+            self.warn(f"cannot watch the inbox ({type(e).__name__}: {e}); polling for new mail instead")
             return False
-        self._observer = observer
+        if watcher.mode == "poll":  # neither inotify nor notifications here: the pump's own poll will do
+            watcher.stop()
+            return False
+        self._observer = watcher
         return True
 
     def _start_pump(self) -> None:
@@ -439,10 +422,8 @@ class Sidecar:
         self._wake.set()
         if self._observer is not None:
             try:
-                self._observer.stop()
-                if wait:
-                    self._observer.join(timeout=5)
-            except Exception:  # noqa: BLE001
+                self._observer.stop(timeout=5 if wait else 0.5)
+            except Exception:  # noqa: BLE001, S110 - stopping a watcher is best effort
                 pass
             self._observer = None
         t = self._pump_thread

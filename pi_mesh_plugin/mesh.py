@@ -302,22 +302,30 @@ class Mesh:
     def reservations(self, live_only: bool = True) -> list[Reservation]:
         t = now()
         out = []
+        holders: dict = {}  # one look at each holder per listing, not one per claim
         for r in self.store.reservations():
-            if live_only and not self._counts(r, t):
+            if live_only and not self._counts(r, t, holders):
                 continue
             out.append(Reservation.from_dict(r))
         return out
 
-    def _counts(self, rec: dict, t: float) -> bool:
+    def _counts(self, rec: dict, t: float, holders: dict | None = None) -> bool:
         try:
             if parse_iso(rec["expires"]) <= t:
                 return False
         except ValueError:
             return False
+        key = (rec["holder"], rec.get("session"))
+        if holders is not None and key in holders:
+            return holders[key]  # type: ignore[no-any-return]
         holder = self.store.get_agent(rec["holder"])
         if holder is None or (rec.get("session") and holder["session"] != rec["session"]):
-            return False
-        return bool(self.store.is_live(holder))
+            live = False
+        else:
+            live = bool(self.store.is_live(holder))
+        if holders is not None:
+            holders[key] = live
+        return live
 
     def check(self, path: str, tool: str = "edit", cwd: str | None = None, kind: str = P.FILE) -> Block | None:
         """``None`` if this agent may write ``path``, else a :class:`Block` naming the holder.

@@ -195,13 +195,19 @@ class ClaimStore:
 
         return FileLock(self.lock_path, timeout=30)
 
-    def live(self, rec: dict, now: float) -> bool:
+    def live(self, rec: dict, now: float, holders: dict | None = None) -> bool:
+        """Unexpired and held by a live holder; ``holders`` memoises the holders within one operation."""
         try:
             if parse_iso(rec["expires"]) <= now:
                 return False
         except ValueError:
             return False
-        return self.is_holder_live(rec["holder"], rec.get("session"))
+        key = (rec["holder"], rec.get("session"))
+        if holders is None:
+            return self.is_holder_live(*key)  # type: ignore[no-any-return]
+        if key not in holders:
+            holders[key] = self.is_holder_live(*key)
+        return holders[key]  # type: ignore[no-any-return]
 
     def claim(self, holder: str, session: str | None, wanted: list[tuple[str, str]], reason: str,
               ttl: float) -> list[dict]:
@@ -212,7 +218,8 @@ class ClaimStore:
             index = self.index
             index.rescan()
             current = index.all()
-            dead = [r for r in current if not self.live(r, now)]
+            holders: dict = {}
+            dead = [r for r in current if not self.live(r, now, holders)]
             alive = [r for r in current if r not in dead] if dead else current
             conflicts = []
             for path, kind in wanted:
@@ -260,7 +267,8 @@ class ClaimStore:
         with self._lock():
             now = time.time()
             self.index.rescan()
-            gone = [r for r in self.index.all() if not self.live(r, now)]
+            holders: dict = {}
+            gone = [r for r in self.index.all() if not self.live(r, now, holders)]
             for r in gone:
                 self._remove(r)
             if gone:

@@ -21,6 +21,7 @@ SUBDIRS = ("tmp", "new", "cur")
 class Inboxes:
     def __init__(self, mesh_dir: str) -> None:
         self.directory = os.path.join(mesh_dir, "inbox")
+        self._seen: set[str] = set()
 
     def dir(self, name: str) -> str:
         return os.path.join(self.directory, validate_name(name, "inbox name"))
@@ -37,9 +38,21 @@ class Inboxes:
         items = []
         for m in messages:
             validate("message", m, "message")  # on write as on read: never deliver what a reader would set aside
-            d = self.ensure(m["to"])
+            to = m["to"]
+            # An inbox this process has made or seen is not made again for every message; if it has
+            # vanished since, the first open in its tmp/ fails and the whole batch is retried below.
+            d = self.dir(to) if to in self._seen else self.ensure(to)
             items.append((d, validate_name(m["id"], "message id") + ".json", fsio.dumps(m)))
-        fsio.deliver(items)
+        try:
+            fsio.deliver(items)
+        except FileNotFoundError:
+            if not any(m["to"] in self._seen for m in messages):
+                raise
+            self._seen.clear()  # nothing was renamed yet (every temp file is written first): start again
+            for m in messages:
+                self.ensure(m["to"])
+            fsio.deliver(items)
+        self._seen.update(m["to"] for m in messages)
 
     def _read_dir(self, name: str, sub: str, warnings: list[str]) -> list[dict]:
         from ...schema import validate

@@ -236,3 +236,72 @@ def test_mail_waiting_at_startup_rides_with_the_first_prompt(pi_project: Path, b
     assert users[0][0] == "good morning" and "while you were away: auth is mine until noon" in users[0][1], users
     inbox_dir = pi_project / ".pi" / "mesh" / "inbox" / "pi-1"
     assert [p.stem for p in (inbox_dir / "cur").iterdir()] == [msg.id]
+
+
+def test_message_wakes_an_idle_agent_in_rpc_mode(pi_project: Path, bob, tmp_path) -> None:
+    """A long-lived Pi (``--mode rpc``, as an IDE runs it) that has finished its work and sits idle is woken
+    by an incoming message: it takes a new turn with the message, and leaves the mesh on SIGTERM."""
+    import queue
+    import shutil
+    import subprocess
+    import threading
+
+    from pi_rig import PROVIDER, pi_cli, write_models_json
+
+    agent_dir = tmp_path / "agent"
+    with ScriptedOpenAI([[text("all done, idle now")], [text("woken up by bob")]]) as server:
+        write_models_json(agent_dir, server.url, server.model)
+        env = {**os.environ, "PI_CODING_AGENT_DIR": str(agent_dir), "PI_OFFLINE": "1", "PI_SKIP_VERSION_CHECK": "1",
+               "PI_TELEMETRY": "0", "PI_MESH_AGENT": "pi-1"}
+        proc = subprocess.Popen([shutil.which("node") or "node", str(pi_cli()), "--provider", PROVIDER, "--model",
+                                 server.model, "--mode", "rpc", "--no-session"], cwd=pi_project, env=env,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        events: queue.Queue = queue.Queue()
+
+        def pump() -> None:
+            for raw in proc.stdout:  # type: ignore[union-attr]
+                try:
+                    events.put(json.loads(raw))
+                except ValueError:
+                    pass
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+
+        def wait_event(kind: str, timeout: float = 30) -> dict:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    ev = events.get(timeout=max(0.01, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if ev.get("type") == kind:
+                    return ev
+            raise AssertionError(f"no {kind} event within {timeout:.0f}s")
+
+        try:
+            proc.stdin.write(b'{"id": "p1", "type": "prompt", "message": "finish up"}\n')  # type: ignore[union-attr]
+            proc.stdin.flush()  # type: ignore[union-attr]
+            wait_event("agent_end")
+            assert len(server.chat_requests()) == 1
+            wait_for(lambda: "pi-1" in [a.name for a in bob.agents()], "pi-1 to be registered")
+            msg = bob.send("pi-1", "wake up: please review my auth change")
+            wait_event("agent_end")  # the message started a second run on its own
+            requests = server.chat_requests()
+            assert len(requests) == 2
+            users = ScriptedOpenAI.user_texts(requests[1])
+            assert users[0] == "finish up" and "wake up: please review my auth change" in users[-1], users
+            inbox_dir = pi_project / ".pi" / "mesh" / "inbox" / "pi-1"
+            wait_for(lambda: [p.stem for p in (inbox_dir / "cur").iterdir()] == [msg.id], "the ack")
+        finally:
+            proc.terminate()  # Pi emits session_shutdown on SIGTERM: the extension leaves and stops the sidecar
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            reader.join(timeout=5)
+            for f in (proc.stdin, proc.stdout, proc.stderr):
+                f.close()  # type: ignore[union-attr]
+    assert "pi-1" not in [a.name for a in bob.agents()]

@@ -160,6 +160,9 @@ def test_dead_or_silent_sidecar_blocks_guarded_calls_with_a_clear_reason(pi_proj
         kids = [c for c in children(pi.pid) if "serve" in cmdline(c)]
         assert len(kids) == 1, [(c, cmdline(c)) for c in children(pi.pid)]
         killed["pid"] = kids[0]
+        # started the way `pi-mesh install pi` recorded (the interpreter in pi-mesh.json), not from PATH
+        recorded = json.loads((pi_project / ".pi" / "extensions" / "pi-mesh" / "pi-mesh.json").read_text())
+        assert cmdline(kids[0])[:4] == [recorded["python"], "-m", "pi_mesh_plugin", "serve"], cmdline(kids[0])
         if how == "stop":  # alive but silent: every request times out
             os.kill(kids[0], signal.SIGSTOP)
             wait_for(lambda: proc_state(kids[0]) == "T", "the sidecar to stop")

@@ -8,7 +8,7 @@ import click
 
 
 @click.command()
-@click.option("--no-watch", is_flag=True, help="Poll the inbox instead of watching it with inotify.")
+@click.option("--no-watch", is_flag=True, help="Poll the inbox instead of watching it (inotify, or LISTEN/NOTIFY on PostgreSQL).")
 @click.option("--poll", type=click.FloatRange(min=0.01), metavar="SECONDS",
               help="Inbox poll interval (default 0.25 s when polling, 2 s as a safety net when watching).")
 @click.pass_obj

@@ -1,0 +1,76 @@
+"""The real Gemini CLI with the mesh installed by ``pi-mesh install gemini``.
+
+Alice holds ``src/auth/``.  A scripted model makes Gemini CLI ``write_file``
+``src/auth/login.py`` (denied by the pi-mesh BeforeTool hook: the file is
+unchanged and the functionResponse the model receives names alice and her
+reason), then a file elsewhere (written).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gemini_rig import GEMINI_CLI_VERSION, RigUnavailable, ensure_gemini, offline_env, run_gemini
+from scripted_gemini import ScriptedGemini, function_call, text
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+REASON = "refactoring the session tokens"
+
+
+@pytest.fixture(scope="module")
+def gemini_bin() -> Path:
+    try:
+        return ensure_gemini()
+    except RigUnavailable as exc:
+        print(f"SKIP gemini mesh e2e: {exc}")
+        pytest.skip(str(exc))
+
+
+def _responses(body: dict) -> list[dict]:
+    return [p["functionResponse"] for p in body["contents"][-1]["parts"] if "functionResponse" in p]
+
+
+def test_gemini_write_file_into_a_claim_is_denied(project: str, mesh_factory, gemini_bin: Path,
+                                                  tmp_path: Path) -> None:
+    root = Path(project)
+    installed = run_cli("install", "gemini", "--no-mcp", cwd=project)
+    assert installed.returncode == 0, installed.stderr
+    alice = mesh_factory("alice")
+    alice.reserve(["src/auth/"], REASON, cwd=project)
+    login = root / "src" / "auth" / "login.py"
+    before = login.read_text()
+
+    turns = [[function_call("write_file", {"file_path": "src/auth/login.py", "content": "def login(): return 1\n"})],
+             [function_call("write_file", {"file_path": "docs/notes.md", "content": "auth is alice's\n"})],
+             [text("Done.")]]
+    with ScriptedGemini(turns) as server:
+        env = offline_env(server.url, tmp_path / "sandbox")
+        run = run_gemini(gemini_bin, "fix the login", root, env)
+    print(f"gemini-cli {GEMINI_CLI_VERSION}: rc={run.returncode} in {run.seconds:.2f}s, "
+          f"{len(server.requests)} requests: {sorted({(r['method'], r['path']) for r in server.requests})}")
+    assert run.returncode == 0, run.stderr[-800:]
+    assert server.turns_used == 3 and not server.exhausted_requests
+    assert "project-level hooks have been detected" in run.stderr and "pi-mesh" in run.stderr
+
+    assert login.read_text() == before
+    assert (root / "docs" / "notes.md").read_text() == "auth is alice's\n"
+
+    (denied,) = _responses(server.loop_requests[1]["body"])
+    said = denied["response"]["error"]
+    assert said.startswith("Tool execution blocked:")
+    assert "reserved by agent alice" in said and REASON in said and "src/auth/" in said
+    (ok,) = _responses(server.loop_requests[2]["body"])
+    assert "error" not in ok["response"] and "Successfully" in ok["response"]["output"]
+
+    events = [e for e in alice.feed() if e.get("event") == "blocked"]
+    assert events and events[-1]["holder"] == "alice" and events[-1]["path"] == "src/auth/login.py"
+    # Offline: only the scripted Gemini API was asked.
+    assert all(r["path"].startswith("/v1beta/models/") for r in server.requests)

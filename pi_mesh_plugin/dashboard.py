@@ -47,6 +47,11 @@ HELP = ("@NAME text: message an agent · @all text: message every live agent · 
         "/release-dead NAME: drop a stale agent's claims · /help")
 
 
+AGENT_COLUMNS = (("agent", 24), ("state", 5), ("harness", 14), ("model", 24), ("last activity", 40),
+                 ("claims", 14), ("unread", 6), ("status", 60))
+CLAIM_COLUMNS = (("holder", 24), ("path", 60), ("reason", 60), ("age", 6), ("expires", 8), ("state", 12))
+
+
 class LiveAgent(MeshError):
     """Refused: the agent whose claims should be released is still live."""
 
@@ -283,9 +288,6 @@ class MeshTop(App):
         from .watcher import Watcher, feed_follower
 
         agents = self.query_one("#agents", DataTable)
-        agents.add_columns("agent", "state", "harness", "model", "last activity", "claims", "unread", "status")
-        claims = self.query_one("#claims", DataTable)
-        claims.add_columns("holder", "path", "reason", "age", "expires", "state")
         self.follower = feed_follower(self.mesh.store)
         log = self.query_one("#feed", RichLog)
         for ev in self.follower.history(self.history):
@@ -364,29 +366,25 @@ class MeshTop(App):
         except (MeshError, OSError) as e:
             self.set_result(f"cannot read the mesh: {e}", error=True)
             return
-        agents = self.query_one("#agents", DataTable)
-        keep = self._selected_key(agents)
-        agents.clear()
+        rows = []
         for a in self.data["agents"]:
             style = "" if a["live"] else "dim"
             claims = str(a["claims"]) + (f" (+{a['stale_claims']} stale)" if a["stale_claims"] else "")
-            agents.add_row(Text(a["name"], style="bold" if a["live"] else "dim"),
-                           Text(a["state"], style="green" if a["live"] else "red"),
-                           Text(a["harness"], style=style), Text(a["model"], style=style),
-                           Text(a["last"], style=style), Text(claims, style=style),
-                           Text(str(a["unread"]), style="bold yellow" if a["unread"] else style),
-                           Text(a["status"], style=style), key=a["name"])
-        self._restore(agents, keep)
-        claims_t = self.query_one("#claims", DataTable)
-        keep = self._selected_key(claims_t)
-        claims_t.clear()
+            rows.append((a["name"], [Text(a["name"], style="bold" if a["live"] else "dim"),
+                                     Text(a["state"], style="green" if a["live"] else "red"),
+                                     Text(a["harness"], style=style), Text(a["model"], style=style),
+                                     Text(a["last"], style=style), Text(claims, style=style),
+                                     Text(str(a["unread"]), style="bold yellow" if a["unread"] else style),
+                                     Text(a["status"], style=style)]))
+        self._fill(self.query_one("#agents", DataTable), AGENT_COLUMNS, rows)
+        rows = []
         for c in self.data["claims"]:
             style = "" if c["counts"] else "dim"
-            claims_t.add_row(Text(c["holder"], style="bold" if c["counts"] else "dim"), Text(c["path"], style=style),
-                             Text(c["reason"], style=style), Text(c["age"], style=style),
-                             Text(c["expires"], style=style),
-                             Text(c["state"], style="green" if c["counts"] else "red"), key=c["id"])
-        self._restore(claims_t, keep)
+            rows.append((c["id"], [Text(c["holder"], style="bold" if c["counts"] else "dim"),
+                                   Text(c["path"], style=style), Text(c["reason"], style=style),
+                                   Text(c["age"], style=style), Text(c["expires"], style=style),
+                                   Text(c["state"], style="green" if c["counts"] else "red")]))
+        self._fill(self.query_one("#claims", DataTable), CLAIM_COLUMNS, rows)
         live = sum(1 for a in self.data["agents"] if a["live"])
         counted = sum(1 for c in self.data["claims"] if c["counts"])
         self.query_one("#agents-label", Static).update(
@@ -394,6 +392,18 @@ class MeshTop(App):
         self.query_one("#claims-label", Static).update(
             f"Claims: {counted} in force, {len(self.data['claims']) - counted} stale or expired")
         self._show_detail()
+
+    def _fill(self, table: DataTable, columns: tuple[tuple[str, int], ...], rows: list[tuple[str, list[Text]]]) -> None:
+        """Replace the table's rows, keeping the selected row.  Columns get explicit widths (fitted to the
+        content, capped): DataTable's own fitting, deferred to an idle pass, sometimes measured a stale row."""
+        keep = self._selected_key(table)
+        table.clear(columns=True)
+        for i, (label, cap) in enumerate(columns):
+            width = max([len(label)] + [cells[i].cell_len for _, cells in rows])
+            table.add_column(label, width=min(width, cap), key=label)
+        for key, cells in rows:
+            table.add_row(*cells, key=key)
+        self._restore(table, keep)
 
     @staticmethod
     def _selected_key(table: DataTable) -> str | None:

@@ -38,6 +38,7 @@ import json
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Self
 
@@ -197,6 +198,12 @@ class Watcher:
                     if topic:
                         watcher.notify(topic)
 
+        # watchdog's recursive inotify warns when a directory created under a watched one (inbox/<new agent>/tmp)
+        # is added twice - by the creation event and by the scan of its parent - and then keeps one callback.
+        # Harmless, but under `-W error` the warning kills watchdog's emitter thread, and otherwise it is printed
+        # over the dashboard: silence exactly that message.
+        warnings.filterwarnings("ignore", message=r"Callback with id .* already exists for watch",
+                                category=RuntimeWarning)
         observer = Observer()
         observer.daemon = True
         observer.schedule(Handler(), mesh_dir, recursive=True,

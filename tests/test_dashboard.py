@@ -79,7 +79,10 @@ async def until(pilot, cond, timeout: float = 15.0, what: str = "condition") -> 
     end = loop.time() + timeout
     while not cond():
         if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
+            app = pilot.app
+            raise AssertionError(f"timed out waiting for {what}; result line: {app.last_result!r}; "
+                                 f"watcher: {app.watcher.mode if app.watcher else None} "
+                                 f"{app.watcher.errors if app.watcher else ''}\n{screen(app)}")
         await pilot.pause(0.03)
 
 

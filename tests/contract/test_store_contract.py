@@ -466,6 +466,29 @@ def test_pg_schema_is_versioned_and_created_on_first_use(pg_url, project):
         s.close()
 
 
+def test_pg_schema_upgrades_itself_on_first_use(pg_url, project, monkeypatch):
+    import psycopg
+
+    from pi_mesh_plugin.store import postgres
+
+    old = Mesh(project, "alice", cwd=project, store=postgres.PostgresStore(pg_url, project))
+    old.join()
+    old.reserve(["src/"], "made under version 1")
+    old.close()
+    v2 = (2, "index agents by host", ["CREATE INDEX agents_host ON {s}.agents (project, host)"])
+    monkeypatch.setattr(postgres, "MIGRATIONS", [*postgres.MIGRATIONS, v2])
+    monkeypatch.setattr(postgres, "LATEST", 2)
+    new = Mesh(project, "bob", cwd=project, store=postgres.PostgresStore(pg_url, project))
+    new.join()  # the first use upgrades, keeping the data
+    assert new.check("src/x.py").holder == "alice"
+    assert new.store.schema_version() == 2 and new.store.migrate() == []
+    base, schema = postgres.split_url(pg_url)
+    with psycopg.connect(base, autocommit=True) as c:
+        assert c.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND indexname = 'agents_host'",
+                         (schema,)).fetchone() == (1,)
+    new.close()
+
+
 def test_pg_db_cli_init_and_status(pg_url, project):
     env = {"PI_MESH_STORE": pg_url}
     r = run_cli("db", "init", cwd=project, env=env)

@@ -198,7 +198,8 @@ def describe(ev: dict) -> Text:
     line.append(clock + " ", style="dim")
     line.append(f"{who:<12} ", style="bold cyan")
     colour = {"reserve": "yellow", "release": "green", "release-dead": "magenta", "refused": "red",
-              "blocked": "red", "join": "green", "leave": "dim", "message": "blue"}.get(kind, "")
+              "blocked": "red", "join": "green", "leave": "dim", "message": "blue", "edit": "cyan",
+              "commit": "bold green", "test": "bold"}.get(kind, "")
     line.append(f"{kind:<9} ", style=colour)
     paths = ev.get("paths")
     if kind == "message":
@@ -215,6 +216,14 @@ def describe(ev: dict) -> Text:
             detail += f" (of {ev['holder']})"
     elif kind == "join":
         detail = f"{ev.get('harness') or ''} pid {ev.get('pid')}".strip()
+    elif kind == "edit" and isinstance(paths, list):
+        detail = f"{ev.get('tool') or ''} {' '.join(str(p) for p in paths)}".strip()
+    elif kind == "blocked":
+        detail = f"{ev.get('tool')} {ev.get('path')} (held by {ev.get('holder')})"
+    elif kind in ("commit", "test"):
+        detail = str(ev.get("command") or "")
+        if kind == "test":
+            detail += "  [passed]" if ev.get("ok") else "  [FAILED]"
     else:
         skip = {"ts", "event", "agent"}
         detail = " ".join(f"{k}={v}" for k, v in ev.items() if k not in skip)

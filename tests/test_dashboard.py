@@ -130,6 +130,46 @@ def test_release_dead_refuses_live_and_unknown(team):
     assert alice.feed()[-1]["event"] == "release-dead"
 
 
+def test_describe_feed_events():
+    from pi_mesh_plugin.dashboard import describe
+
+    ts = "2026-11-25T01:02:03.456789Z"
+    lines = [describe({"ts": ts, "agent": "bob", **ev}).plain for ev in [
+        {"event": "reserve", "paths": ["src/auth"], "reason": "login"},
+        {"event": "refused", "paths": ["src/auth/x.py"], "holders": ["alice"]},
+        {"event": "message", "to": "*", "recipients": 3, "urgent": True},
+        {"event": "blocked", "tool": "bash", "path": "src/a.py", "holder": "alice"},
+        {"event": "edit", "tool": "write", "paths": ["src/b.py"]},
+        {"event": "test", "command": "pytest -q", "ok": False},
+        {"event": "something-new", "x": 1},
+    ]]
+    assert lines[0].startswith("01:02:03 bob") and lines[0].endswith("reserve   src/auth - login")
+    assert lines[1].endswith("src/auth/x.py (held by alice)")
+    assert lines[2].endswith("-> * (3 recipients) URGENT")
+    assert lines[3].endswith("bash src/a.py (held by alice)")
+    assert lines[4].endswith("write src/b.py")
+    assert lines[5].endswith("pytest -q  [FAILED]")
+    assert lines[6].endswith("x=1")
+    assert describe({"event": "leave"}).plain.split() == ["-", "leave"]
+
+
+def test_snapshot_rows_carry_activity_and_claim_state(team):
+    from pi_mesh_plugin.dashboard import snapshot
+
+    alice = team["alice"]
+    alice.heartbeat(activity={"last": "edit src/auth/login.py", "last_at": "2026-11-25T01:00:00.000000Z",
+                              "files_touched": ["src/auth/login.py"], "edits": 3, "commits": 1, "test_runs": 0})
+    snap = snapshot(alice)
+    rows = {a["name"]: a for a in snap["agents"]}
+    assert [a["name"] for a in snap["agents"]] == ["alice", "bob", "carol", "erin"]  # live first
+    assert rows["alice"]["last"].startswith("edit src/auth/login.py (") and rows["alice"]["claims"] == 1
+    assert rows["carol"]["state"] == "stale" and rows["carol"]["stale_claims"] == 1
+    assert rows["bob"]["last"].startswith("seen ")
+    states = {c["path"]: c["state"] for c in snap["claims"]}
+    assert states == {"src/auth/": "live", "README.md": "live", "src/legacy/": "holder stale",
+                      "src/erin.py": "holder stale"}
+
+
 # -- the app ----------------------------------------------------------------------
 
 def test_top_shows_agents_claims_feed_and_matches_snapshot(team, project):

@@ -239,7 +239,18 @@ class Mesh:
         if canonical == P.ROOT or given.endswith("/") or given.endswith("/."):
             return P.DIR
         full = os.path.join(self.root, canonical)
-        return P.DIR if os.path.isdir(full) else P.FILE
+        if os.path.isdir(full):
+            return P.DIR
+        # the canonical form is NFC; the directory on disk may be spelled NFD (made on macOS): ask that
+        # spelling and the path as given, read the way canonicalise() reads it
+        if not canonical.isascii():
+            import unicodedata
+
+            if os.path.isdir(os.path.join(self.root, unicodedata.normalize("NFD", canonical))):
+                return P.DIR
+        g = given[1:] if given.startswith("@") else given
+        g = os.path.expanduser(g) if g.startswith("~") else g
+        return P.DIR if os.path.isdir(os.path.join(cwd or self.cwd, g)) else P.FILE
 
     # -- reservations -------------------------------------------------------
     def reserve(self, paths: list[str] | str, reason: str, ttl: float | str | None = None,

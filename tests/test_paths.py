@@ -392,3 +392,20 @@ def test_blocked_iff_within_another_agents_live_claim(attempts, probes):
                 if got is not None:
                     assert got.holder in expect
         assert sorted((r.holder, r.path, r.kind) for r in unjoined.reservations()) == sorted(live_claims)
+
+
+@pytest.mark.parametrize("spelling", ["NFD", "NFC", "NFD/", "NFC/"])
+def test_a_directory_named_in_nfd_on_disk_is_claimed_as_a_directory(tmp_path, spelling):
+    """macOS writes names in NFD; canonical paths are NFC.  Claiming such a directory, however it is
+    spelled, must cover what is inside it."""
+    root = str(tmp_path)
+    nfd = unicodedata.normalize("NFD", "caf\u00e9")
+    os.makedirs(os.path.join(root, nfd))
+    a, b = Mesh(root, "a", cwd=root), Mesh(root, "b", cwd=root)
+    a.join()
+    b.join()
+    name = unicodedata.normalize(spelling[:3], "caf\u00e9") + spelling[3:]
+    [r] = a.reserve([name], "unicode")
+    assert (r.path, r.kind) == ("caf\u00e9", "dir")
+    for inside in (nfd + "/x.py", "caf\u00e9/x.py", os.path.join(root, nfd, "deep", "y.py")):
+        assert b.check(inside) is not None, inside

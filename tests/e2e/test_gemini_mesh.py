@@ -74,3 +74,33 @@ def test_gemini_write_file_into_a_claim_is_denied(project: str, mesh_factory, ge
     assert events and events[-1]["holder"] == "alice" and events[-1]["path"] == "src/auth/login.py"
     # Offline: only the scripted Gemini API was asked.
     assert all(r["path"].startswith("/v1beta/models/") for r in server.requests)
+
+
+def test_gemini_uses_the_mesh_mcp_server_and_its_own_claims(project: str, mesh_factory, gemini_bin: Path,
+                                                            tmp_path: Path) -> None:
+    """With the MCP server installed too: Gemini CLI reserves through ``mcp_pi-mesh_reserve``, is refused
+    alice's path, writes inside its own claim (the hook knows it is that agent) and messages alice."""
+    root = Path(project)
+    installed = run_cli("install", "gemini", cwd=project)
+    assert installed.returncode == 0, installed.stderr
+    alice = mesh_factory("alice")
+    alice.reserve(["src/auth/"], REASON, cwd=project)
+
+    turns = [[function_call("mcp_pi-mesh_reserve", {"paths": ["src/api/"], "reason": "adding routes"})],
+             [function_call("mcp_pi-mesh_reserve", {"paths": ["src/auth/login.py"], "reason": "fix login"})],
+             [function_call("write_file", {"file_path": "src/api/routes.py", "content": "ROUTES = []\n"})],
+             [function_call("mcp_pi-mesh_send_message", {"to": "alice", "text": "please release src/auth/"})],
+             [text("Done.")]]
+    with ScriptedGemini(turns) as server:
+        env = offline_env(server.url, tmp_path / "sandbox")
+        run = run_gemini(gemini_bin, "add routes", root, env)
+    assert run.returncode == 0, run.stderr[-800:]
+    assert server.turns_used == 5 and not server.exhausted_requests
+    got = [_responses(server.loop_requests[i]["body"])[0]["response"] for i in range(1, 5)]
+    assert "error" not in got[0] and "reserved src/api/" in str(got[0])
+    assert "alice" in str(got[1]) and REASON in str(got[1])
+    assert "error" not in got[2], got[2]
+    assert (root / "src" / "api" / "routes.py").read_text() == "ROUTES = []\n"
+    assert "error" not in got[3] and "sent to alice" in str(got[3])
+    (msg,) = alice.read_inbox()
+    assert msg.text == "please release src/auth/" and msg.sender.startswith("gemini-")

@@ -5,8 +5,8 @@ commands from those forms - chained, nested in subshells, groups, loops,
 ``bash -c``, ``eval``, command substitutions and prefixes - around a path and
 ask the real guard (``guard.check_call`` → ``Mesh.check`` on the file store)
 whether a ``bash`` call running it may go ahead.  Every generated command is
-first checked to be valid bash (``bash -n``), so the generator cannot drift
-into syntax no shell would run.
+first checked to be valid bash (``bash -n``); the rare one bash rejects is
+discarded, so the generator cannot drift into syntax no shell would run.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import shlex
 import subprocess
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from pi_mesh_plugin.guard import check_call
@@ -102,6 +102,10 @@ def targets(cmd: str) -> set:
     ("git ls-files | xargs sed -i s/a/b/", {(".", D)}),
     ("if test -f x; then rm x; else touch y; fi", {("x", F), ("y", F)}),
     ("f() { rm infunc; }", {("infunc", F)}),
+    ("time sed -i s/a/b/ timed.py", {("timed.py", F)}),
+    ("[[ -f x ]] && rm tested", {("tested", F)}),
+    ("echo $((1 + 2)) > arith.txt; (( n++ )) || touch counted", {("arith.txt", F), ("counted", F)}),
+    ("time cat > hd <<'EOF'\n[[ ((\nEOF\n[[ -e hd ]] && touch after", {("hd", F), ("after", F)}),
     ("rsync -a --delete src/ mirror/", {("mirror/", D)}),
     ("sed s/a/b/ conf | sponge conf", {("conf", F)}),
     ("cd web && npm install left-pad", {("web/package.json", F), ("web/package-lock.json", F),
@@ -183,21 +187,21 @@ def test_bash_is_not_guarded_by_default(project, mesh_factory):
 
 
 def test_unparsable_command_blocked_only_when_it_mentions_a_claim(guarded, project):
-    b = guarded("[[ -f src/auth/login.py ]] && rm src/auth/login.py")
+    b = guarded("case $1 in y) rm src/auth/login.py;; esac")
     assert b is not None and b.holder == "alice" and "could not parse" in b.message
-    assert guarded("[[ -f notes.txt ]] && rm notes.txt") is None
+    assert guarded("case $1 in y) cat src/other.py > notes.txt;; esac") is None
     with open(os.path.join(project, "hooks.toml"), "a") as f:
         f.write('on_store_error = "allow"\n')
     from pi_mesh_plugin.mesh import Mesh
 
     lax = Mesh(project, "carol")
     try:
-        assert check_call(lax, ToolCall(tool="bash", input={"command": "[[ -f x ]] && rm src/auth/login.py"},
+        assert check_call(lax, ToolCall(tool="bash", input={"command": "case $1 in y) rm src/auth/login.py;; esac"},
                                         cwd=project)) is None
         assert check_call(lax, ToolCall(tool="bash", input={"command": "rm src/auth/login.py"},
                                         cwd=project)) is not None
         # what could be parsed is still checked: `bash -c` of an unparsable string next to a plain write
-        both = "touch src/auth/x.py; bash -c '[[ -f src/auth/y.py ]]'"
+        both = "touch src/auth/x.py; bash -c 'case $1 in y) cat src/auth/y.py;; esac'"
         assert check_call(lax, ToolCall(tool="bash", input={"command": both}, cwd=project)).holder == "alice"
     finally:
         lax.close()
@@ -285,7 +289,8 @@ def wrap(draw, cmd: str, depth: int) -> str:
     if depth == 0:
         return cmd
     how = draw(st.sampled_from(["none", "chain_before", "chain_after", "subshell", "group", "bash_c", "sh_c",
-                                "if", "for", "while", "eval", "cmdsubst", "env", "sudo", "pipe_into"]))
+                                "if", "for", "while", "eval", "cmdsubst", "env", "sudo", "pipe_into",
+                                "time", "dtest", "arith"]))
     noise = draw(st.sampled_from(READ_NOISE))
     op = draw(st.sampled_from([";", "&&", "||", "|"]))
     simple = "\n" not in cmd and not any(t in cmd for t in (";", "&&", "||", "|", "(", "{", "<", ">", "="))
@@ -318,6 +323,13 @@ def wrap(draw, cmd: str, depth: int) -> str:
         cmd = f"sudo -n {cmd}"
     elif how == "pipe_into":
         cmd = f"{noise} | {{ {cmd}\n}}"
+    # bash syntax bashlex does not implement (retried with it blanked out):
+    elif how == "time":
+        cmd = f"time {braced}"
+    elif how == "dtest":
+        cmd = f"[[ -n \"$HOME\" && 1 < 2 ]] {op if op != '|' else '&&'} {braced}"
+    elif how == "arith":
+        cmd = f"(( $((1 + 2)) > 0 )) && {braced}"
     return wrap(draw, cmd, depth - 1)
 
 
@@ -347,7 +359,7 @@ PROPS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthC
 @PROPS
 @given(cmd=commands(WRITE_FORMS, CLAIMED, ROOT))
 def test_property_writes_to_a_claimed_path_are_blocked(guarded, cmd):
-    assert valid_bash(cmd), cmd
+    assume(valid_bash(cmd))  # bash itself has quirks (`"$( time { …` is a syntax error)
     b = guarded(cmd)
     assert b is not None and b.holder == "alice", cmd
     assert "could not parse" not in b.message, cmd
@@ -356,14 +368,14 @@ def test_property_writes_to_a_claimed_path_are_blocked(guarded, cmd):
 @PROPS
 @given(cmd=commands(WRITE_FORMS, UNCLAIMED, ROOT))
 def test_property_the_same_writes_elsewhere_pass(guarded, cmd):
-    assert valid_bash(cmd), cmd
+    assume(valid_bash(cmd))  # bash itself has quirks (`"$( time { …` is a syntax error)
     assert guarded(cmd) is None, cmd
 
 
 @PROPS
 @given(cmd=commands(READ_FORMS, CLAIMED, ROOT))
 def test_property_reads_of_claimed_paths_are_never_blocked(guarded, cmd):
-    assert valid_bash(cmd), cmd
+    assume(valid_bash(cmd))  # bash itself has quirks (`"$( time { …` is a syntax error)
     assert guarded(cmd) is None, cmd
 
 

@@ -63,9 +63,11 @@ Globs expand at run time: a glob (``*``, ``?``, ``[``, ``{a,b}``) counts as
 its literal directory prefix, a directory claim-wise (``rm src/*.pyc`` writes
 ``src/``).
 
-A command ``bashlex`` cannot parse (``case``, ``[[ … ]]``, ``time`` as a
-keyword, ``$(( … ))``, arrays, unbalanced quotes …) is not waved through and
-not blocked outright either: every word it contains is taken as a directory
+``bashlex`` lacks a few constructs that write nothing - the ``time`` keyword,
+``[[ … ]]``, ``(( … ))``, ``$(( … ))`` - so a command it rejects is parsed
+again with them blanked out.  A command it still cannot parse (``case``,
+``select``, arrays, unbalanced quotes, a substitution inside ``[[ … ]]`` …) is
+not waved through and not blocked outright either: every word it contains is taken as a directory
 it may write, so it is blocked exactly when it mentions a path inside (or
 above) another agent's claim, with a note saying why.  Blocking every
 unparsable command would refuse harmless commands in a mesh where nobody

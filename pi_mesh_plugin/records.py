@@ -32,7 +32,19 @@ class Record:
 
     @classmethod
     def from_dict(cls, d: dict):  # type: ignore[no-untyped-def]
-        return cls(**{k: d[k] for k in cls.__slots__ if k in d})
+        """The record from the fields of ``d`` that it has (others are ignored); listing paths call this
+        thousands of times, so it fills the slots directly rather than through ``__init__``."""
+        obj = object.__new__(cls)
+        setf = object.__setattr__
+        optional = cls._optional
+        for name in cls.__slots__:
+            if name in d:
+                setf(obj, name, d[name])
+            elif name in optional:
+                setf(obj, name, optional[name])
+            else:
+                raise TypeError(f"{cls.__name__} needs {name!r}")
+        return obj
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -81,9 +93,20 @@ class Message(Record):
 
     @classmethod
     def from_record(cls, d: dict, read: bool | None = None) -> Message:
-        return cls(id=d["id"], sender=d["from"], to=d["to"], text=d["text"], urgent=d.get("urgent", False),
-                   reply_to=d.get("reply_to"), thread=d.get("thread"), created=d["created"],
-                   broadcast=d.get("broadcast", False), meta=d.get("meta"), read=read)
+        obj = object.__new__(cls)  # read_inbox makes thousands: fill the slots directly
+        setf = object.__setattr__
+        setf(obj, "id", d["id"])
+        setf(obj, "sender", d["from"])
+        setf(obj, "to", d["to"])
+        setf(obj, "text", d["text"])
+        setf(obj, "urgent", d.get("urgent", False))
+        setf(obj, "reply_to", d.get("reply_to"))
+        setf(obj, "thread", d.get("thread"))
+        setf(obj, "created", d["created"])
+        setf(obj, "broadcast", d.get("broadcast", False))
+        setf(obj, "meta", d.get("meta"))
+        setf(obj, "read", read)
+        return obj
 
     def to_record(self) -> dict:
         d = {"schema": 1, "id": self.id, "from": self.sender, "to": self.to, "text": self.text,

@@ -210,18 +210,25 @@ def read_json(path: str, max_bytes: int = MAX_RECORD_BYTES) -> dict:
             raise ValueError("is not a regular file")
         if st.st_size > max_bytes:
             raise ValueError(f"is {st.st_size} bytes, over the {max_bytes}-byte limit")
-        chunks = []
-        while True:
-            b = os.read(fd, 1 << 16)
-            if not b:
-                break
-            chunks.append(b)
-            if sum(map(len, chunks)) > max_bytes:
-                raise ValueError(f"grew past the {max_bytes}-byte limit while being read")
+        # One read of the whole file (plus one byte, to see its end): a short read of a regular
+        # file is its end, so a small record costs one read(2), not a read and an empty read.
+        want = st.st_size + 1
+        first = os.read(fd, want)
+        chunks = [first]
+        if len(first) >= want:  # it grew since the fstat: read on to the end
+            while True:
+                b = os.read(fd, 1 << 16)
+                if not b:
+                    break
+                chunks.append(b)
+                if sum(map(len, chunks)) > max_bytes:
+                    raise ValueError(f"grew past the {max_bytes}-byte limit while being read")
+        if len(first) > max_bytes:
+            raise ValueError(f"grew past the {max_bytes}-byte limit while being read")
     finally:
         os.close(fd)
     try:
-        value = json.loads(b"".join(chunks))
+        value = json.loads(first if len(chunks) == 1 else b"".join(chunks))
     except UnicodeDecodeError:
         raise ValueError("is not UTF-8") from None
     except json.JSONDecodeError as e:

@@ -58,9 +58,10 @@ class Inboxes:
         from ...schema import validate
 
         d = os.path.join(self.dir(name), sub)
+        prefix = os.path.join(d, "")
         out = []
         for fn in sorted(fsio.listdir(d)):
-            full = os.path.join(d, fn)
+            full = prefix + fn
             try:
                 if not fn.endswith(".json") or not is_valid_name(fn[:-5]):
                     raise ValueError("is not named <message id>.json")
@@ -88,17 +89,23 @@ class Inboxes:
 
     def mark_read(self, name: str, ids: list[str]) -> int:
         d = self.dir(name)
+        new, cur = os.path.join(d, "new", ""), os.path.join(d, "cur", "")
         n = 0
+        rename = os.rename
         for i in ids:
             fn = validate_name(i, "message id") + ".json"
             try:
-                os.rename(os.path.join(d, "new", fn), os.path.join(d, "cur", fn))
+                rename(new + fn, cur + fn)
                 n += 1
             except FileNotFoundError:
                 continue
         if n:
-            fsio.fsync_dir(os.path.join(d, "cur"))
-            fsio.fsync_dir(os.path.join(d, "new"))
+            fds = [os.open(os.path.join(d, sub), os.O_RDONLY | os.O_DIRECTORY) for sub in ("cur", "new")]
+            try:
+                fsio.fsync_all(fds)
+            finally:
+                for fd in fds:
+                    os.close(fd)
         return n
 
     def get(self, name: str, msg_id: str) -> dict | None:

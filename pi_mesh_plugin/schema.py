@@ -68,22 +68,24 @@ def fast_check(kind: str):  # -> Callable[[object], bool] | None
 
 
 # -- the conservative compiler --------------------------------------------------
-# Each checker returns True only when jsonschema would accept the instance.
+# The schema becomes the source of one Python function (compiled once per
+# process) that returns True only when jsonschema would accept the instance.
 # Types are matched exactly (``type(v) is str``) where jsonschema uses
 # isinstance: a subclass is merely sent on to jsonschema.  Keywords that apply
 # to one type are applied with isinstance (at least as often as jsonschema).
 
 _ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "description", "format", "default", "examples",
                           "deprecated", "readOnly", "writeOnly"})
-_EXACT_TYPES = {
-    "object": lambda v: type(v) is dict,
-    "array": lambda v: type(v) is list,
-    "string": lambda v: type(v) is str,
-    "integer": lambda v: type(v) is int,
-    "number": lambda v: type(v) is int or type(v) is float,
-    "boolean": lambda v: type(v) is bool,
-    "null": lambda v: v is None,
+_TYPE_TESTS = {
+    "object": "type({v}) is dict",
+    "array": "type({v}) is list",
+    "string": "type({v}) is str",
+    "integer": "type({v}) is int",
+    "number": "(type({v}) is int or type({v}) is float)",
+    "boolean": "type({v}) is bool",
+    "null": "{v} is None",
 }
+_NUMBER = (int, float)
 
 
 def _same(a: object, b: object) -> bool:
@@ -91,97 +93,125 @@ def _same(a: object, b: object) -> bool:
     return type(a) is type(b) and a == b and (type(a) in (str, int, float, bool) or a is None)
 
 
+class _Unsupported(Exception):
+    pass
+
+
+class _Gen:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.env: dict = {"_same": _same, "_NUMBER": _NUMBER}
+        self.n = 0
+
+    def const(self, value: object) -> str:
+        self.n += 1
+        name = f"_c{self.n}"
+        self.env[name] = value
+        return name
+
+    def var(self) -> str:
+        self.n += 1
+        return f"v{self.n}"
+
+    def emit(self, depth: int, line: str) -> None:
+        self.lines.append("    " * depth + line)
+
+    def schema(self, schema: object, v: str, depth: int) -> None:
+        if schema is True or schema == {}:
+            return
+        if not isinstance(schema, dict):
+            raise _Unsupported(repr(schema))
+        props = schema.get("properties", {})
+        for key, arg in schema.items():
+            if key in _ANNOTATIONS:
+                continue
+            if key == "type":
+                names = [arg] if isinstance(arg, str) else arg
+                if not isinstance(names, list) or not names or any(n not in _TYPE_TESTS for n in names):
+                    raise _Unsupported(f"type {arg!r}")
+                self.emit(depth, f"if not ({' or '.join(_TYPE_TESTS[n].format(v=v) for n in names)}): return False")
+            elif key == "const":
+                if not _same(arg, arg):
+                    raise _Unsupported("const")
+                self.emit(depth, f"if not _same({v}, {self.const(arg)}): return False")
+            elif key == "enum":
+                if not isinstance(arg, list) or not all(_same(e, e) for e in arg):
+                    raise _Unsupported("enum")
+                if all(type(e) is str for e in arg):
+                    self.emit(depth, f"if not (type({v}) is str and {v} in {self.const(frozenset(arg))}): return False")
+                else:
+                    self.emit(depth, f"if not any(_same({v}, e) for e in {self.const(tuple(arg))}): return False")
+            elif key == "pattern":
+                search = self.const(re.compile(arg).search)
+                self.emit(depth, f"if isinstance({v}, str) and {search}({v}) is None: return False")
+            elif key in ("maxLength", "minLength", "maxItems", "minItems", "minimum", "maximum"):
+                if type(arg) not in (int, float):
+                    raise _Unsupported(key)
+                kind = "str" if key.endswith("Length") else ("list" if key.endswith("Items") else "_NUMBER")
+                size = f"len({v})" if kind != "_NUMBER" else v
+                op = "<" if key.startswith("min") else ">"
+                self.emit(depth, f"if isinstance({v}, {kind}) and {size} {op} {self.const(arg)}: return False")
+            elif key == "items":
+                if "prefixItems" in schema:
+                    raise _Unsupported("prefixItems")
+                x = self.var()
+                self.emit(depth, f"if isinstance({v}, list):")
+                self.emit(depth + 1, f"for {x} in {v}:")
+                mark = len(self.lines)
+                self.schema(arg, x, depth + 2)
+                if len(self.lines) == mark:
+                    self.lines[mark - 2:] = []
+            elif key == "required":
+                if not isinstance(arg, list) or not all(isinstance(n, str) for n in arg):
+                    raise _Unsupported("required")
+                if arg:
+                    tests = " and ".join(f"{self.const(n)} in {v}" for n in arg)
+                    self.emit(depth, f"if isinstance({v}, dict) and not ({tests}): return False")
+            elif key == "properties":
+                self.emit(depth, f"if isinstance({v}, dict):")
+                mark0 = len(self.lines)
+                for name, sub in arg.items():
+                    x = self.var()
+                    k = self.const(name)
+                    self.emit(depth + 1, f"if {k} in {v}:")
+                    self.emit(depth + 2, f"{x} = {v}[{k}]")
+                    mark = len(self.lines)
+                    self.schema(sub, x, depth + 2)
+                    if len(self.lines) == mark:
+                        self.lines[mark - 2:] = []
+                if len(self.lines) == mark0:
+                    self.lines.pop()
+            elif key == "additionalProperties":
+                if "patternProperties" in schema:
+                    raise _Unsupported("patternProperties")
+                known = self.const(frozenset(props))
+                if arg is False:
+                    self.emit(depth, f"if isinstance({v}, dict) and not {known}.issuperset({v}): return False")
+                else:
+                    k, x = self.var(), self.var()
+                    self.emit(depth, f"if isinstance({v}, dict):")
+                    self.emit(depth + 1, f"for {k}, {x} in {v}.items():")
+                    self.emit(depth + 2, f"if {k} not in {known}:")
+                    mark = len(self.lines)
+                    self.schema(arg, x, depth + 3)
+                    if len(self.lines) == mark:
+                        self.lines[mark - 3:] = []
+            else:
+                raise _Unsupported(key)  # a keyword this compiler does not know: jsonschema always decides
+
+
 def compile_schema(schema: object):  # -> Callable[[object], bool] | None
     """A predicate implying validity under ``schema``, or ``None`` if a keyword is not understood."""
-    if schema is True or schema == {}:
-        return lambda v: True
-    if not isinstance(schema, dict):
+    gen = _Gen()
+    try:
+        gen.schema(schema, "v0", 1)
+    except _Unsupported:
         return None
-    checks: list = []
-    props = schema.get("properties", {})
-    for key, arg in schema.items():
-        if key in _ANNOTATIONS:
-            continue
-        if key == "type":
-            names = [arg] if isinstance(arg, str) else arg
-            if not isinstance(names, list) or not names or any(n not in _EXACT_TYPES for n in names):
-                return None
-            fns = tuple(_EXACT_TYPES[n] for n in names)
-            checks.append(fns[0] if len(fns) == 1 else (lambda v, fns=fns: any(f(v) for f in fns)))
-        elif key == "const":
-            if not _same(arg, arg):
-                return None
-            checks.append(lambda v, c=arg: _same(v, c))
-        elif key == "enum":
-            if not isinstance(arg, list) or not all(_same(e, e) for e in arg):
-                return None
-            checks.append(lambda v, es=tuple(arg): any(_same(v, e) for e in es))
-        elif key == "pattern":
-            rx = re.compile(arg)
-            checks.append(lambda v, s=rx.search: not isinstance(v, str) or s(v) is not None)
-        elif key == "maxLength":
-            checks.append(lambda v, n=arg: not isinstance(v, str) or len(v) <= n)
-        elif key == "minLength":
-            checks.append(lambda v, n=arg: not isinstance(v, str) or len(v) >= n)
-        elif key == "minimum":
-            checks.append(lambda v, n=arg: not isinstance(v, (int, float)) or v >= n)
-        elif key == "maximum":
-            checks.append(lambda v, n=arg: not isinstance(v, (int, float)) or v <= n)
-        elif key == "maxItems":
-            checks.append(lambda v, n=arg: not isinstance(v, list) or len(v) <= n)
-        elif key == "minItems":
-            checks.append(lambda v, n=arg: not isinstance(v, list) or len(v) >= n)
-        elif key == "items":
-            item = compile_schema(arg)
-            if item is None or "prefixItems" in schema:
-                return None
-            checks.append(lambda v, f=item: not isinstance(v, list) or all(f(x) for x in v))
-        elif key == "required":
-            checks.append(lambda v, names=tuple(arg): not isinstance(v, dict) or all(n in v for n in names))
-        elif key == "properties":
-            compiled = {}
-            for name, sub in arg.items():
-                f = compile_schema(sub)
-                if f is None:
-                    return None
-                compiled[name] = f
-
-            items = tuple(compiled.items())
-
-            def check_props(v, items=items) -> bool:
-                if not isinstance(v, dict):
-                    return True
-                for name, f in items:
-                    if name in v and not f(v[name]):
-                        return False
-                return True
-
-            checks.append(check_props)
-        elif key == "additionalProperties":
-            if "patternProperties" in schema:
-                return None
-            known = frozenset(props)
-            if arg is False:
-                checks.append(lambda v, known=known: not isinstance(v, dict) or known.issuperset(v))
-            else:
-                extra = compile_schema(arg)
-                if extra is None:
-                    return None
-                checks.append(lambda v, known=known, f=extra: not isinstance(v, dict)
-                              or all(f(x) for k, x in v.items() if k not in known))
-        else:
-            return None  # a keyword this compiler does not know: jsonschema always decides
-    checks_t = tuple(checks)
-    if len(checks_t) == 1:
-        return checks_t[0]
-
-    def check_all(v: object) -> bool:
-        for c in checks_t:
-            if not c(v):
-                return False
-        return True
-
-    return check_all
+    source = "def check(v0):\n" + "\n".join(gen.lines + ["    return True"]) + "\n"
+    exec(compile(source, "<schema predicate>", "exec"), gen.env)  # noqa: S102 - our own generated source
+    check = gen.env["check"]
+    check.source = source
+    return check
 
 
 def errors(kind: str, record: object) -> list[str]:

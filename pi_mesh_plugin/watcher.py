@@ -40,11 +40,16 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from typing import Self
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # no typing import at run time
+    from typing import Any, Self
+
+    Event = dict[str, Any]
 
 TOPICS = frozenset({"agents", "reservations", "inbox", "feed"})
 
-Callback = Callable[[frozenset], None]
+Callback = Callable[[frozenset[str]], None]
 
 
 def topic_of(rel: str) -> str | None:
@@ -71,7 +76,7 @@ class Watcher:
     Use as a context manager or call :meth:`start` / :meth:`stop`.
     """
 
-    def __init__(self, store, callback: Callback, *, topics: Iterable[str] = TOPICS, debounce: float = 0.05,
+    def __init__(self, store: Any, callback: Callback, *, topics: Iterable[str] = TOPICS, debounce: float = 0.05,
                  max_delay: float = 0.5, poll_interval: float = 1.0, mode: str = "auto") -> None:
         if mode not in ("auto", "notify", "inotify", "poll"):
             raise ValueError(f"unknown watch mode {mode!r}")
@@ -89,12 +94,12 @@ class Watcher:
         self._cond = threading.Condition()
         self._stopping = False
         self._threads: list[threading.Thread] = []
-        self._observer = None
+        self._observer: Any = None
         self._unsubscribe: Callable[[], object] | None = None
         self._stop_poll = threading.Event()
 
     # -- lifecycle ------------------------------------------------------------
-    def start(self) -> Watcher:
+    def start(self) -> Self:
         wanted = self.mode
         self.mode = ""
         if wanted in ("auto", "notify") and callable(getattr(self.store, "subscribe", None)):
@@ -138,7 +143,8 @@ class Watcher:
         self._threads = []
 
     def __enter__(self) -> Self:
-        return self.start()
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -174,6 +180,7 @@ class Watcher:
             FileDeletedEvent,
             FileModifiedEvent,
             FileMovedEvent,
+            FileSystemEvent,
             FileSystemEventHandler,
         )
         from watchdog.observers import Observer
@@ -184,8 +191,8 @@ class Watcher:
         mesh_dir = os.path.abspath(self.store.mesh_dir)
         watcher = self
 
-        class Handler(FileSystemEventHandler):  # type: ignore[misc]
-            def on_any_event(self, event) -> None:
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
                 for p in (event.src_path, getattr(event, "dest_path", "") or ""):
                     if isinstance(p, bytes):
                         p = os.fsdecode(p)
@@ -214,14 +221,14 @@ class Watcher:
         self.mode = "inotify"
 
     def _start_poll(self) -> None:
-        fingerprint = self._file_fingerprint if getattr(self.store, "mesh_dir", None) else self._store_fingerprint
+        fingerprint: Callable[[], dict[str, object]] = self._file_fingerprint if getattr(self.store, "mesh_dir", None) else self._store_fingerprint
         t = threading.Thread(target=self._poll, args=(fingerprint,), name="pi-mesh-watch-poll", daemon=True)
         self.mode = "poll"
         self._last_prints = fingerprint()
         t.start()
         self._threads.append(t)
 
-    def _poll(self, fingerprint: Callable[[], dict]) -> None:
+    def _poll(self, fingerprint: Callable[[], dict[str, object]]) -> None:
         while not self._stop_poll.wait(self.poll_interval):
             try:
                 prints = fingerprint()
@@ -233,10 +240,10 @@ class Watcher:
                     self.notify(topic)
             self._last_prints = prints
 
-    def _file_fingerprint(self) -> dict:
+    def _file_fingerprint(self) -> dict[str, object]:
         base = self.store.mesh_dir
 
-        def listing(d: str) -> tuple:
+        def listing(d: str) -> tuple[tuple[str, int, int, int], ...]:
             out = []
             try:
                 with os.scandir(d) as it:
@@ -260,17 +267,17 @@ class Watcher:
             boxes.append((n, listing(os.path.join(inbox, n, "new")), listing(os.path.join(inbox, n, "cur"))))
         try:
             st = os.stat(os.path.join(base, "feed.jsonl"))
-            feed: tuple = (st.st_ino, st.st_size, st.st_mtime_ns)
+            feed: tuple[int, ...] = (st.st_ino, st.st_size, st.st_mtime_ns)
         except FileNotFoundError:
             feed = ()
         return {"agents": listing(os.path.join(base, "agents")),
                 "reservations": listing(os.path.join(base, "reservations")),
                 "inbox": tuple(boxes), "feed": feed}
 
-    def _store_fingerprint(self) -> dict:
+    def _store_fingerprint(self) -> dict[str, object]:
         s = self.store
         agents = s.list_agents()
-        out: dict = {"agents": _dump(agents), "reservations": _dump(s.reservations())}
+        out: dict[str, object] = {"agents": _dump(agents), "reservations": _dump(s.reservations())}
         if "inbox" in self.topics:
             out["inbox"] = tuple(s.unread_count(a["name"]) for a in agents)
         if "feed" in self.topics:
@@ -368,7 +375,7 @@ class FeedTailer:
             offset += len(data)
         return b"".join(chunks), offset
 
-    def _lines(self, data: bytes) -> list[dict]:
+    def _lines(self, data: bytes) -> list[Event]:
         data = self._buf + data
         cut = data.rfind(b"\n")
         if cut < 0:
@@ -377,9 +384,9 @@ class FeedTailer:
         self._buf = data[cut + 1:]
         return _parse(data[: cut + 1])
 
-    def read(self) -> list[dict]:
+    def read(self) -> list[Event]:
         """The events appended since the last call (complete lines only)."""
-        out: list[dict] = []
+        out: list[Event] = []
         if self._old is not None:  # a writer may still have appended to the rotated file
             fd, off = self._old
             data, _ = self._drain(fd, off)
@@ -410,9 +417,9 @@ class FeedTailer:
             out += self._lines(data)
         return out
 
-    def history(self, limit: int | None = None) -> list[dict]:
+    def history(self, limit: int | None = None) -> list[Event]:
         """Events written before this tailer started (the last ``limit``), oldest first."""
-        out: list[dict] = []
+        out: list[Event] = []
         if self._gen is not None:
             for i in range(self._keep, 0, -1):
                 try:
@@ -432,18 +439,18 @@ class StoreFeedFollower:
 
     WINDOW = 500
 
-    def __init__(self, store) -> None:
+    def __init__(self, store: Any) -> None:
         self.store = store
-        self._backlog = store.read_feed(self.WINDOW)
+        self._backlog: list[Event] = store.read_feed(self.WINDOW)
         self._last = _dump(self._backlog[-1]) if self._backlog else None
 
-    def history(self, limit: int | None = None) -> list[dict]:
+    def history(self, limit: int | None = None) -> list[Event]:
         if limit is not None:
             return self._backlog[-limit:] if limit > 0 else []
         return list(self._backlog)
 
-    def read(self) -> list[dict]:
-        events = self.store.read_feed(self.WINDOW)
+    def read(self) -> list[Event]:
+        events: list[Event] = self.store.read_feed(self.WINDOW)
         if not events:
             return []
         start = 0
@@ -461,11 +468,11 @@ class StoreFeedFollower:
         pass
 
 
-def feed_follower(store):
+def feed_follower(store: Any) -> FeedTailer | StoreFeedFollower:
     """A follower of ``store``'s feed: a :class:`FeedTailer` on the file store, else a :class:`StoreFeedFollower`."""
     feed = getattr(store, "feed", None)
     path = getattr(feed, "path", None)
-    if isinstance(path, str):
+    if feed is not None and isinstance(path, str):
         ensure = getattr(store, "ensure_layout", None)
         if callable(ensure):
             ensure()
@@ -475,7 +482,7 @@ def feed_follower(store):
     return StoreFeedFollower(store)
 
 
-def _parse(data: bytes) -> list[dict]:
+def _parse(data: bytes) -> list[Event]:
     out = []
     for raw in data.splitlines():
         if not raw.strip():

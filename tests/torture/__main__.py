@@ -22,7 +22,7 @@ SCENARIOS = ["concurrent_senders", "killed_writers", "killed_readers", "reservat
 def machine(directory: str) -> dict:
     def sh(*cmd: str) -> str:
         try:
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False).stdout.strip()
         except OSError:
             return "?"
 

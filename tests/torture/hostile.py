@@ -95,7 +95,7 @@ def _mount_fusefat(base: str) -> str | None:
 
 def _unmount(mnt: str) -> None:
     for cmd in (["fusermount", "-u", mnt], ["umount", mnt]):
-        if subprocess.run(cmd, capture_output=True).returncode == 0:
+        if subprocess.run(cmd, capture_output=True, check=False).returncode == 0:
             return
 
 
@@ -298,20 +298,20 @@ def names(base: str) -> dict:
     crashed: list[str] = []
     for bad in BAD_NAMES:
         ops = {
-            "agent": lambda: Mesh(root, bad, cwd=root).join(),
-            "join-name": lambda: Mesh(root, None, cwd=root).join(bad),
-            "recipient": lambda: a.send(bad, "hi"),
-            "reply_to": lambda: a.send("bob", "hi", reply_to=bad),
-            "mark_read": lambda: b.mark_read([bad]),
-            "unread_count": lambda: a.unread_count(bad),
-            "store.inbox": lambda: store.fetch(bad),
-            "store.get_message": lambda: store.get_message("bob", bad),
-            "store.mark_read": lambda: store.mark_read("bob", [bad]),
-            "store.agent": lambda: store.get_agent(bad),
-            "store.deliver-id": lambda: store.deliver([{**_msg("alice", "bob"), "id": bad}]),
-            "store.deliver-to": lambda: store.deliver([{**_msg("alice", "bob"), "to": bad}]),
-            "store.session": lambda: store.inboxes.set_aside("bob", bad),
-            "tool.send_message": lambda: host.call_tool("send_message", {"to": bad, "text": "hi"}),
+            "agent": lambda bad=bad: Mesh(root, bad, cwd=root).join(),
+            "join-name": lambda bad=bad: Mesh(root, None, cwd=root).join(bad),
+            "recipient": lambda bad=bad: a.send(bad, "hi"),
+            "reply_to": lambda bad=bad: a.send("bob", "hi", reply_to=bad),
+            "mark_read": lambda bad=bad: b.mark_read([bad]),
+            "unread_count": lambda bad=bad: a.unread_count(bad),
+            "store.inbox": lambda bad=bad: store.fetch(bad),
+            "store.get_message": lambda bad=bad: store.get_message("bob", bad),
+            "store.mark_read": lambda bad=bad: store.mark_read("bob", [bad]),
+            "store.agent": lambda bad=bad: store.get_agent(bad),
+            "store.deliver-id": lambda bad=bad: store.deliver([{**_msg("alice", "bob"), "id": bad}]),
+            "store.deliver-to": lambda bad=bad: store.deliver([{**_msg("alice", "bob"), "to": bad}]),
+            "store.session": lambda bad=bad: store.inboxes.set_aside("bob", bad),
+            "tool.send_message": lambda bad=bad: host.call_tool("send_message", {"to": bad, "text": "hi"}),
         }
         for kind, op in ops.items():
             attempts += 1
@@ -422,9 +422,7 @@ def _hand_placed_files(base: str) -> dict:
     place("wrong schema", p)
     p = os.path.join(new, new_id() + ".json")
     with open(p, "wb") as f:
-        chunk = b" " * (1 << 20)
-        for _ in range(50):
-            f.write(chunk)
+        f.writelines(b" " * (1 << 20) for _ in range(50))
     place("50 MB file", p)
     p = os.path.join(new, new_id() + ".json")
     os.symlink(os.path.join(cur, read_one + ".json"), p)
@@ -460,7 +458,7 @@ def _hand_placed_files(base: str) -> dict:
     place("symlink in place of an agent record", os.path.join(adir, "eve.json"))
     rid = new_id()
     with open(os.path.join(rdir, rid + ".json"), "w") as f:
-        f.write('{"schema": 1, "id": "%s", "path": 7}' % rid)
+        f.write(f'{{"schema": 1, "id": "{rid}", "path": 7}}')
     place("wrong-schema reservation", os.path.join(rdir, rid + ".json"))
     rid = new_id()
     with open(os.path.join(rdir, rid + ".json"), "wb") as f:

@@ -7,6 +7,7 @@ torture runner prints and records them; ``tests/test_hostile_*.py`` asserts on t
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -325,6 +326,27 @@ def names(base: str) -> dict:
                 continue
             if (kind, bad) not in ALLOWED:
                 accepted.append(f"{kind} {bad!r}")
+    # reservation ids only ever come from files: a claim file carrying a traversal id is refused as a bad
+    # file, and the writers that delete claims by id (reserve, release, doctor --fix) touch nothing else
+    rdir = os.path.join(root, ".pi", "mesh", "reservations")
+    for i, bad in enumerate(("../agents/bob", "..", "a/b", "../../../src/a.py", "x\x00y")):
+        attempts += 1
+        rec = {"schema": 1, "id": bad, "holder": "alice", "session": None, "path": "src/a.py", "kind": "file",
+               "reason": "placed", "created": "2000-01-01T00:00:00.000000Z", "expires": "2000-01-01T00:00:01.000000Z"}
+        with open(os.path.join(rdir, f"evil{i}.json"), "w") as fh:
+            fh.write(json.dumps(rec))
+        try:
+            a.reserve(["src/b.py"], "after a placed claim")
+            a.release()
+            store.claims.drop_dead()
+            found = a.doctor(fix=True)
+            if any(x["kind"] == "bad-file" and x["path"].endswith(f"evil{i}.json") for x in found) \
+                    and store.get_agent("bob") is not None:
+                refused += 1
+            else:
+                accepted.append(f"reservation-file id {bad!r}")
+        except Exception as e:  # noqa: BLE001
+            crashed.append(f"reservation-file id {bad!r}: {type(e).__name__}: {e}")
     after = _tree(base, os.path.join(root, ".pi", "mesh"))
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     mesh_dir = os.path.join(root, ".pi", "mesh")
@@ -334,7 +356,7 @@ def names(base: str) -> dict:
     f = {"bad_names": len(BAD_NAMES), "attempts": attempts, "refused": refused, "accepted": accepted,
          "crashed": crashed, "written_outside_mesh": changed, "links_out_of_mesh": strays}
     f["ok"] = not accepted and not crashed and not changed and not strays
-    f["line"] = (f"names: {len(BAD_NAMES)} bad names x {attempts // len(BAD_NAMES)} entry points = {attempts} "
+    f["line"] = (f"names: {len(BAD_NAMES)} bad names x {len(ops)} entry points + 5 placed claim ids = {attempts} "
                  f"attempts, refused {refused}, accepted {len(accepted)} (+{attempts - refused - len(accepted) - len(crashed)} meaning 'not given' or broadcast), crashed {len(crashed)}, "
                  f"written outside .pi/mesh {len(changed)}")
     return f

@@ -336,6 +336,7 @@ def test_top_cli_refuses_a_taken_operator_name_in_one_line(team, project):
         r = run_cli("--root", project, "top", env={"PI_MESH_HOSTNAME": "testhost"})
         assert r.returncode == 3, r.stderr
         assert r.stderr.count("\n") == 1 and "human" in r.stderr and "Traceback" not in r.stderr
+        assert "another pi-mesh top" in r.stderr and "--name" in r.stderr
         r = run_cli("--root", project, "top", "--name", "bad/name")
         assert r.returncode == 2 and "Traceback" not in r.stderr
         r = run_cli("top", "--help")

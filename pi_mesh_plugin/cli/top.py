@@ -24,9 +24,14 @@ def top(ctx, name, poll, tick) -> None:
         from ..dashboard import MeshTop, operator_mesh
     except ImportError as e:
         raise click.ClickException(f"pi-mesh top needs textual ({e}): pip install 'pi-mesh-plugin[top]'") from None
+    from ..errors import NameTaken
     from ..names import validate_name
 
-    mesh = operator_mesh(ctx.root, validate_name(name), ctx.config_path)
+    try:
+        mesh = operator_mesh(ctx.root, validate_name(name), ctx.config_path)
+    except NameTaken as e:
+        e.args = (f"{e} - is another pi-mesh top running? Start this one with --name NAME",)
+        raise
     app = MeshTop(mesh, tick=tick, watch_mode="poll" if poll else "auto", poll_interval=poll or 1.0)
     try:
         app.run()

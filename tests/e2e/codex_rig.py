@@ -13,7 +13,11 @@ Facts this rig relies on (checked with version ``CODEX_VERSION``):
   ``--dangerously-bypass-hook-trust`` skips for automation that vets its hooks
   (this test installs the hook itself);
 * a PreToolUse deny reaches the model as the tool output
-  ``"Command blocked by PreToolUse hook: <reason>. Command: <patch>"``.
+  ``"Command blocked by PreToolUse hook: <reason>. Command: <patch>"``;
+* MCP servers from the project's ``.codex/config.toml`` connect in the
+  background and their tools are a deferred namespace (``mcp__pi_mesh``): the
+  model finds them with ``tool_search`` and calls them as ``function_call``
+  items carrying ``namespace``.
 """
 
 from __future__ import annotations

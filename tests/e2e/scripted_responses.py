@@ -32,6 +32,21 @@ def custom_tool_call(name: str, input: str) -> dict:
             "input": input, "status": "completed"}
 
 
+def function_call(name: str, arguments: dict, namespace: str | None = None) -> dict:
+    n = next(_ids)
+    item = {"type": "function_call", "id": f"fc_scripted_{n}", "call_id": f"call_scripted_{n}", "name": name,
+            "arguments": json.dumps(arguments), "status": "completed"}
+    if namespace:
+        item["namespace"] = namespace  # a tool of a deferred namespace (an MCP server's tools in Codex)
+    return item
+
+
+def tool_search_call(query: str) -> dict:
+    n = next(_ids)
+    return {"type": "tool_search_call", "id": f"ts_scripted_{n}", "call_id": f"call_scripted_{n}",
+            "execution": "client", "arguments": {"query": query}, "status": "completed"}
+
+
 class ScriptedResponses:
     def __init__(self, turns: list[list[dict]]) -> None:
         self.turns = list(turns)

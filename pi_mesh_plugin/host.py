@@ -48,11 +48,21 @@ def make_plugin_manager(plugins: list[str]) -> pluggy.PluginManager:
     allowed = {p.strip() for p in only.split(",") if p.strip()} if only is not None else None
     if wanted:
         if "*" in wanted:
-            pm.load_setuptools_entrypoints("pi_mesh")
+            from importlib.metadata import entry_points
+
+            names = sorted({ep.name for ep in entry_points(group="pi_mesh")} - {BUILTIN})
         else:
-            for name in wanted:
-                if allowed is None or name in allowed:
+            names = wanted
+        for name in names:
+            # a plugin PI_MESH_LOAD_PLUGINS leaves out is never imported (a broken one cannot break the rest)
+            if allowed is None or name in allowed:
+                try:
                     pm.load_setuptools_entrypoints("pi_mesh", name=name)
+                except Exception as e:  # noqa: BLE001 - a plugin that fails to import is a configuration error
+                    from .errors import ConfigError
+
+                    raise ConfigError(f"plugins: cannot load the plugin {name} (entry-point group pi_mesh): "
+                                      f"{type(e).__name__}: {e}") from None
         if allowed is not None:
             for name, plugin in list(pm.list_name_plugin()):
                 if name != BUILTIN and name not in allowed:

@@ -67,6 +67,18 @@ def entry_point_dir(tmp_path, monkeypatch):
     sys.modules.pop(PLUGIN, None)
 
 
+@pytest.fixture
+def broken_entry_point(entry_point_dir):
+    """A second installed plugin whose module fails to import."""
+    info = os.path.join(entry_point_dir, "pi_mesh_broken-0.1.dist-info")
+    os.mkdir(info)
+    with open(os.path.join(info, "METADATA"), "w") as f:
+        f.write("Metadata-Version: 2.1\nName: pi_mesh_broken\nVersion: 0.1\n")
+    with open(os.path.join(info, "entry_points.txt"), "w") as f:
+        f.write("[pi_mesh]\npi_mesh_broken = pi_mesh_no_such_module\n")
+    return entry_point_dir
+
+
 def config(project: str, text: str) -> None:
     with open(os.path.join(project, "hooks.toml"), "w") as f:
         f.write(textwrap.dedent(text))
@@ -308,3 +320,19 @@ def test_every_hookspec_is_documented_and_tested():
         assert hasattr(fn, "pi_mesh_spec"), f"{name} is not marked as a hookspec"
         assert callable(getattr(here, f"test_hook_{name}", None)), f"no test_hook_{name}"
     assert getattr(hookspecs.pi_mesh_pre_tool_call, "pi_mesh_spec")["firstresult"] is True
+
+
+def test_a_plugin_that_fails_to_import_is_a_config_error_naming_it(broken_entry_point, project, mesh_factory,
+                                                                    monkeypatch):
+    bob = mesh_factory("bob", cwd=project)
+    for plugins in ('["mesh", "pi_mesh_broken"]', '["*"]'):
+        config(project, f"[defaults]\nplugins = {plugins}\n")
+        with pytest.raises(ConfigError) as info:
+            PluginHost(Mesh(project, "bob", cwd=project))
+        msg = str(info.value)
+        assert "pi_mesh_broken" in msg and "ModuleNotFoundError" in msg and "\n" not in msg
+    # PI_MESH_LOAD_PLUGINS leaves the broken one out: it is never imported, the rest loads
+    monkeypatch.setenv("PI_MESH_LOAD_PLUGINS", PLUGIN)
+    host = PluginHost(Mesh(project, "bob", cwd=project))
+    assert host.pm.get_plugin(PLUGIN) is not None and host.pm.get_plugin("pi_mesh_broken") is None
+    assert bob.agent == "bob"

@@ -204,7 +204,8 @@ def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> 
     lines = [f"pi-mesh: hook installed in {settings_path} (PreToolUse, matcher {matcher})"]
     if not no_mcp:
         write_json(mcp_path, mcp)
-        lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} installed in {mcp_path}")
+        lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} installed in {mcp_path}; its tools are allowed in "
+                     "permissions.allow, which Claude Code honours once you have trusted the project")
     _done(lines)
 
 
@@ -232,7 +233,8 @@ def codex_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
         lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} added to {config_path}")
     elif not no_mcp:
         lines.append(f"pi-mesh: {config_path} already has [mcp_servers.{SERVER_NAME}]; left as it is")
-    lines.append("pi-mesh: Codex reads project .codex/ files only in a trusted project")
+    lines.append("pi-mesh: Codex reads project .codex/ files only in a trusted project, and runs a new hook only "
+                 "once you have trusted it (or with --dangerously-bypass-hook-trust in vetted automation)")
     _done(lines)
 
 

@@ -52,6 +52,26 @@ def _blocked(mesh, path: str, cwd: str, kind: str = "file") -> tuple[bool, bool]
     return by_check, by_guard
 
 
+def _hook_denies(root: str, path: str, cwd: str) -> bool:
+    """Run ``pi-mesh hook claude-code`` for a Write of ``path`` as agent ``intruder``; True if it denies."""
+    import json as _json
+    import sys
+
+    from .common import REPO, worker_env
+
+    event = {"session_id": "torture", "transcript_path": None, "cwd": cwd, "permission_mode": "acceptEdits",
+             "hook_event_name": "PreToolUse", "tool_name": "Write",
+             "tool_input": {"file_path": path, "content": "x = 2\n"}, "tool_use_id": "toolu_torture"}
+    env = {**worker_env(), "PI_MESH_AGENT": "intruder", "PI_MESH_ROOT": root}
+    r = subprocess.run([sys.executable, "-m", "pi_mesh_plugin", "hook", "claude-code"], input=_json.dumps(event),
+                       capture_output=True, text=True, env=env, cwd=REPO, timeout=60, check=False)
+    if r.returncode == 0 and r.stdout == "":
+        return False  # allowed
+    out = _json.loads(r.stdout)["hookSpecificOutput"]  # anything else (an error block) fails the scenario
+    assert out["permissionDecision"] == "deny" and "reserved by agent holder" in out["permissionDecisionReason"], r
+    return True
+
+
 # -- path aliases --------------------------------------------------------------------
 def alias_forms(root: str, base: str, target: str) -> list[tuple[str, str]]:
     """``(spelling, cwd)`` pairs that all name ``root/target`` (``target``: project-relative, no symlinks)."""
@@ -164,6 +184,18 @@ def aliases(base: str) -> dict:
             expect_block(spelling, root, "dir")
         expect_block("src/auth", root)  # a file-kind target named like the claimed directory
 
+    # the same spellings through the real per-call hook process (Claude Code's PreToolUse wire format)
+    hook_tried = 0
+    for spelling, cwd in alias_forms(root, base, "src/auth/login.py")[:24] + [
+            ("lnk_auth/login.py", root), ("chain1/login.py", root), ("lnk_file.py", root),
+            (os.path.join(base, "outside_to_auth", "login.py"), root), (f"src/{nfd}/x.py", root)]:
+        if len(spelling) > 1000 or spelling.startswith(("~", "/proc/self/cwd")):
+            continue  # ~ and /proc/self/cwd depend on the hook process's HOME and cwd, checked in-process above
+        hook_tried += 1
+        tried += 1
+        if not _hook_denies(root, spelling, cwd):
+            bypasses.append(f"hook: {spelling!r} (cwd {cwd})")
+
     # claims made through aliases block the plain spelling
     reverse_tried = reverse_bypass = 0
     for spelling in ("lnk_auth/", "chain1/", os.path.join(base, "outside_to_auth") + "/", "@./src//auth/",
@@ -188,6 +220,8 @@ def aliases(base: str) -> dict:
                      os.path.join(outside, "f.py"), "src/sub/c.py"):
         if any(_blocked(intruder, spelling, root)):
             false_blocks.append(spelling)
+    if _hook_denies(root, "src/b.py", root):
+        false_blocks.append("hook: src/b.py")
     inside_to_outside_refused = False
     try:
         holder.reserve(["ext/"], "through a symlink that leaves the project")
@@ -243,12 +277,14 @@ def aliases(base: str) -> dict:
                 bypasses.append(f"fold: {spelling}")
     tried += reverse_tried
     f = {"alias_forms_tried": tried, "bypasses": len(bypasses), "bypass_examples": bypasses[:10],
+         "via_hook_process": hook_tried,
          "claims_via_alias_tried": reverse_tried, "false_blocks": false_blocks,
          "inside_to_outside_symlink_claim_refused": inside_to_outside_refused, "case_insensitive": case,
          "known_limits": ["hard links (a second name of the same inode is another path)",
                           "bind mounts and other mount aliases", "writes by programs the guard never sees"]}
     f["ok"] = not bypasses and not false_blocks and inside_to_outside_refused
-    f["line"] = (f"aliases: {tried} alias forms tried (check + guard), bypasses {len(bypasses)}; "
+    f["line"] = (f"aliases: {tried} alias forms tried (check + guard + {hook_tried} via the hook process), "
+                 f"bypasses {len(bypasses)}; "
                  f"{reverse_tried} via-alias claims; false blocks {len(false_blocks)}; case-insensitive fs: "
                  f"{case['filesystem']} ({case['forms']} forms, {case['bypasses']} bypasses)")
     return f

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
 
 _last_us = [0]
 
@@ -20,6 +19,8 @@ def now() -> float:
 
 
 def iso(ts: float) -> str:
+    from datetime import datetime, timezone  # imported on use: an allowed hook call never needs it
+
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -27,6 +28,8 @@ def parse_iso(text: str) -> float:
     """Epoch seconds of an ISO 8601 timestamp; ``ValueError`` if it is not one."""
     if not isinstance(text, str):
         raise ValueError(f"not a timestamp: {text!r}")
+    from datetime import datetime, timezone
+
     dt = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)

@@ -26,7 +26,6 @@ beyond ``os`` and ``unicodedata``.
 from __future__ import annotations
 
 import os
-import unicodedata
 
 ROOT = "."
 DIR = "dir"
@@ -139,7 +138,11 @@ def detect_case_insensitive(directory: str) -> bool:
 
 
 def _nfc(s: str) -> str:
-    return s if s.isascii() else unicodedata.normalize("NFC", s)
+    if s.isascii():
+        return s
+    import unicodedata  # only for non-ASCII paths
+
+    return unicodedata.normalize("NFC", s)
 
 
 def _realpath(path: str) -> str:

@@ -147,6 +147,8 @@ def aliases(base: str) -> dict:
     os.symlink("../../src/auth", os.path.join(root, "src", "sub", "up_to_auth"))
     os.symlink(outside, os.path.join(root, "ext"))  # inside -> outside
 
+    with open(os.path.join(root, "hooks.toml"), "w") as f:
+        f.write('[defaults]\nguard = ["edit", "write", "bash"]\n')  # shell commands are guarded too
     holder = Mesh(root, "holder", cwd=root)
     holder.join()
     holder.reserve(["src/auth/"], "dir claim")
@@ -184,6 +186,24 @@ def aliases(base: str) -> dict:
             expect_block(spelling, root, "dir")
         expect_block("src/auth", root)  # a file-kind target named like the claimed directory
 
+    # shell commands writing through aliases (guard includes bash; the parser sees literal targets)
+    from pi_mesh_plugin.guard import check_call
+    from pi_mesh_plugin.records import ToolCall
+
+    shell_tried = 0
+    for cmd in ("echo x > src/auth/login.py", "echo x > ./lnk_auth/login.py", "cd src && sed -i s/x/y/ auth/login.py",
+                "cd lnk_auth; touch new.py", "cp /etc/hostname src//auth/", "mv src/a.py /tmp/moved.py",
+                "bash -c 'echo > src/../src/auth/login.py'", f"echo x > src/{nfd}/x.py",
+                f"echo x > {root}/chain1/login.py", "rm -rf src", "git checkout -- src/auth",
+                "echo x | tee -a lnk_file.py", f"cd {base} && echo x > outside_to_auth/login.py",
+                "(cd src/sub && echo x > up_to_auth/new.py)"):
+        shell_tried += 1
+        tried += 1
+        if check_call(intruder, ToolCall(tool="bash", input={"command": cmd}, cwd=root)) is None:
+            bypasses.append(f"bash: {cmd!r}")
+    shell_allowed = [c for c in ("echo x > src/b.py", "cat src/auth/login.py", "ls -la src/auth")
+                     if check_call(intruder, ToolCall(tool="bash", input={"command": c}, cwd=root)) is not None]
+
     # the same spellings through the real per-call hook process (Claude Code's PreToolUse wire format)
     hook_tried = 0
     for spelling, cwd in alias_forms(root, base, "src/auth/login.py")[:24] + [
@@ -215,7 +235,7 @@ def aliases(base: str) -> dict:
     holder.reserve(["src/a.py"], "file claim")
 
     # negative controls: different files that must not be blocked
-    false_blocks = []
+    false_blocks = [f"bash: {c}" for c in shell_allowed]
     for spelling in ("src/authx/f.py", "src/auth-old.py", "src/b.py", "src/AUTH/login.py", "ext/f.py",
                      os.path.join(outside, "f.py"), "src/sub/c.py"):
         if any(_blocked(intruder, spelling, root)):
@@ -277,13 +297,14 @@ def aliases(base: str) -> dict:
                 bypasses.append(f"fold: {spelling}")
     tried += reverse_tried
     f = {"alias_forms_tried": tried, "bypasses": len(bypasses), "bypass_examples": bypasses[:10],
-         "via_hook_process": hook_tried,
+         "via_hook_process": hook_tried, "shell_commands": shell_tried,
          "claims_via_alias_tried": reverse_tried, "false_blocks": false_blocks,
          "inside_to_outside_symlink_claim_refused": inside_to_outside_refused, "case_insensitive": case,
          "known_limits": ["hard links (a second name of the same inode is another path)",
                           "bind mounts and other mount aliases", "writes by programs the guard never sees"]}
     f["ok"] = not bypasses and not false_blocks and inside_to_outside_refused
-    f["line"] = (f"aliases: {tried} alias forms tried (check + guard + {hook_tried} via the hook process), "
+    f["line"] = (f"aliases: {tried} alias forms tried (check + guard, {hook_tried} via the hook process, "
+                 f"{shell_tried} shell commands), "
                  f"bypasses {len(bypasses)}; "
                  f"{reverse_tried} via-alias claims; false blocks {len(false_blocks)}; case-insensitive fs: "
                  f"{case['filesystem']} ({case['forms']} forms, {case['bypasses']} bypasses)")

@@ -430,7 +430,16 @@ class MeshTop(App):
         with suppress(Exception):  # the row is gone
             table.move_cursor(row=table.get_row_index(key), animate=False)
 
-    def selected_agent(self) -> dict | None:
+    def selected_agent(self, follow_focus: bool = False) -> dict | None:
+        """The agent selected in the agents table - or, with ``follow_focus`` while the claims table has the
+        focus, the holder of the selected claim (which may no longer be registered)."""
+        claims = self.query_one("#claims", DataTable)
+        if follow_focus and self.focused is claims:
+            cid = self._selected_key(claims)
+            holder = next((c["holder"] for c in self.data["claims"] if c["id"] == cid), None)
+            if holder is None:
+                return None
+            return next((a for a in self.data["agents"] if a["name"] == holder), {"name": holder})
         key = self._selected_key(self.query_one("#agents", DataTable))
         return next((a for a in self.data["agents"] if a["name"] == key), None)
 
@@ -509,7 +518,7 @@ class MeshTop(App):
         self._compose_with(self.query_one("#compose", Input).value)
 
     def action_message_selected(self) -> None:
-        a = self.selected_agent()
+        a = self.selected_agent(follow_focus=True)
         if a is None:
             self.set_result("no agent selected", error=True)
             return
@@ -519,7 +528,7 @@ class MeshTop(App):
         self._compose_with("@all ")
 
     def action_release_selected(self) -> None:
-        a = self.selected_agent()
+        a = self.selected_agent(follow_focus=True)
         if a is None:
             self.set_result("no agent selected", error=True)
             return

@@ -298,18 +298,23 @@ def test_release_dead_from_the_compose_line_and_the_key(team, project):
             await until(pilot, lambda: re.search(r"human\s+release-dead\s+src/legacy \(of carol\)", screen(app)),
                         what="the feed to show the release")
 
-            # the key: `x` on the selected agent - refused on a live one, done on a stale one
+            # the key: `x` on the selected agent - refused on a live one
             await pilot.press("escape")
-            table = app.query_one("#agents")
             assert app.selected_agent()["name"] == "alice"
             await pilot.press("x")
             assert app.last_result.startswith("refused: alice is live")
-            erin_row = [a["name"] for a in app.data["agents"]].index("erin")
-            table.move_cursor(row=erin_row)
+            # in the claims table the keys act on the claim's holder: `x` on a stale holder's claim releases
+            claims = app.query_one("#claims")
+            claims.focus()
+            claims.move_cursor(row=[c["path"] for c in app.data["claims"]].index("src/erin.py"))
             await pilot.pause()
-            assert app.selected_agent()["name"] == "erin"
+            assert app.selected_agent(follow_focus=True)["name"] == "erin"
             await pilot.press("x")
             assert app.last_result == "released 1 claim(s) of erin: src/erin.py"
+            claims.focus()
+            claims.move_cursor(row=[c["path"] for c in app.data["claims"]].index("src/auth/"))
+            await pilot.press("m")
+            assert app.query_one("#compose").value == "@alice "
             await until(pilot, lambda: "src/erin.py" not in "\n".join(screen(app).splitlines()[:24]),
                         what="erin's claim to leave the table")
 

@@ -92,7 +92,8 @@ METHOD = """\
   pipe; after each "ok" this process calls `check()` once: it must block after the reserve and allow after the
   release. Any other answer is a stale answer.
 - whole process rows: `pi-mesh` console script of the venv vs `python -c pass` with the same interpreter,
-  alternated, 40 (hook) or 15 (agents) runs each.
+  alternated, 40 (hook) or 15 (agents) runs each; `pi_mesh_plugin` is byte-compiled first (`compileall`), as an
+  installed wheel would be.
 - durable send(): `Mesh.send` (validates the recipient and the record, Maildir delivery with fsyncs, feed line)
   vs a bare loop of temp write + fsync + rename + directory fsync of the same size; `mailbox.Maildir.add` does not
   fsync at all, sqlite3 uses WAL with synchronous=FULL and one transaction per message.

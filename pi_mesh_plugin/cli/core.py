@@ -184,7 +184,16 @@ def claims(ctx, show_all) -> None:
 @pass_ctx
 def check(ctx, path, tool) -> None:
     """Would TOOL on PATH be blocked?  Exit 3 and the holder's name if so."""
-    block = ctx.mesh.check(path, tool)
+    mesh = ctx.mesh
+    if mesh.config.denies(tool):  # the guard's answer: a denied tool is refused wherever it writes...
+        from ..guard import check_call
+        from ..records import ToolCall
+
+        block = check_call(mesh, ToolCall(tool=tool, paths=[path], cwd=mesh.cwd))
+    elif not mesh.config.guards(tool):  # ...and a tool that is not guarded (read) is never blocked
+        block = None
+    else:
+        block = mesh.check(path, tool)
     if block is None:
         ctx.out({"blocked": False, "path": path, "canonical": ctx.mesh.canonical(path)}, f"{path}: free")
         return

@@ -292,3 +292,15 @@ def test_feed_follow_prints_events_as_they_happen(two):
         proc.kill()
         _, err = proc.communicate(timeout=10)
     assert "Traceback" not in err
+
+
+def test_check_gives_the_guards_answer_for_the_tool(two):
+    """Reads are never blocked; a tool denied to the agent is blocked anywhere; guarded tools meet the claims."""
+    cli(two, "reserve", "src/", "--reason", "r", agent="alice")
+    with open(os.path.join(two, "hooks.toml"), "w") as f:
+        f.write('[agents.bob]\ndeny = ["bash"]\nguard = ["edit", "write", "notebook_edit"]\n')
+    assert cli(two, "check", "src/x.py", "--tool", "read", agent="bob").stdout.strip() == "src/x.py: free"
+    assert "alice" in cli(two, "check", "src/x.py", "--tool", "notebook_edit", agent="bob", code=3).stdout
+    r = cli(two, "check", "docs/free.md", "--tool", "bash", agent="bob", code=3)
+    assert "denied" in r.stdout and "bob" in r.stdout
+    cli(two, "check", "src/x.py", "--tool", "edit", agent="bob", code=3)

@@ -57,6 +57,8 @@ def main() -> int:
         cmds = {
             "hook (python -m pi_mesh_plugin hook claude-code)": [sys.executable, "-m", "pi_mesh_plugin", "hook",
                                                                  "claude-code"],
+            "hook (pi-mesh console script)": [os.path.join(os.path.dirname(sys.executable), "pi-mesh"), "hook",
+                                              "claude-code"],
             "python3 -c pass (PATH python3)": [python3, "-c", "pass"],
             f"python3 -c pass ({real_python3})": [real_python3, "-c", "pass"],
             "venv python -c pass": [sys.executable, "-c", "pass"],
@@ -76,7 +78,7 @@ def main() -> int:
             print(f"  {name:60s} min {ts[0]:6.1f}  median {statistics.median(ts):6.1f}  "
                   f"p90 {ts[int(len(ts) * 0.9)]:6.1f}")
         hook = statistics.median(times["hook (python -m pi_mesh_plugin hook claude-code)"])
-        for name in list(cmds)[1:]:
+        for name in list(cmds)[2:]:
             print(f"  ratio hook / {name}: {hook / statistics.median(times[name]):.2f}x")
     finally:
         holder.kill()

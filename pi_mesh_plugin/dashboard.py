@@ -296,18 +296,16 @@ class MeshTop(App):
     def on_mount(self) -> None:
         from .watcher import Watcher, feed_follower
 
-        agents = self.query_one("#agents", DataTable)
+        # watch first, then read: a change made while starting up is reported, never missed
         self.follower = feed_follower(self.mesh.store)
+        self.watcher = Watcher(self.mesh.store, self._changed, mode=self.watch_mode,
+                               poll_interval=self.poll_interval).start()
         log = self.query_one("#feed", RichLog)
         for ev in self.follower.history(self.history):
             log.write(describe(ev))
-        self.refresh_tables()
-        self.show_inbox()
-        self.watcher = Watcher(self.mesh.store, self._changed, mode=self.watch_mode,
-                               poll_interval=self.poll_interval).start()
-        self._apply(frozenset({"feed"}))  # anything appended while the watcher started
+        self._apply(frozenset({"feed", "agents", "inbox"}))
         self.set_interval(self.tick, self.on_tick)
-        agents.focus()
+        self.query_one("#agents", DataTable).focus()
 
     def _changed(self, topics: frozenset) -> None:  # the watcher's thread
         self.post_message(MeshChanged(topics))

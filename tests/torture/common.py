@@ -28,9 +28,9 @@ def worker_env() -> dict:
     return env
 
 
-def spawn(role: str, stdout=subprocess.DEVNULL, **args: object) -> subprocess.Popen:
+def spawn(role: str, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, **args: object) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "tests.torture.worker", role, json.dumps(args)], cwd=REPO,
-                            env=worker_env(), stdout=stdout, stderr=subprocess.PIPE, text=True)
+                            env=worker_env(), stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, text=True)
 
 
 def wait_line(proc: subprocess.Popen, expect: str, timeout: float = 30) -> None:

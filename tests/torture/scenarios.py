@@ -24,12 +24,12 @@ class Size:
 FULL = Size(writers=8, per_writer=500, inboxes=4, readers=2,
             kill_writers=8, kill_per_writer=500, writer_kills=200,
             reader_prefill=1500, reader_extra=500, reader_kills=60,
-            reservers=8, cycles=500, reserver_kills=24, victims=10,
+            reservers=8, cycles=500, reserver_kills=24, victims=10, visibility_rounds=200,
             max_examples=200, step_count=50)
 QUICK = Size(writers=4, per_writer=60, inboxes=4, readers=2,
              kill_writers=4, kill_per_writer=80, writer_kills=12,
              reader_prefill=200, reader_extra=60, reader_kills=6,
-             reservers=4, cycles=60, reserver_kills=3, victims=2,
+             reservers=4, cycles=60, reserver_kills=3, victims=2, visibility_rounds=20,
              max_examples=8, step_count=20)
 
 
@@ -380,6 +380,35 @@ def _overlaps(intervals: list[tuple[str, str, str, float, float]]) -> list:
     return bad
 
 
+def claim_visibility(root: str, observer, rounds: int, rng: random.Random) -> dict:
+    """A claim made in another process blocks the very next check - in a long-lived observer (cached index)
+    and in a fresh one (as a hook process starts: from index/claims.json) - and a release unblocks it."""
+    from pi_mesh_plugin.mesh import Mesh
+
+    p = spawn("stepper", stdout=subprocess.PIPE, stdin=subprocess.PIPE, root=root, name="stepper")
+    wait_line(p, "READY")
+    stale_allow = stale_block = checks = 0
+    for _ in range(rounds):
+        path = rng.choice(RES_PATHS)
+        probe = {"src/": "src/b.py", "src/sub/": "src/sub/c.py"}.get(path, path)
+        for cmd, want in ((f"R {path}", True), ("U", False)):
+            p.stdin.write(cmd + "\n")  # type: ignore[union-attr]
+            p.stdin.flush()  # type: ignore[union-attr]
+            wait_line(p, "OK")
+            fresh = Mesh(root, "observer2", cwd=root)
+            for m in (observer, fresh):
+                checks += 1
+                blocked = m.check(probe) is not None
+                if want and not blocked:
+                    stale_allow += 1
+                elif blocked and not want:
+                    stale_block += 1
+            fresh.close()
+    p.stdin.close()  # type: ignore[union-attr]
+    p.wait(timeout=30)
+    return {"checks": checks, "stale_allow": stale_allow, "stale_block": stale_block}
+
+
 def pid_identity_checks() -> dict:
     """Liveness by (pid, start time): a live pid with a wrong start time is dead; a recycled pid does not
     revive a dead agent; a live owner is live."""
@@ -534,6 +563,7 @@ def reservation_exclusivity(base: str, size: Size, seed: int = 4) -> dict:
             except Exception as e:  # noqa: BLE001
                 victim_fail.append(f"victim{v}: reserve after death failed: {e}")
             t.leave()
+    visibility = claim_visibility(root, observer, size.visibility_rounds, rng)
     observer.close()
     ids = pid_identity_checks()
     tick = same_tick_reuse()
@@ -541,11 +571,14 @@ def reservation_exclusivity(base: str, size: Size, seed: int = 4) -> dict:
          "kills_while_holding": kills, "holds_open_at_kill": open_at_kill, "overlapping_holds": len(bad),
          "overlap_examples": [repr(b) for b in bad[:3]], "live_checks": live_checks,
          "live_wrongly_dead": wrongly_dead, "victims": size.victims, "victim_failures": victim_fail,
-         "pid_identity": ids, "same_tick_pid_reuse_fools_identity": tick, "wall_s": round(wall, 2)}
+         "claim_visibility": visibility, "pid_identity": ids, "same_tick_pid_reuse_fools_identity": tick, "wall_s": round(wall, 2)}
     f["ok"] = (not bad and wrongly_dead == 0 and not victim_fail and kills >= size.reserver_kills
+               and visibility["stale_allow"] == 0 and visibility["stale_block"] == 0
                and all(v for k, v in ids.items() if k != "pid_recycled") and holds > 0)
     f["line"] = (f"reservations: {size.reservers} procs x {size.cycles} cycles, {holds} holds, {conflicts} refused, "
-                 f"{kills} killed while holding; overlapping holds {len(bad)}; live wrongly dead {wrongly_dead} "
+                 f"{kills} killed while holding; overlapping holds {len(bad)}; claim visible at the next check "
+                 f"{visibility['checks'] - visibility['stale_allow'] - visibility['stale_block']}/{visibility['checks']}; "
+                 f"live wrongly dead {wrongly_dead} "
                  f"of {live_checks} checks; victims {size.victims} ({len(victim_fail)} failures); pid reuse "
                  f"{'tested' if ids.get('pid_recycled') else 'NOT forced'}: "
                  f"{'ok' if all(v for k, v in ids.items() if k != 'pid_recycled') else 'FAIL'}")

@@ -158,7 +158,23 @@ def lock_holder(a: dict) -> None:
     time.sleep(3600)
 
 
-ROLES = {"writer": writer, "reader": reader, "reserver": reserver, "holder": holder, "crasher": crasher,
+def stepper(a: dict) -> None:
+    """Reserve or release on command (stdin ``R <path>`` / ``U``), answering ``OK`` once the call returned."""
+    from pi_mesh_plugin.mesh import Mesh
+
+    m = Mesh(a["root"], a["name"], cwd=a["root"])
+    m.join(harness="torture")
+    print("READY", flush=True)
+    for line in sys.stdin:
+        cmd = line.split()
+        if cmd[0] == "R":
+            m.reserve([cmd[1]], "stepper", ttl=600, cwd=a["root"])
+        else:
+            m.release()
+        print("OK", flush=True)
+
+
+ROLES = {"stepper": stepper, "writer": writer, "reader": reader, "reserver": reserver, "holder": holder, "crasher": crasher,
          "lock_holder": lock_holder}
 
 if __name__ == "__main__":

@@ -220,7 +220,8 @@ class ClaimStore:
             current = index.all()
             holders: dict = {}
             dead = [r for r in current if not self.live(r, now, holders)]
-            alive = [r for r in current if r not in dead] if dead else current
+            gone = {id(r) for r in dead}  # by identity: `r not in dead` compared dicts, O(claims x dead)
+            alive = [r for r in current if id(r) not in gone] if dead else current
             conflicts = []
             for path, kind in wanted:
                 for r in alive:

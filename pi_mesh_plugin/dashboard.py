@@ -28,11 +28,11 @@ from __future__ import annotations
 import os
 import time
 from contextlib import suppress
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.css.query import NoMatches
 from textual.message import Message as TextualMessage
@@ -41,6 +41,12 @@ from textual.widgets import DataTable, Footer, Header, Input, RichLog, Static
 from .clock import format_duration, parse_iso
 from .errors import EXIT_BLOCKED, MeshError, UnknownAgent, UsageError
 from .names import is_valid_name
+
+if TYPE_CHECKING:
+    from .mesh import Mesh
+    from .watcher import FeedTailer, StoreFeedFollower, Watcher
+
+Row = dict[str, Any]
 
 OPERATOR = "human"
 HELP = ("@NAME text: message an agent · @all text: message every live agent · "
@@ -69,7 +75,7 @@ def _ago(ts: str | None, t: float) -> str:
         return "?"
 
 
-def snapshot(mesh, t: float | None = None) -> dict:
+def snapshot(mesh: Mesh, t: float | None = None) -> dict[str, list[Row]]:
     """Rows for the agents and claims tables: ``{"agents": [...], "claims": [...]}`` (plain dicts)."""
     t = time.time() if t is None else t
     store = mesh.store
@@ -161,7 +167,7 @@ def parse_compose(line: str) -> tuple[str, str, str]:
     raise UsageError(f"start with @NAME or @all to send, or / for a command ({HELP})")
 
 
-def release_dead(mesh, name: str) -> list[dict]:
+def release_dead(mesh: Mesh, name: str) -> list[Row]:
     """Release every claim held by ``name``, which must not be live; returns the released records.
 
     Raises :class:`LiveAgent` for a live agent (message it instead) and
@@ -170,7 +176,7 @@ def release_dead(mesh, name: str) -> list[dict]:
     store = mesh.store
     rec = store.get_agent(name)
 
-    def refuse_if_live(rec: dict | None) -> None:
+    def refuse_if_live(rec: Row | None) -> None:
         if rec is not None and store.is_live(rec):
             raise LiveAgent(f"{name} is live (pid {rec.get('pid')} on {rec.get('host')}): only a stale agent's "
                             f"claims can be released - message it instead (@{name} ...)")
@@ -182,13 +188,13 @@ def release_dead(mesh, name: str) -> list[dict]:
     if not held:
         return []
     refuse_if_live(store.get_agent(name))  # it may have come back while we looked
-    gone = store.release(name, sorted({r["path"] for r in held}))
+    gone: list[Row] = store.release(name, sorted({r["path"] for r in held}))
     if gone:
         mesh.record("release-dead", holder=name, paths=[r["path"] for r in gone])
     return gone
 
 
-def describe(ev: dict) -> Text:
+def describe(ev: Row) -> Text:
     """One feed event as a short coloured line."""
     ts = str(ev.get("ts", ""))
     clock = ts[11:19] if len(ts) >= 19 else ts
@@ -236,12 +242,12 @@ def describe(ev: dict) -> Text:
 class MeshChanged(TextualMessage):
     """Posted (from the watcher's thread) when the mesh changed."""
 
-    def __init__(self, topics: frozenset) -> None:
+    def __init__(self, topics: frozenset[str]) -> None:
         super().__init__()
         self.topics = topics
 
 
-class MeshTop(App):
+class MeshTop(App[None]):
     """The dashboard.  ``mesh`` must be joined as the operator (see :func:`operator_mesh`)."""
 
     TITLE = "pi-mesh top"
@@ -253,7 +259,7 @@ class MeshTop(App):
     #result { height: 1; padding: 0 1; }
     .label { height: 1; background: $boost; padding: 0 1; text-style: bold; }
     """
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("c", "compose", "Compose"),
         Binding("m", "message_selected", "Message agent"),
@@ -263,7 +269,7 @@ class MeshTop(App):
         Binding("escape", "leave_compose", "Back", show=False),
     ]
 
-    def __init__(self, mesh, *, leave_on_exit: bool = True, tick: float = 5.0, watch_mode: str = "auto",
+    def __init__(self, mesh: Mesh, *, leave_on_exit: bool = True, tick: float = 5.0, watch_mode: str = "auto",
                  poll_interval: float = 1.0, history: int = 200) -> None:
         super().__init__()
         self.mesh = mesh
@@ -272,9 +278,9 @@ class MeshTop(App):
         self.watch_mode = watch_mode
         self.poll_interval = poll_interval
         self.history = history
-        self.watcher = None
-        self.follower = None
-        self.data: dict = {"agents": [], "claims": []}
+        self.watcher: Watcher | None = None
+        self.follower: FeedTailer | StoreFeedFollower | None = None
+        self.data: dict[str, list[Row]] = {"agents": [], "claims": []}
         self.last_result = ""
         self._last_beat = time.monotonic()
         self.sub_title = f"{os.path.basename(mesh.root.rstrip(os.sep)) or mesh.root} as {mesh.agent}"
@@ -297,17 +303,17 @@ class MeshTop(App):
         from .watcher import Watcher, feed_follower
 
         # watch first, then read: a change made while starting up is reported, never missed
-        self.follower = feed_follower(self.mesh.store)
+        self.follower = follower = feed_follower(self.mesh.store)
         self.watcher = Watcher(self.mesh.store, self._changed, mode=self.watch_mode,
                                poll_interval=self.poll_interval).start()
         log = self.query_one("#feed", RichLog)
-        for ev in self.follower.history(self.history):
+        for ev in follower.history(self.history):
             log.write(describe(ev))
         self._apply(frozenset({"feed", "agents", "inbox"}))
         self.set_interval(self.tick, self.on_tick)
         self.query_one("#agents", DataTable).focus()
 
-    def _changed(self, topics: frozenset) -> None:  # the watcher's thread
+    def _changed(self, topics: frozenset[str]) -> None:  # the watcher's thread
         self.post_message(MeshChanged(topics))
 
     def on_unmount(self) -> None:
@@ -330,7 +336,7 @@ class MeshTop(App):
         except NoMatches:  # arrived while the app was shutting down
             pass
 
-    def _apply(self, topics: frozenset) -> None:
+    def _apply(self, topics: frozenset[str]) -> None:
         if "feed" in topics and self.follower is not None:
             log = self.query_one("#feed", RichLog)
             for ev in self.follower.read():
@@ -355,7 +361,7 @@ class MeshTop(App):
 
     def show_inbox(self) -> None:
         try:
-            msgs = self.mesh.read_inbox()
+            msgs: list[Any] = self.mesh.read_inbox()  # Message records (slots set at run time)
         except (MeshError, OSError):
             return
         log = self.query_one("#feed", RichLog)
@@ -400,7 +406,7 @@ class MeshTop(App):
             f"Claims: {counted} in force, {len(self.data['claims']) - counted} stale or expired")
         self._show_detail()
 
-    def _fill(self, table: DataTable, columns: tuple[tuple[str, int], ...], rows: list[tuple[str, list[Text]]]) -> None:
+    def _fill(self, table: DataTable[Any], columns: tuple[tuple[str, int], ...], rows: list[tuple[str, list[Text]]]) -> None:
         """Replace the table's rows, keeping the selected row.  Columns get explicit widths (fitted to the
         content, capped): DataTable's own fitting, deferred to an idle pass, sometimes measured a stale row."""
         keep = self._selected_key(table)
@@ -413,7 +419,7 @@ class MeshTop(App):
         self._restore(table, keep)
 
     @staticmethod
-    def _selected_key(table: DataTable) -> str | None:
+    def _selected_key(table: DataTable[Any]) -> str | None:
         if not table.row_count:
             return None
         try:
@@ -422,13 +428,13 @@ class MeshTop(App):
             return None
 
     @staticmethod
-    def _restore(table: DataTable, key: str | None) -> None:
+    def _restore(table: DataTable[Any], key: str | None) -> None:
         if key is None:
             return
         with suppress(Exception):  # the row is gone
             table.move_cursor(row=table.get_row_index(key), animate=False)
 
-    def selected_agent(self, follow_focus: bool = False) -> dict | None:
+    def selected_agent(self, follow_focus: bool = False) -> Row | None:
         """The agent selected in the agents table - or, with ``follow_focus`` while the claims table has the
         focus, the holder of the selected claim (which may no longer be registered)."""
         claims = self.query_one("#claims", DataTable)
@@ -487,7 +493,7 @@ class MeshTop(App):
                 self.set_result(HELP)
                 return True
             if kind == "send":
-                m = self.mesh.send(target, text)
+                m: Any = self.mesh.send(target, text)
                 self.set_result(f"sent to {target} ({m.id})")
             elif kind == "broadcast":
                 sent = self.mesh.broadcast(text)
@@ -539,7 +545,7 @@ class MeshTop(App):
         self.query_one("#agents", DataTable).focus()
 
 
-def operator_mesh(root: str | None = None, name: str = OPERATOR, config_path: str | None = None):
+def operator_mesh(root: str | None = None, name: str = OPERATOR, config_path: str | None = None) -> Mesh:
     """Open the mesh as the operator and join (owner: this process).  Raises NameTaken if a live one holds it."""
     from .mesh import Mesh
 

@@ -10,17 +10,21 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
+if TYPE_CHECKING:
+    from ..mesh import Mesh
 
-def format_event(ev: dict) -> str:
+
+def format_event(ev: dict[str, Any]) -> str:
     skip = {"ts", "event", "agent"}
     rest = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in ev.items() if k not in skip)
     return f"{ev.get('ts', '?')}  {ev.get('agent') or '-':<16} {ev.get('event', '?'):<9} {rest}".rstrip()
 
 
-def follow(mesh, emit: Callable[[dict], None], stop: threading.Event | None = None, history: int = 0,
+def follow(mesh: Mesh, emit: Callable[[dict[str, Any]], None], stop: threading.Event | None = None, history: int = 0,
            mode: str = "auto", poll_interval: float = 1.0) -> None:
     """Call ``emit(event)`` for the last ``history`` events, then for each new one until ``stop`` is set.
 
@@ -34,7 +38,7 @@ def follow(mesh, emit: Callable[[dict], None], stop: threading.Event | None = No
     stop = stop or threading.Event()
     wake = threading.Event()
 
-    def changed(_topics: frozenset) -> None:
+    def changed(_topics: frozenset[str]) -> None:
         wake.set()
 
     follower = feed_follower(mesh.store)
@@ -59,7 +63,7 @@ def _interrupt_on_term() -> None:
     """Make SIGTERM/SIGHUP end following like Ctrl-C: watchers stopped, exit status 0."""
     import signal
 
-    def handler(signum, frame) -> None:
+    def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -69,7 +73,7 @@ def _interrupt_on_term() -> None:
             pass
 
 
-def _run_follow(ctx, history: int, poll: float | None) -> None:
+def _run_follow(ctx: Any, history: int, poll: float | None) -> None:
     emit = (lambda ev: click.echo(json.dumps(ev, ensure_ascii=False))) if ctx.json else \
         (lambda ev: click.echo(format_event(ev)))
     _interrupt_on_term()
@@ -87,7 +91,7 @@ def _run_follow(ctx, history: int, poll: float | None) -> None:
 @click.option("--poll", type=click.FloatRange(min=0.05), metavar="SECONDS",
               help="With --follow: poll every SECONDS instead of waiting for file-system events.")
 @click.pass_obj
-def feed(ctx, limit, follow_, poll) -> None:
+def feed(ctx: Any, limit: int, follow_: bool, poll: float | None) -> None:
     """Show the activity feed (with --follow, keep printing it as it grows)."""
     if follow_:
         _run_follow(ctx, limit, poll)
@@ -106,7 +110,7 @@ def feed(ctx, limit, follow_, poll) -> None:
 @click.option("--poll", type=click.FloatRange(min=0.05), metavar="SECONDS",
               help="Poll every SECONDS instead of waiting for file-system events.")
 @click.pass_obj
-def watch(ctx, limit, poll) -> None:
+def watch(ctx: Any, limit: int, poll: float | None) -> None:
     """Print the feed as it grows, one line per event (for plain terminals and logs; --json for JSON lines).
 
     Ends on Ctrl-C or SIGTERM with exit status 0.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 
@@ -13,7 +15,7 @@ import click
 @click.option("--tick", type=click.FloatRange(min=0.5), default=5.0, show_default=True, metavar="SECONDS",
               help="How often ages and liveness are re-judged (they change with time, not with files).")
 @click.pass_obj
-def top(ctx, name, poll, tick) -> None:
+def top(ctx: Any, name: str, poll: float | None, tick: float) -> None:
     """Live dashboard: agents, claims, the feed, and a line to message agents as the operator.
 
     Keys: q quit · c compose · m message the selected agent · a message all ·

@@ -406,6 +406,8 @@ def claim_visibility(root: str, observer, rounds: int, rng: random.Random) -> di
             fresh.close()
     p.stdin.close()  # type: ignore[union-attr]
     p.wait(timeout=30)
+    p.stdout.close()  # type: ignore[union-attr]
+    p.stderr.close()  # type: ignore[union-attr]
     return {"checks": checks, "stale_allow": stale_allow, "stale_block": stale_block}
 
 

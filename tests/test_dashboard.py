@@ -233,6 +233,12 @@ def test_feed_and_tables_follow_another_agent(team, project, mesh_factory):
             dave.leave()
             await until(pilot, lambda: not any(a["name"] == "dave" for a in app.data["agents"]),
                         what="dave's row to go")
+            # another process acts (the CLI as bob): the dashboard follows it too
+            r = run_cli("--agent", "bob", "release", "README.md", cwd=project, env={"PI_MESH_HOSTNAME": "testhost"})
+            assert r.returncode == 0, r.stderr
+            await until(pilot, lambda: re.search(r"bob\s+release\s+README.md", screen(app)),
+                        what="bob's release (another process) in the feed")
+            assert not any(c["path"] == "README.md" for c in app.data["claims"])
             assert "src/api/" not in "\n".join(screen(app).splitlines()[:20])
 
     run(go())

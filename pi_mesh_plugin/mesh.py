@@ -75,6 +75,7 @@ class Mesh:
                                project_id=self.config.project_id)
         self.store = store
         self.session: str | None = None
+        self._owner: int | None = None
         self._casefold: bool | None = None
         self.notices: list[str] = []
 
@@ -104,9 +105,14 @@ class Mesh:
         name = validate_name(name or self.agent or generated_name())
         owner = os.getpid() if pid is None else int(pid)
         t = iso(now())
-        # joining again from the same Mesh keeps its session (a heartbeat-only agent, pid 0, has no
-        # owner process to recognise it by and was refused its own name)
-        session = self.session if self.session and name == self.agent else new_id()
+        # joining again from the same Mesh, same owner, while still live keeps the session (a heartbeat-only
+        # agent, pid 0, has no owner process to recognise it by and was refused its own name); after its
+        # death, or with another owner, it is a new session: the old claims never come back
+        session = new_id()
+        if self.session and name == self.agent and owner == self._owner:
+            cur = self.store.get_agent(name)
+            if cur is not None and cur["session"] == self.session and self.store.is_live(cur):
+                session = self.session
         rec = {"schema": 1, "name": name, "session": session, "pid": owner,
                "pid_start": process_start(owner) if owner else None, "host": this_host(), "boot_id": boot_id(),
                "cwd": self.cwd, "harness": harness or self.config.harness, "model": model, "started": t,
@@ -115,7 +121,7 @@ class Mesh:
             rec["status"] = status
         _check_fields("agent", rec, "cannot join")
         res = self.store.register(rec)
-        self.agent, self.session = name, res["agent"]["session"]
+        self.agent, self.session, self._owner = name, res["agent"]["session"], owner
         self.notices = []
         if res.get("replaced"):
             n = res.get("orphaned", 0)

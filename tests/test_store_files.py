@@ -364,3 +364,27 @@ def test_a_heartbeat_only_agent_can_join_again_from_the_same_mesh(project):
     # another Mesh (another session) is still refused the live name
     with pytest.raises(NameTaken):
         Mesh(project, "remote", cwd=project).join(pid=0)
+
+
+def test_a_mesh_whose_owner_died_joins_again_as_a_new_session(project):
+    owner = subprocess.Popen(["sleep", "60"])
+    m = Mesh(project, "c", cwd=project)
+    first = m.join(pid=owner.pid)
+    m.reserve(["src/"], "before the crash")
+    owner.kill()
+    owner.wait()
+    second = subprocess.Popen(["sleep", "60"])
+    try:
+        again = m.join(pid=second.pid)
+        assert again.session != first.session
+        assert m.reservations() == []  # the dead session's claims never come back
+        # a heartbeat-only agent whose heartbeat went stale starts afresh too
+        h = Mesh(project, "hb", cwd=project)
+        s1 = h.join(pid=0).session
+        h.reserve(["docs/"], "stale soon")
+        h.store.update_agent("hb", None, {"last_seen": "2001-01-01T00:00:00.000000Z"})
+        assert h.join(pid=0).session != s1
+        assert [r.holder for r in h.reservations()] == []
+    finally:
+        second.kill()
+        second.wait()

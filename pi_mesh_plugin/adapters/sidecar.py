@@ -400,7 +400,7 @@ class Sidecar:
         try:
             from ..watcher import Watcher
 
-            watcher = Watcher(self.mesh.store, lambda topics: wake.set(), topics=("inbox",), debounce=0.005,
+            watcher = Watcher(self.mesh.store, lambda topics: wake.set(), topics=("inbox",), debounce=0.001,
                               max_delay=0.05, mode="auto").start()
         except Exception as e:  # noqa: BLE001 - inotify limits, a broken subscription: poll instead
             self.warn(f"cannot watch the inbox ({type(e).__name__}: {e}); polling for new mail instead")

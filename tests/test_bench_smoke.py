@@ -1,0 +1,38 @@
+"""The benchmark harness runs end to end at toy sizes (no timing is asserted: figures at toy
+sizes mean nothing; `make bench` publishes the real ones)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_bench_quick_run_writes_the_table_and_the_json(tmp_path) -> None:
+    md, js = tmp_path / "b.md", tmp_path / "b.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PI_MESH_")}
+    cp = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "check,fresh,messages,inbox,growth",
+                         "--scratch", str(tmp_path / "scratch"), "--md", str(md), "--json", str(js)],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in cp.stderr, cp.stderr
+    result = json.loads(js.read_text())
+    rows = {r["key"]: r for r in result["rows"]}
+    for key in ("check_10", "check_100", "check_scaling", "fresh_state", "send_durable", "send_vs_maildir",
+                "send_vs_sqlite", "broadcast_10", "read_inbox", "read_inbox_peek"):
+        assert key in rows, f"row {key} missing: {sorted(rows)}"
+        assert rows[key]["status"] in ("pass", "FAIL", "report"), rows[key]
+    # the correctness row is not a timing: it must hold even at toy size
+    assert rows["fresh_state"]["status"] == "pass", rows["fresh_state"]
+    assert rows["fresh_state"]["data"]["stale_after_reserve"] == 0
+    assert rows["send_durable"]["ratio"] > 0 and rows["broadcast_10"]["data"]["broadcast"]["n"] > 0
+    assert [g["op"] for g in result["growth"]][:2] == ["check() unclaimed path", "reserve() + release()"]
+    assert all(len(g["times_s"]) == 3 for g in result["growth"])
+    text = md.read_text()
+    assert "| row | baseline | target | measured | ratio | pass/fail |" in text and "QUICK RUN" in text
+    for word in ("nproc", "kernel", "Python", "filesystem"):
+        assert word in text
+    assert "row" in cp.stdout and "pass/fail" in cp.stdout  # the table is printed too
+    assert not os.path.exists(tmp_path / "scratch")  # scratch projects are removed

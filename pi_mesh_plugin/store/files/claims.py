@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from stat import S_ISDIR
 
 from ... import paths as P
 from ...clock import iso, new_id, parse_iso
@@ -82,6 +83,11 @@ class ClaimIndex:
         except FileNotFoundError:
             self._set({}, {}, None, time.time_ns())
             return self
+        if not S_ISDIR(st.st_mode):
+            from ...errors import StoreError
+
+            # Reading a file (or anything else) here as "no claims" would let every write through.
+            raise StoreError(f"{self.directory} is not a directory; the reservations cannot be read")
         stamp = (st.st_mtime_ns, st.st_ino)
         if stamp == self.stamp and not _racy(self.scan_start, stamp[0]):
             return self

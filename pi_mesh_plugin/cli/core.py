@@ -27,6 +27,12 @@ def join(ctx, name, pid, harness, model, status) -> None:
     """Register an agent in this project's mesh."""
     mesh = ctx.mesh
     owner = os.getppid() if pid is None else pid
+    if owner > 0:
+        from ..liveness import process_alive
+
+        if not process_alive(owner, None):
+            raise UsageError(f"cannot join: --pid {owner}: no such process is running here (the agent would be dead from the "
+                             "start); use --pid 0 for heartbeat-only liveness")
     agent = mesh.join(name, harness=harness, model=model, pid=owner, status=status)
     for n in mesh.notices:
         click.echo(f"pi-mesh: note: {n}", err=True)

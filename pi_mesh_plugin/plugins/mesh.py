@@ -88,7 +88,11 @@ def reserve(mesh, paths: list[str], reason: str, ttl: str | None = None) -> str:
 
 
 def release(mesh, paths: list[str] | None = None) -> str:
-    gone = mesh.release(paths or None)
+    if paths is not None and not paths:
+        from ..errors import UsageError
+
+        raise UsageError("release: paths is empty; omit it to release all your claims")
+    gone = mesh.release(paths)
     if not gone:
         return "you held no matching claims; nothing released"
     return "released " + ", ".join(r.shown_path() for r in gone)

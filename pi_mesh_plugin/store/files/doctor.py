@@ -5,7 +5,7 @@ Findings are dicts ``{"kind", "path", "detail", "fixed"}``; kinds:
 (holder gone), ``bad-file`` (fails to parse or validate; fixed by moving it to
 ``bad/``, never by deleting it), ``temp-file`` (a write that never finished:
 its message was never delivered, so removing it loses nothing acknowledged),
-``orphan-inbox`` (an inbox with no agent; reported, kept).
+``orphan-inbox`` (unread mail for an agent that is not registered; reported, kept).
 """
 
 from __future__ import annotations
@@ -105,8 +105,9 @@ def examine(store, fix: bool) -> list[dict]:  # store: FileStore
                     os.unlink(full)
                     fixed = True
                 add("temp-file", full, "an unfinished delivery (never in new/, never acknowledged)", fixed)
-        if name not in agents:
-            add("orphan-inbox", box, "no agent of this name is registered (mail kept)")
+        unread = len(fsio.listdir(os.path.join(box, "new")))
+        if name not in agents and unread:
+            add("orphan-inbox", box, f"{unread} unread message(s) for {name}, who is not registered (mail kept)")
     # temp files of atomic writes
     for sub in ("agents", "reservations", "index"):
         d = os.path.join(mesh, sub)

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=os.path.join(REPO, "build", "torture.json"))
     ap.add_argument("--dir", default=None, help="where to make the projects (default: a temp dir on /tmp)")
     args = ap.parse_args(argv)
-    base = tempfile.mkdtemp(prefix="pi-mesh-torture-", dir=args.dir)
+    base = os.path.abspath(tempfile.mkdtemp(prefix="pi-mesh-torture-", dir=args.dir))
     t = time.monotonic()
     try:
         figures = run(args.only or SCENARIOS, args.full, base)

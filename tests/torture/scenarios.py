@@ -167,8 +167,9 @@ def killed_writers(base: str, size: Size, seed: int = 2) -> dict:
     wlogs = [os.path.join(logs, f"w{i}.log") for i in range(size.kill_writers)]
 
     def start(i: int) -> subprocess.Popen:
+        # paced (6 ms between sends on average) so that the kills fall while there is work left
         return spawn("writer", root=root, name=f"w{i}", n=size.kill_per_writer, inboxes=inboxes, log=wlogs[i],
-                     seed=i, pause=0.004)
+                     seed=i, pause=0.012)
 
     procs = {i: start(i) for i in range(size.kill_writers)}
     kills = restarts = 0
@@ -186,6 +187,8 @@ def killed_writers(base: str, size: Size, seed: int = 2) -> dict:
         kills += 1
         procs[i] = start(i)
         restarts += 1
+    kills_done_s = time.monotonic() - t0
+    _, acked_at_last_kill = writer_logs(wlogs)  # how much work was left when the last kill fell
     for p in procs.values():
         finish(p)
     open(stop, "w").close()
@@ -253,7 +256,8 @@ def killed_writers(base: str, size: Size, seed: int = 2) -> dict:
          "orphan_temp_total": orphans, "doctor_temp_reported": doc["temp_reported"],
          "doctor_temp_fixed": doc["temp_fixed"], "temp_left_after_doctor_fix": doc["temp_left"],
          "crash_points": crash, "crash_point_failures": checks_failed,
-         "reserve_after_crashes_s": round(reserve_after_s, 3), "wall_s": round(wall, 2)}
+         "reserve_after_crashes_s": round(reserve_after_s, 3), "kills_done_s": round(kills_done_s, 2),
+         "acknowledged_at_last_kill": len(acked_at_last_kill), "wall_s": round(wall, 2)}
     f["ok"] = (kills >= size.writer_kills and not lost and f["duplicated"] == 0 and corrupt == 0
                and not store2["invalid"] and not checks_failed and doc["temp_left"] == 0
                and doc["temp_reported"] == orphans and reserve_after_s < 5)
@@ -476,6 +480,18 @@ def _reuse_pid(pid: int) -> subprocess.Popen | None:
     return None
 
 
+def _last_line(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 200))
+            tail = f.read().decode("ascii", "replace")
+    except FileNotFoundError:
+        return ""
+    lines = tail.split("\n")
+    return lines[-2] if len(lines) >= 2 else ""
+
+
 def reservation_exclusivity(base: str, size: Size, seed: int = 4) -> dict:
     from pi_mesh_plugin.mesh import Mesh
 
@@ -500,7 +516,6 @@ def reservation_exclusivity(base: str, size: Size, seed: int = 4) -> dict:
     wrongly_dead = 0
     live_checks = 0
     observer = Mesh(root, None, cwd=root)
-    kill_at = sorted(rng.uniform(0.5, 1.0) for _ in range(size.reserver_kills))
     while any(p.poll() is None for p in procs.values()):
         # every running, joined worker must be judged live
         agents = {a.name: a for a in observer.agents()}
@@ -510,16 +525,17 @@ def reservation_exclusivity(base: str, size: Size, seed: int = 4) -> dict:
                 live_checks += 1
                 if not a.live and p.poll() is None:
                     wrongly_dead += 1
-        if kills < len(kill_at):
+        if kills < size.reserver_kills:
             # kill a worker that is holding something right now
-            i = rng.randrange(size.reservers)
-            lines = read_lines(rlogs[i])
-            if procs[i].poll() is None and lines and lines[-1][0] == "H":
+            holding = [i for i in range(size.reservers) if procs[i].poll() is None and _last_line(rlogs[i]).startswith("H ")]
+            if holding:
+                i = rng.choice(holding)
                 kill_times[(i, incarnation[i])] = kill9(procs[i])
                 kills += 1
                 procs[i] = start(i)
+                time.sleep(0.02)
                 continue
-        time.sleep(0.01)
+        time.sleep(0.002 if kills < size.reserver_kills else 0.01)
     for p in procs.values():
         finish(p)
     wall = time.monotonic() - t0

@@ -12,6 +12,9 @@ import os
 import shutil
 import time
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from pi_mesh_plugin.store.files import fsio
 from pi_mesh_plugin.store.files.registry import Registry
 
@@ -102,3 +105,17 @@ def test_fsync_all_raises_the_error_of_a_bad_descriptor(tmp_path) -> None:
             fsio.fsync_all([good, bad])
     finally:
         os.close(good)
+
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(), st.text(), st.floats(allow_nan=True),
+                    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(record=st.dictionaries(st.text(max_size=8), _values, max_size=8))
+def test_dumps_writes_exactly_what_json_dumps_with_indent_writes(record: dict) -> None:
+    try:
+        expected = (json.dumps(record, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: the ASCII form, as before
+        expected = (json.dumps(record, ensure_ascii=True, indent=1) + "\n").encode("ascii")
+    assert fsio.dumps(record) == expected

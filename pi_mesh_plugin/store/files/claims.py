@@ -228,12 +228,7 @@ class ClaimStore:
             dead = [r for r in current if not self.live(r, now, holders)]
             gone = {id(r) for r in dead}  # by identity: `r not in dead` compared dicts, O(claims x dead)
             alive = [r for r in current if id(r) not in gone] if dead else current
-            conflicts = []
-            for path, kind in wanted:
-                for r in alive:
-                    if r["holder"] != holder and P.overlap(path, kind, r["path"], r["kind"]):
-                        if r not in conflicts:
-                            conflicts.append(r)
+            conflicts = find_conflicts(holder, wanted, alive)
             if conflicts:
                 raise ReservationConflict(conflict_message(wanted, conflicts, now), conflicts)
             for r in dead:
@@ -241,13 +236,7 @@ class ClaimStore:
             made = []
             expires = iso(now + ttl)
             for path, kind in dict.fromkeys(wanted):
-                old = [r for r in alive if r["holder"] == holder and r["path"] == path and r["kind"] == kind]
-                rec = {"schema": 1, "id": new_id(now), "holder": holder, "session": session, "path": path,
-                       "kind": kind, "reason": reason, "created": old[0]["created"] if old else iso(now),
-                       "expires": expires}
-                from ...schema import validate
-
-                validate("reservation", rec)
+                rec, old = new_claim(holder, session, path, kind, reason, now, expires, alive)
                 fsio.create_exclusive(os.path.join(self.directory, rec["id"] + ".json"), fsio.dumps(rec))
                 for r in old:
                     self._remove(r)
@@ -289,6 +278,31 @@ class ClaimStore:
         except FileNotFoundError:
             pass
         fsio.fsync_dir(self.directory)
+
+
+def find_conflicts(holder: str, wanted: list[tuple[str, str]], alive: list[dict]) -> list[dict]:
+    """The claims in ``alive`` of holders other than ``holder`` that overlap a wanted ``(path, kind)``, each once.
+
+    Shared by every backend's ``claim``, as are :func:`new_claim` and :func:`conflict_message`."""
+    conflicts: list[dict] = []
+    for path, kind in wanted:
+        for r in alive:
+            if r["holder"] != holder and P.overlap(path, kind, r["path"], r["kind"]) and r not in conflicts:
+                conflicts.append(r)
+    return conflicts
+
+
+def new_claim(holder: str, session: str | None, path: str, kind: str, reason: str, now: float, expires: str,
+              alive: list[dict]) -> tuple[dict, list[dict]]:
+    """``(validated claim record, the holder's claims in alive on exactly (path, kind) that it renews)``; a renewal
+    keeps the first one's ``created``."""
+    from ...schema import validate
+
+    old = [r for r in alive if r["holder"] == holder and r["path"] == path and r["kind"] == kind]
+    rec = {"schema": 1, "id": new_id(now), "holder": holder, "session": session, "path": path, "kind": kind,
+           "reason": reason, "created": old[0]["created"] if old else iso(now), "expires": expires}
+    validate("reservation", rec)
+    return rec, old
 
 
 def conflict_message(wanted: list[tuple[str, str]], conflicts: list[dict], now: float) -> str:

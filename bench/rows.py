@@ -375,7 +375,7 @@ def postgres_rows(ctx: Ctx) -> list[Row]:
     what_c, what_s = "PostgreSQL backend: check() (1,000 claims)", "PostgreSQL backend: send() of 1 KiB"
     why = None
     if not has_module("pi_mesh_plugin.store.postgres"):
-        why = "store/postgres.py absent"
+        why = "store/postgres/ absent"
     elif not has_module("psycopg"):
         why = "psycopg not installed"
     else:

@@ -44,7 +44,7 @@ def db() -> None:
 @click.pass_obj
 def init(ctx: Context, url: str | None) -> None:
     """Create or upgrade the schema (idempotent)."""
-    from ..store.postgres import LATEST
+    from ..store.postgres.migrations import LATEST
 
     store = _store(ctx, url)
     try:

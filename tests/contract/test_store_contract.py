@@ -470,14 +470,15 @@ def test_pg_schema_upgrades_itself_on_first_use(pg_url, project, monkeypatch):
     import psycopg
 
     from pi_mesh_plugin.store import postgres
+    from pi_mesh_plugin.store.postgres import migrations
 
     old = Mesh(project, "alice", cwd=project, store=postgres.PostgresStore(pg_url, project))
     old.join()
     old.reserve(["src/"], "made under version 1")
     old.close()
     v2 = (2, "index agents by host", ["CREATE INDEX agents_host ON {s}.agents (project, host)"])
-    monkeypatch.setattr(postgres, "MIGRATIONS", [*postgres.MIGRATIONS, v2])
-    monkeypatch.setattr(postgres, "LATEST", 2)
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, v2])
+    monkeypatch.setattr(migrations, "LATEST", 2)
     new = Mesh(project, "bob", cwd=project, store=postgres.PostgresStore(pg_url, project))
     new.join()  # the first use upgrades, keeping the data
     assert new.check("src/x.py").holder == "alice"
@@ -539,10 +540,10 @@ def test_pg_subscribe_reports_topics(pg_env, mesh_factory, project):
 
 
 def test_pg_feed_is_bounded(pg_env, mesh_factory, project, monkeypatch):
-    from pi_mesh_plugin.store import postgres
+    from pi_mesh_plugin.store.postgres import feed
 
-    monkeypatch.setattr(postgres, "FEED_MAX_ROWS", 30)
-    monkeypatch.setattr(postgres, "FEED_TRIM_EVERY", 10)
+    monkeypatch.setattr(feed, "FEED_MAX_ROWS", 30)
+    monkeypatch.setattr(feed, "FEED_TRIM_EVERY", 10)
     a = mesh_factory("alice", cwd=project)
     for i in range(100):
         a.record("tick", i=i)

@@ -1,0 +1,197 @@
+"""The PostgreSQL store: the same API as the file store, for agents on several machines.
+
+Selected by ``PI_MESH_STORE=postgresql://…`` or ``[store] url`` in hooks.toml.
+The URL may carry ``?schema=NAME`` (default ``pi_mesh``): every table lives in
+that schema, which the store creates and upgrades itself (:data:`MIGRATIONS`,
+recorded in ``<schema>.schema_version``) on first use or by ``pi-mesh db init``.
+
+**Projects.**  Every table is keyed by a project id, so two projects sharing a
+server never see each other's agents, mail or claims.  The id comes from
+``[store] project_id`` / ``$PI_MESH_PROJECT_ID``, else from the normalised git
+remote of the project root, so checkouts in different places on different
+machines meet (:mod:`.project`), else the root path.  Paths are the canonical
+project-relative paths the :class:`~pi_mesh_plugin.mesh.Mesh` hands over, so
+``/home/a/repo/src`` on one machine and ``/builds/repo/src`` on another are
+both ``src``.
+
+**Reservations.**  ``claim`` is one READ COMMITTED transaction that takes a
+per-project advisory lock before it reads the claims that could overlap and
+writes its own; readers (``covering``, the guard's hot path) never take it.
+:mod:`.claims` argues why this and not an exclusion constraint or SERIALIZABLE.
+
+**Liveness across machines.**  As in :func:`pi_mesh_plugin.liveness.is_live`:
+an agent on this host (and boot) with a known pid lives exactly as long as its
+process; any other is live while its ``last_seen`` heartbeat is younger than
+the heartbeat TTL.  A crashed machine stops heartbeating, so its agents die
+after the TTL and their claims stop counting (and are deleted by the next
+overlapping ``claim`` or by ``doctor --fix``).  Timestamps are written from the
+writer's clock, as with the file store; ``doctor`` reports a clock that is off
+from the server's by more than :data:`MAX_SKEW` seconds.
+
+**Messages.**  One row per message per recipient; delivery commits with
+``pg_notify``, so :meth:`PostgresStore.wait_for_mail` wakes within
+milliseconds, and every write notifies the project channel, which
+:meth:`PostgresStore.subscribe` turns into callbacks (:mod:`.messages`).
+
+**Feed.**  ``feed`` rows keep the event JSON as written; each project keeps at
+most :data:`FEED_MAX_ROWS` (:mod:`.feed`).
+
+Errors from the server become :class:`~pi_mesh_plugin.errors.StoreError` with
+one line naming the (password-masked) URL (:mod:`.connection`).
+
+The parts: :mod:`.connection` (URL, connection, retry), :mod:`.migrations`,
+:mod:`.project`, :mod:`.registry`, :mod:`.messages`, :mod:`.claims`,
+:mod:`.feed`, :mod:`.doctor`; :class:`PostgresStore` composes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from . import migrations
+from .claims import Claims
+from .connection import DEFAULT_SCHEMA, Database, channel, mask_url, split_url
+from .doctor import MAX_SKEW, clock_skew, examine
+from .doctor import status as db_status
+from .feed import FEED_MAX_ROWS, FEED_TRIM_EVERY, Feed
+from .messages import MAIL_POLL, Mailboxes
+from .migrations import LATEST, MIGRATIONS
+from .project import derive_project_id, normalise_remote
+from .registry import Registry
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .connection import Conn, Rec
+
+__all__ = ["DEFAULT_SCHEMA", "FEED_MAX_ROWS", "FEED_TRIM_EVERY", "LATEST", "MAIL_POLL", "MAX_SKEW", "MIGRATIONS",
+           "PostgresStore", "channel", "derive_project_id", "mask_url", "normalise_remote", "split_url"]
+
+
+class PostgresStore:
+    """:class:`~pi_mesh_plugin.store.base.Store` on a PostgreSQL server (psycopg 3).
+
+    One connection per store, opened on first use (constructing a store never
+    touches the network), guarded by a lock so threads may share the store.
+    """
+
+    def __init__(self, url: str, root: str, heartbeat_ttl: float = 60.0, project_id: str | None = None) -> None:
+        self.db = Database(url, root, project_id)
+        self.root = root
+        self.conninfo, self.schema, self.url = self.db.conninfo, self.db.schema, self.db.url
+        self.heartbeat_ttl = heartbeat_ttl
+        self.warnings: list[str] = []
+        self.registry = Registry(self.db, heartbeat_ttl)
+        self.mail = Mailboxes(self.db)
+        self.claims = Claims(self.db, self.registry.is_live)
+        self.events = Feed(self.db)  # not `feed`: watchers take a store's `feed` for the file store's
+
+    # -- plumbing -----------------------------------------------------------------
+    @property
+    def project(self) -> str:
+        return self.db.project
+
+    @property
+    def project_channel(self) -> str:
+        return self.db.project_channel
+
+    def mail_channel(self, name: str) -> str:
+        return self.db.mail_channel(name)
+
+    def connect(self) -> Conn:
+        """A new autocommit connection with the session settings the store relies on."""
+        return self.db.connect()
+
+    def schema_version(self, conn: Conn | None = None) -> int:
+        """The schema version in the database (0: no schema yet)."""
+        return migrations.schema_version(self.db, conn)
+
+    def migrate(self) -> list[int]:
+        """Create or upgrade the schema now; returns the versions applied."""
+        return migrations.migrate(self.db)
+
+    # -- registry -----------------------------------------------------------------
+    def register(self, agent: Rec) -> Rec:
+        return self.registry.register(agent)
+
+    def unregister(self, name: str, session: str | None = None) -> bool:
+        return self.registry.unregister(name, session)
+
+    def update_agent(self, name: str, session: str | None, changes: Rec) -> Rec | None:
+        return self.registry.update_agent(name, session, changes)
+
+    def get_agent(self, name: str) -> Rec | None:
+        return self.registry.get_agent(name)
+
+    def list_agents(self) -> list[Rec]:
+        return self.registry.list_agents()
+
+    def is_live(self, agent: Rec) -> bool:
+        return self.registry.is_live(agent)
+
+    # -- messages -----------------------------------------------------------------
+    def deliver(self, messages: list[Rec]) -> None:
+        self.mail.deliver(messages)
+
+    def fetch(self, name: str, unread_only: bool = True) -> list[tuple[Rec, bool]]:
+        return self.mail.fetch(name, unread_only)
+
+    def mark_read(self, name: str, ids: list[str]) -> int:
+        return self.mail.mark_read(name, ids)
+
+    def get_message(self, name: str, msg_id: str) -> Rec | None:
+        return self.mail.get_message(name, msg_id)
+
+    def unread_count(self, name: str) -> int:
+        return self.mail.unread_count(name)
+
+    def thread(self, name: str, thread_id: str) -> list[Rec]:
+        """The messages of ``name``'s inbox in one thread (the first message and every reply), in id order."""
+        return self.mail.thread(name, thread_id)
+
+    def wait_for_mail(self, name: str, timeout: float | None = None) -> int:
+        """Block until ``name`` has unread mail or ``timeout`` seconds pass; returns the unread count (0 on timeout)."""
+        return self.mail.wait_for_mail(name, timeout)
+
+    def subscribe(self, callback: Callable[[str | None], object]) -> Callable[[], None]:
+        """Call ``callback(topic)`` from a background thread whenever this project changes; returns the function
+        that ends the subscription (see :meth:`.messages.Mailboxes.subscribe`)."""
+        return self.mail.subscribe(callback)
+
+    # -- reservations -------------------------------------------------------------
+    def claim(self, holder: str, session: str | None, wanted: list[tuple[str, str]], reason: str,
+              ttl: float) -> list[Rec]:
+        return self.claims.claim(holder, session, wanted, reason, ttl)
+
+    def release(self, holder: str, paths: list[str] | None = None) -> list[Rec]:
+        return self.claims.release(holder, paths)
+
+    def reservations(self) -> list[Rec]:
+        return self.claims.reservations()
+
+    def covering(self, path: str, kind: str = "file") -> list[Rec]:
+        """Stored claims that overlap ``path`` (canonical); the caller judges expiry and liveness."""
+        return self.claims.covering(path, kind)
+
+    # -- feed ---------------------------------------------------------------------
+    def append_feed(self, event: Rec) -> None:
+        self.events.append(event)
+
+    def read_feed(self, limit: int | None = None) -> list[Rec]:
+        return self.events.read(limit)
+
+    # -- upkeep -------------------------------------------------------------------
+    def clock_skew(self) -> float:
+        """Seconds this machine's clock is ahead of the server's (negative: behind)."""
+        return clock_skew(self.db)
+
+    def doctor(self, fix: bool = False) -> list[Rec]:
+        """Findings like the file store's, plus ``clock-skew`` and ``set-aside-mail`` (see :mod:`.doctor`)."""
+        return examine(self, fix)
+
+    def status(self) -> Rec:
+        """What ``pi-mesh db status`` shows."""
+        return db_status(self)
+
+    def close(self) -> None:
+        self.mail.close()
+        self.db.close()

@@ -13,7 +13,7 @@ commands.  Order of the rules:
    ``on_store_error`` is ``allow`` (fail closed by default).
 
 Reads are never blocked: ``read`` is not a guarded tool, and ``bash`` is
-guarded only for the paths its command would write (:mod:`.shellwrites`).
+guarded only for the paths its command would write (:mod:`.shell`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def check_call(mesh, call: ToolCall) -> Block | None:  # mesh: Mesh
         return None
     try:
         targets = write_targets(call)
-        note = getattr(targets, "note", None)  # a shell command that could not be parsed (see shellwrites)
+        note = getattr(targets, "note", None)  # a shell command that could not be parsed (see the shell package)
         if note and config.fail_open:  # check only what could be parsed
             rough = getattr(targets, "rough", frozenset())
             targets, note = [t for t in targets if t not in rough], None
@@ -57,7 +57,7 @@ def write_targets(call: ToolCall) -> list[tuple[str, str]]:
     if call.tool == "bash" and not call.paths:
         command = (call.input or {}).get("command")
         if isinstance(command, str):
-            from .shellwrites import shell_write_targets
+            from .shell import shell_write_targets
 
             return shell_write_targets(command)
         return []

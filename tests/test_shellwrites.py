@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from pi_mesh_plugin.guard import check_call
 from pi_mesh_plugin.records import ToolCall
-from pi_mesh_plugin.shellwrites import shell_write_targets
+from pi_mesh_plugin.shell import shell_write_targets
 
 F, D = "file", "dir"
 
@@ -408,7 +408,7 @@ def test_claude_code_bash_call_through_the_hook_process(guarded, project):
     assert (r.returncode, r.stdout) == (0, b""), r.stderr[-500:]
     mods = {line.rsplit("|", 1)[1].strip() for line in r.stderr.decode().splitlines()
             if line.startswith("import time:") and "|" in line}
-    assert "bashlex" in mods and "pi_mesh_plugin.shellwrites" in mods
+    assert "bashlex" in mods and "pi_mesh_plugin.shell" in mods
     heavy = sorted(m for m in mods if m.split(".")[0] in ("click", "pluggy", "jsonschema", "filelock",
                                                           "dataclasses", "typing", "tomllib"))
     assert heavy == []

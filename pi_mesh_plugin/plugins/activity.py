@@ -2,7 +2,7 @@
 
 The built-in plugin's ``pi_mesh_post_tool_call`` hands every finished tool
 call here.  Edits (``edit``/``write``, and ``bash`` commands that write files -
-the same parser as the shell guard, :mod:`pi_mesh_plugin.shellwrites`),
+the same parser as the shell guard, :mod:`pi_mesh_plugin.shell`),
 commits (``git commit`` through ``bash``) and test runs (``pytest``,
 ``npm test``, ``make test``, ``cargo test``, ``go test`` …) are
 
@@ -110,7 +110,7 @@ def classify(mesh, call) -> dict:  # (Mesh, ToolCall) -> dict
             out["last"] = "bash"
             return out
         out["command"] = _short(command)
-        from ..shellwrites import shell_commands, shell_write_targets
+        from ..shell import shell_commands, shell_write_targets
 
         cmds = shell_commands(command)
         out["commit"] = any(is_commit(c) for c in cmds)

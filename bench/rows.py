@@ -185,19 +185,23 @@ def hook_row(ctx: Ctx) -> list[Row]:
     base_argv = [sys.executable, "-c", "pass"]
     ta: list[float] = []
     tb: list[float] = []
+    tc: list[float] = []
     rounds = ctx.n(40, 4)
     for r in range(rounds + 2):
-        order = ((argv, allowed, ta), (base_argv, None, tb)) if r % 2 == 0 else ((base_argv, None, tb),
-                                                                                  (argv, allowed, ta))
-        for a, inp, acc in order:
+        runs = [(argv, allowed, ta), (base_argv, None, tb), (argv, blocked, tc)]
+        for a, inp, acc in (runs if r % 2 == 0 else runs[::-1]):
             t, cp = run_process(a, inp, proj.root, env)
             if r >= 2:
                 acc.append(t)
-    sa, sb = Stats(ta), Stats(tb)
+    sa, sb, sc = Stats(ta), Stats(tb), Stats(tc)
     ratio = sa.median / sb.median
     return [Row("hook", what, f"`python -c pass` ({fmt_time(sb.median)})", "≤ 3×",
                 f"median {fmt_time(sa.median)}, p99 {fmt_time(sa.p99)}", ratio, verdict(ratio <= 3.0),
-                {"hook": sa.to_dict(), "baseline": sb.to_dict(), "argv": argv})]
+                {"hook": sa.to_dict(), "baseline": sb.to_dict(), "argv": argv}),
+            Row("hook_blocked", "the same hook on a claimed path (blocked: holder lookup, deny JSON, feed line)",
+                f"`python -c pass` ({fmt_time(sb.median)})", "report",
+                f"median {fmt_time(sc.median)}, p99 {fmt_time(sc.p99)}", sc.median / sb.median, REPORT,
+                {"hook_blocked": sc.to_dict(), "baseline": sb.to_dict()})]
 
 
 def agents_cli_row(ctx: Ctx) -> list[Row]:

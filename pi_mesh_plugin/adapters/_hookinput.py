@@ -1,4 +1,4 @@
-"""Shared checks for the per-call hook inputs (Claude Code, Codex, Gemini CLI).
+"""Shared checks and translation pieces for the per-call hook inputs (Claude Code, Codex, Gemini CLI).
 
 Standard library only: this is on the per-call guard path.  Everything that is
 not the shape a harness documents raises :class:`HookInputError`, which the hook
@@ -23,6 +23,15 @@ def require_event(event: object, expected: str) -> dict:
     if name is not None and name != expected:
         raise HookInputError(f"this hook handles {expected} events, not {name!r}")
     return event
+
+
+def tool_event(event: object, expected: str) -> tuple[str, str | None, dict]:
+    """``(tool_name, cwd, tool_input)`` of a hook event of kind ``expected``, each checked."""
+    ev = require_event(event, expected)
+    name = ev.get("tool_name")
+    if not isinstance(name, str) or not name:
+        raise HookInputError("tool_name is missing or not a string")
+    return name, get_cwd(ev), tool_input(ev)
 
 
 def get_cwd(event: dict) -> str | None:
@@ -55,6 +64,36 @@ def file_call(tool: str, raw_tool: str, args: dict, key: str, cwd: str | None, a
               harness: str) -> ToolCall:
     path = check_path(args.get(key), f"{raw_tool}: tool_input.{key}")
     return ToolCall(tool=tool, input=args, paths=(path,), agent=agent, cwd=cwd, harness=harness, raw_tool=raw_tool)
+
+
+def shell_call(raw_tool: str, args: dict, cwd: str | None, agent: str | None, harness: str) -> ToolCall:
+    """A ``bash`` call whose ``tool_input.command`` is the command line."""
+    if not isinstance(args.get("command"), str):
+        raise HookInputError(f"{raw_tool}: tool_input.command is missing or not a string")
+    return other_call("bash", raw_tool, args, cwd, agent, harness)
+
+
+def other_call(tool: str, raw_tool: str, args: dict, cwd: str | None, agent: str | None, harness: str) -> ToolCall:
+    """A call that names no path (the guard decides by its tool name alone)."""
+    return ToolCall(tool=tool, input=args, paths=(), agent=agent, cwd=cwd, harness=harness, raw_tool=raw_tool)
+
+
+def pretooluse_deny(reason: str) -> str:
+    """The ``hookSpecificOutput`` deny object of a PreToolUse hook (Claude Code, Codex)."""
+    import json
+
+    return json.dumps({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
+                                              "permissionDecisionReason": reason}}, ensure_ascii=False)
+
+
+def lazy_install_command(module: str, name: str, command: str) -> object:
+    """A harness module's ``__getattr__``: ``install_command`` is :mod:`.installers`' ``command``,
+    imported only when asked for (click stays off the per-call path)."""
+    if name == "install_command":
+        from . import installers
+
+        return getattr(installers, command)
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")
 
 
 def _short(value: object) -> str:

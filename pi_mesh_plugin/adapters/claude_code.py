@@ -22,7 +22,7 @@ command ``pi-mesh install claude-code`` lives in :mod:`.installers` and is resol
 from __future__ import annotations
 
 from ..records import ToolCall
-from ._hookinput import HookInputError, file_call, get_cwd, require_event, tool_input
+from ._hookinput import file_call, lazy_install_command, other_call, pretooluse_deny, shell_call, tool_event
 
 HARNESS = "claude-code"
 EVENT = "PreToolUse"
@@ -34,33 +34,17 @@ _FILE_TOOLS = {"Edit": ("edit", "file_path"), "MultiEdit": ("edit", "file_path")
 
 def translate(event: object, agent: str | None = None) -> ToolCall:
     """The tool call a PreToolUse event describes; :class:`HookInputError` if it is malformed."""
-    ev = require_event(event, EVENT)
-    name = ev.get("tool_name")
-    if not isinstance(name, str) or not name:
-        raise HookInputError("tool_name is missing or not a string")
-    cwd = get_cwd(ev)
-    args = tool_input(ev)
+    name, cwd, args = tool_event(event, EVENT)
     if name in _FILE_TOOLS:
         tool, key = _FILE_TOOLS[name]
         return file_call(tool, name, args, key, cwd, agent, HARNESS)
     if name == "Bash":
-        command = args.get("command")
-        if not isinstance(command, str):
-            raise HookInputError("Bash: tool_input.command is missing or not a string")
-        return ToolCall(tool="bash", input=args, paths=(), agent=agent, cwd=cwd, harness=HARNESS, raw_tool=name)
-    return ToolCall(tool=name.lower(), input=args, paths=(), agent=agent, cwd=cwd, harness=HARNESS, raw_tool=name)
+        return shell_call(name, args, cwd, agent, HARNESS)
+    return other_call(name.lower(), name, args, cwd, agent, HARNESS)
 
 
-def deny_output(reason: str) -> str:
-    import json
-
-    return json.dumps({"hookSpecificOutput": {"hookEventName": EVENT, "permissionDecision": "deny",
-                                              "permissionDecisionReason": reason}}, ensure_ascii=False)
+deny_output = pretooluse_deny
 
 
 def __getattr__(name: str) -> object:
-    if name == "install_command":
-        from .installers import claude_code_install
-
-        return claude_code_install
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return lazy_install_command(__name__, name, "claude_code_install")

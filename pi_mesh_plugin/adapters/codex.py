@@ -18,7 +18,8 @@ Paths are relative to the event's ``cwd`` (absolute ones are taken as they are).
 from __future__ import annotations
 
 from ..records import ToolCall
-from ._hookinput import HookInputError, check_path, get_cwd, require_event, tool_input
+from ._hookinput import (HookInputError, check_path, lazy_install_command, other_call, pretooluse_deny, shell_call,
+                         tool_event)
 
 HARNESS = "codex"
 EVENT = "PreToolUse"
@@ -41,12 +42,7 @@ def patch_paths(patch: str) -> list[str]:
 
 
 def translate(event: object, agent: str | None = None) -> ToolCall:
-    ev = require_event(event, EVENT)
-    name = ev.get("tool_name")
-    if not isinstance(name, str) or not name:
-        raise HookInputError("tool_name is missing or not a string")
-    cwd = get_cwd(ev)
-    args = tool_input(ev)
+    name, cwd, args = tool_event(event, EVENT)
     if name == "apply_patch":
         patch = args.get("command")
         if not isinstance(patch, str):
@@ -61,24 +57,13 @@ def translate(event: object, agent: str | None = None) -> ToolCall:
         if isinstance(command, list) and all(isinstance(c, str) for c in command):
             import shlex
 
-            command = shlex.join(command)
-            args = {**args, "command": command}
-        if not isinstance(command, str):
-            raise HookInputError("Bash: tool_input.command is missing or not a string")
-        return ToolCall(tool="bash", input=args, paths=(), agent=agent, cwd=cwd, harness=HARNESS, raw_tool=name)
-    return ToolCall(tool=name.lower(), input=args, paths=(), agent=agent, cwd=cwd, harness=HARNESS, raw_tool=name)
+            args = {**args, "command": shlex.join(command)}
+        return shell_call(name, args, cwd, agent, HARNESS)
+    return other_call(name.lower(), name, args, cwd, agent, HARNESS)
 
 
-def deny_output(reason: str) -> str:
-    import json
-
-    return json.dumps({"hookSpecificOutput": {"hookEventName": EVENT, "permissionDecision": "deny",
-                                              "permissionDecisionReason": reason}}, ensure_ascii=False)
+deny_output = pretooluse_deny
 
 
 def __getattr__(name: str) -> object:
-    if name == "install_command":
-        from .installers import codex_install
-
-        return codex_install
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return lazy_install_command(__name__, name, "codex_install")

@@ -13,7 +13,7 @@ in Gemini CLI and let the call run, so errors use exit 2 with the reason on stde
 from __future__ import annotations
 
 from ..records import ToolCall
-from ._hookinput import HookInputError, file_call, get_cwd, require_event, tool_input
+from ._hookinput import file_call, lazy_install_command, other_call, shell_call, tool_event
 
 HARNESS = "gemini"
 EVENT = "BeforeTool"
@@ -22,20 +22,12 @@ _FILE_TOOLS = {"write_file": "write", "replace": "edit"}
 
 
 def translate(event: object, agent: str | None = None) -> ToolCall:
-    ev = require_event(event, EVENT)
-    name = ev.get("tool_name")
-    if not isinstance(name, str) or not name:
-        raise HookInputError("tool_name is missing or not a string")
-    cwd = get_cwd(ev)
-    args = tool_input(ev)
+    name, cwd, args = tool_event(event, EVENT)
     if name in _FILE_TOOLS:
         return file_call(_FILE_TOOLS[name], name, args, "file_path", cwd, agent, HARNESS)
     if name == "run_shell_command":
-        command = args.get("command")
-        if not isinstance(command, str):
-            raise HookInputError("run_shell_command: tool_input.command is missing or not a string")
-        return ToolCall(tool="bash", input=args, paths=(), agent=agent, cwd=cwd, harness=HARNESS, raw_tool=name)
-    return ToolCall(tool=name, input=args, paths=(), agent=agent, cwd=cwd, harness=HARNESS, raw_tool=name)
+        return shell_call(name, args, cwd, agent, HARNESS)
+    return other_call(name, name, args, cwd, agent, HARNESS)
 
 
 def deny_output(reason: str) -> str:
@@ -45,8 +37,4 @@ def deny_output(reason: str) -> str:
 
 
 def __getattr__(name: str) -> object:
-    if name == "install_command":
-        from .installers import gemini_install
-
-        return gemini_install
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return lazy_install_command(__name__, name, "gemini_install")

@@ -163,6 +163,13 @@ _agent_option = click.option("--agent", metavar="NAME", help="Bake this agent na
 _no_mcp_option = click.option("--no-mcp", is_flag=True, help="Install only the hook, not the MCP server entry.")
 
 
+def _installer(name: str):
+    """``pi-mesh install <name>`` with the options every harness installer takes (--agent, --no-mcp)."""
+    def wrap(f):
+        return click.command(name)(_agent_option(_no_mcp_option(click.pass_context(f))))
+    return wrap
+
+
 def _agent(ctx: click.Context, agent: str | None) -> str | None:
     from ..names import validate_name
 
@@ -171,25 +178,27 @@ def _agent(ctx: click.Context, agent: str | None) -> str | None:
     return validate_name(agent) if agent else None
 
 
-@click.command("claude-code")
-@_agent_option
-@_no_mcp_option
-@click.pass_context
+def _start(ctx: click.Context, agent: str | None, adapter, shell_tool: str) -> tuple[str, str, str | None, dict]:
+    """``(root, matcher, agent, hook entry)`` for installing ``adapter``'s hook in the current project."""
+    root, _ = _project(ctx)
+    matcher = matcher_for(root, adapter.MATCHER, shell_tool)
+    agent = _agent(ctx, agent)
+    return root, matcher, agent, {"type": "command", "command": hook_command(adapter.HARNESS, agent)}
+
+
+@_installer("claude-code")
 def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
     """Add the pi-mesh PreToolUse hook to .claude/settings.json and the MCP server to .mcp.json."""
-    from .claude_code import EVENT, HARNESS, MATCHER
+    from . import claude_code as adapter
 
-    root, _ = _project(ctx)
-    matcher = matcher_for(root, MATCHER, "Bash")
-    agent = _agent(ctx, agent)
+    root, matcher, agent, hook = _start(ctx, agent, adapter, "Bash")
     settings_path = os.path.join(root, ".claude", "settings.json")
     mcp_path = os.path.join(root, ".mcp.json")
     settings = read_json_object(settings_path)
     mcp = read_json_object(mcp_path) if not no_mcp else {}
-    merge_hook(settings, EVENT, matcher, HARNESS, {"type": "command", "command": hook_command(HARNESS, agent)},
-               settings_path)
+    merge_hook(settings, adapter.EVENT, matcher, adapter.HARNESS, hook, settings_path)
     if not no_mcp:
-        merge_mcp(mcp, mcp_server(HARNESS, agent), mcp_path)
+        merge_mcp(mcp, mcp_server(adapter.HARNESS, agent), mcp_path)
         disabled = settings.get("disabledMcpjsonServers")
         if not (isinstance(disabled, list) and SERVER_NAME in disabled):
             enabled = _section(settings, "enabledMcpjsonServers", list, settings_path)
@@ -201,7 +210,7 @@ def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> 
         if f"mcp__{SERVER_NAME}" not in allow:
             allow.append(f"mcp__{SERVER_NAME}")
     write_json(settings_path, settings)
-    lines = [f"pi-mesh: hook installed in {settings_path} (PreToolUse, matcher {matcher})"]
+    lines = [f"pi-mesh: hook installed in {settings_path} ({adapter.EVENT}, matcher {matcher})"]
     if not no_mcp:
         write_json(mcp_path, mcp)
         lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} installed in {mcp_path}; its tools are allowed in "
@@ -209,25 +218,19 @@ def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> 
     _done(lines)
 
 
-@click.command("codex")
-@_agent_option
-@_no_mcp_option
-@click.pass_context
+@_installer("codex")
 def codex_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
     """Add the pi-mesh PreToolUse hook to .codex/hooks.json and the MCP server to .codex/config.toml."""
-    from .codex import EVENT, HARNESS, MATCHER
+    from . import codex as adapter
 
-    root, _ = _project(ctx)
-    matcher = matcher_for(root, MATCHER, "Bash")
-    agent = _agent(ctx, agent)
+    root, matcher, agent, hook = _start(ctx, agent, adapter, "Bash")
     hooks_path = os.path.join(root, ".codex", "hooks.json")
     config_path = os.path.join(root, ".codex", "config.toml")
     data = read_json_object(hooks_path)
-    merge_hook(data, EVENT, matcher, HARNESS, {"type": "command", "command": hook_command(HARNESS, agent)},
-               hooks_path)
+    merge_hook(data, adapter.EVENT, matcher, adapter.HARNESS, hook, hooks_path)
     toml_text = _codex_mcp_toml(config_path, agent) if not no_mcp else None
     write_json(hooks_path, data)
-    lines = [f"pi-mesh: hook installed in {hooks_path} (PreToolUse, matcher {matcher})"]
+    lines = [f"pi-mesh: hook installed in {hooks_path} ({adapter.EVENT}, matcher {matcher})"]
     if toml_text is not None:
         write_text(config_path, toml_text)
         lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} added to {config_path}")
@@ -267,26 +270,21 @@ def _codex_mcp_toml(path: str, agent: str | None) -> str | None:
     return new
 
 
-@click.command("gemini")
-@_agent_option
-@_no_mcp_option
-@click.pass_context
+@_installer("gemini")
 def gemini_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
     """Add the pi-mesh BeforeTool hook and the MCP server to .gemini/settings.json."""
-    from .gemini import EVENT, HARNESS, MATCHER
+    from . import gemini as adapter
 
-    root, _ = _project(ctx)
-    matcher = matcher_for(root, MATCHER, "run_shell_command")
-    agent = _agent(ctx, agent)
+    root, matcher, agent, hook = _start(ctx, agent, adapter, "run_shell_command")
     path = os.path.join(root, ".gemini", "settings.json")
     settings = read_json_object(path)
-    merge_hook(settings, EVENT, matcher, HARNESS,
-               {"name": SERVER_NAME, "type": "command", "command": hook_command(HARNESS, agent),
-                "description": "pi-mesh: block writes to paths another agent has reserved"}, path)
+    merge_hook(settings, adapter.EVENT, matcher, adapter.HARNESS,
+               {"name": SERVER_NAME, **hook, "description": "pi-mesh: block writes to paths another agent has reserved"},
+               path)
     if not no_mcp:
-        merge_mcp(settings, mcp_server(HARNESS, agent), path)
+        merge_mcp(settings, mcp_server(adapter.HARNESS, agent), path)
     write_json(path, settings)
-    lines = [f"pi-mesh: hook installed in {path} (BeforeTool, matcher {matcher})"]
+    lines = [f"pi-mesh: hook installed in {path} ({adapter.EVENT}, matcher {matcher})"]
     if not no_mcp:
         lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} installed in {path}")
     if not agent:

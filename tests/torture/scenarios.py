@@ -348,6 +348,7 @@ def killed_readers(base: str, size: Size, seed: int = 3) -> dict:
             ok = ok and g["unprocessed"] == 0
     for m in keep:
         m.close()
+    f["same_inbox_two_readers"] = _two_readers_one_inbox(base, size.reader_extra)
     f["invalid_files"] = len(store["invalid"])
     f["ok"] = ok
     pk, rd = f["peek"], f["read"]
@@ -360,6 +361,25 @@ def killed_readers(base: str, size: Size, seed: int = 3) -> dict:
                  f"read-but-unprocessed {rd['unprocessed']}, redelivered {rd['redelivered']}, dup-after-dedup "
                  f"{rd['duplicates_after_dedup_by_id']}")
     return f
+
+
+def _two_readers_one_inbox(base: str, n: int) -> dict:
+    """Informational: two ``read_inbox()`` readers draining one inbox at once (not the supported pattern)."""
+    from pi_mesh_plugin.mesh import Mesh
+
+    root = new_project(base, "s3b")
+    with Mesh(root, "w0", cwd=root) as w, Mesh(root, "box", cwd=root) as box:
+        w.join(harness="torture")
+        box.join(harness="torture")
+        sent = {w.send("box", f"m{i}").id for i in range(n)}
+        stop = os.path.join(base, "s3b-stop")
+        open(stop, "w").close()
+        logs = [os.path.join(base, f"s3b-r{i}.log") for i in range(2)]
+        for p in [spawn("reader", root=root, inboxes=["box"], log=lg, mode="read", stop=stop) for lg in logs]:
+            finish(p)
+    got, _ = reader_logs(logs)
+    ids = [g[0] for g in got]
+    return {"sent": len(sent), "received": len(ids), "distinct": len(set(ids)), "missing": len(sent - set(ids))}
 
 
 # -- 4. reservation exclusivity ---------------------------------------------------

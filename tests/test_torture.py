@@ -94,3 +94,17 @@ def test_runner_writes_figures(tmp_path) -> None:
     doc = json.loads(out.read_text())
     assert doc["ok"] and doc["full"] is False and set(doc["scenarios"]) == {"names", "stale_locks"}
     assert doc["machine"]["nproc"] == os.cpu_count()
+
+
+@pytest.mark.pg
+def test_senders_and_reservations_on_postgresql(tmp_path, pg_url) -> None:
+    """The store-agnostic scenarios against the PostgreSQL store (every worker's hooks.toml names it)."""
+    from tests.torture import common
+
+    common.STORE_URL.append(pg_url)
+    try:
+        _show(concurrent_senders(str(tmp_path), QUICK))
+        _show(reservation_exclusivity(str(tmp_path), QUICK))
+    finally:
+        common.STORE_URL.clear()
+    assert not (tmp_path / "s1" / ".pi" / "mesh" / "inbox").exists()  # nothing went to the file store

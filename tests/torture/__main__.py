@@ -70,14 +70,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", choices=SCENARIOS, default=None)
     ap.add_argument("--json", default=os.path.join(REPO, "build", "torture.json"))
     ap.add_argument("--dir", default=None, help="where to make the projects (default: a temp dir on /tmp)")
+    ap.add_argument("--store", default=None, metavar="URL",
+                    help="run against this store (postgresql://...; only concurrent_senders and reservations)")
     args = ap.parse_args(argv)
+    if args.store:
+        from . import common
+
+        names = args.only or SCENARIOS
+        if set(names) - {"concurrent_senders", "reservations"}:
+            ap.error("--store runs only --only concurrent_senders reservations (the others inspect files)")
+        common.STORE_URL.append(args.store)
     base = os.path.abspath(tempfile.mkdtemp(prefix="pi-mesh-torture-", dir=args.dir))
     t = time.monotonic()
     try:
         figures = run(args.only or SCENARIOS, args.full, base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    doc = {"full": args.full, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    doc = {"full": args.full, "store": args.store or "files", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "machine": machine(args.dir or tempfile.gettempdir()), "wall_s": round(time.monotonic() - t, 1),
            "scenarios": figures, "ok": all(f["ok"] for f in figures.values())}
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

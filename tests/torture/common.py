@@ -12,8 +12,15 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+STORE_URL: list[str] = []  # set by ``--store URL``: projects get ``[store] url`` in their hooks.toml
+
+
 def new_project(base: str, name: str) -> str:
     root = os.path.join(base, name)
+    if STORE_URL:
+        os.makedirs(root, exist_ok=True)
+        with open(os.path.join(root, "hooks.toml"), "w") as fh:
+            fh.write(f'[store]\nurl = "{STORE_URL[0]}"\n')
     os.makedirs(os.path.join(root, "src", "sub"), exist_ok=True)
     for f in ("src/a.py", "src/b.py", "src/sub/c.py"):
         with open(os.path.join(root, f), "w") as fh:

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Union
+
+from scripted_server import EXHAUSTED_TEXT, ScriptedHandler, ScriptedServer, chunks, sse
 
 __all__ = ["ScriptedOpenAI", "text", "tool_call", "pause", "Turn"]
 
@@ -36,8 +36,6 @@ _ids = itertools.count(1)
 
 Block = dict[str, Any]
 Turn = Union[list[Block], Callable[[dict[str, Any]], list[Block]]]
-
-EXHAUSTED_TEXT = "(script exhausted)"
 
 
 def text(value: str) -> Block:
@@ -58,179 +56,30 @@ def pause(seconds: float) -> Block:
     return {"type": "pause", "seconds": float(seconds)}
 
 
-def _chunks(s: str, n: int) -> list[str]:
-    return [s[i : i + n] for i in range(0, len(s), n)] or [""]
+def _is_chat(path: str) -> bool:
+    return path.endswith("/chat/completions")
 
 
-class ScriptedOpenAI:
-    """Context manager running the scripted server in a background thread."""
-
-    def __init__(self, turns: list[Turn], model: str = "scripted-model") -> None:
-        self.turns = list(turns)
-        self.model = model
-        self.requests: list[dict[str, Any]] = []  # every request, in arrival order
-        self.exhausted_requests: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._next_turn = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ---------------------------------------------------------
-    @property
-    def url(self) -> str:
-        """Base URL including ``/v1`` (what an OpenAI client calls ``baseUrl``)."""
-        assert self._server is not None, "server not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def start(self) -> "ScriptedOpenAI":
-        owner = self
-
-        class Handler(_Handler):
-            scripted = owner
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="scripted-openai", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> "ScriptedOpenAI":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # -- script ------------------------------------------------------------
-    @property
-    def turns_used(self) -> int:
-        with self._lock:
-            return self._next_turn
-
-    def _take_turn(self, record: dict[str, Any]) -> list[Block]:
-        with self._lock:
-            if self._next_turn < len(self.turns):
-                turn = self.turns[self._next_turn]
-                self._next_turn += 1
-            else:
-                self.exhausted_requests.append(record)
-                return [text(EXHAUSTED_TEXT)]
-        return turn(record) if callable(turn) else list(turn)
-
-    def _record(self, record: dict[str, Any]) -> None:
-        with self._lock:
-            self.requests.append(record)
-
-    # -- inspection helpers ------------------------------------------------
-    def chat_requests(self) -> list[dict[str, Any]]:
-        """Bodies of all POST /v1/chat/completions requests, in arrival order."""
-        with self._lock:
-            return [r["body"] for r in self.requests
-                    if r["method"] == "POST" and r["path"].endswith("/chat/completions")]
-
-    def chat_request_times(self) -> list[float]:
-        """Arrival times (``time.time()``) of all POST /v1/chat/completions requests."""
-        with self._lock:
-            return [r["time"] for r in self.requests
-                    if r["method"] == "POST" and r["path"].endswith("/chat/completions")]
-
-    @staticmethod
-    def tool_results(body: dict[str, Any]) -> dict[str, str]:
-        """``{tool_call_id: content}`` for every ``role: "tool"`` message in a request body."""
-        out: dict[str, str] = {}
-        for msg in body.get("messages", []):
-            if msg.get("role") == "tool":
-                content = msg.get("content")
-                if isinstance(content, list):  # content parts form
-                    content = "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
-                out[msg.get("tool_call_id", "")] = content if isinstance(content, str) else json.dumps(content)
-        return out
-
-    @staticmethod
-    def user_texts(body: dict[str, Any]) -> list[str]:
-        """Text of every ``role: "user"`` message in a request body, in order."""
-        out: list[str] = []
-        for msg in body.get("messages", []):
-            if msg.get("role") != "user":
-                continue
-            content = msg.get("content")
-            if isinstance(content, str):
-                out.append(content)
-            elif isinstance(content, list):
-                out.append("\n".join(p.get("text", "") for p in content if isinstance(p, dict)))
-        return out
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(ScriptedHandler):
     scripted: ScriptedOpenAI
-    protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # silence stderr
-        pass
-
-    # -- helpers -----------------------------------------------------------
-    def _read_body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        if not raw:
-            return None
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw.decode("utf-8", "replace")
-
-    def _record(self, body: Any) -> dict[str, Any]:
-        path = self.path.split("?", 1)[0]
-        record = {
-            "method": self.command,
-            "path": path,
-            "query": self.path[len(path) + 1 :],
-            "headers": {k.lower(): v for k, v in self.headers.items()},
-            "body": body,
-            "time": time.time(),
-        }
-        self.scripted._record(record)
-        return record
-
-    def _json(self, status: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    # -- verbs -------------------------------------------------------------
     def do_HEAD(self) -> None:
         self._record(None)
         self._json(200, {})
 
-    def do_GET(self) -> None:
-        record = self._record(None)
+    def get(self, record: dict[str, Any]) -> None:
         if record["path"].rstrip("/").endswith("/models"):
             self._json(200, {"object": "list", "data": [{"id": self.scripted.model, "object": "model",
                                                          "created": 0, "owned_by": "scripted"}]})
         else:
             self._json(404, {"error": {"message": f"scripted server: no route {record['path']}", "type": "not_found"}})
 
-    def do_POST(self) -> None:
-        body = self._read_body()
-        record = self._record(body)
-        if not record["path"].endswith("/chat/completions") or not isinstance(body, dict):
+    def post(self, record: dict[str, Any], body: Any) -> None:
+        if not _is_chat(record["path"]) or not isinstance(body, dict):
             self._json(404, {"error": {"message": f"scripted server: no route {record['path']}",
                                        "type": "invalid_request_error"}})
             return
-        blocks = self.scripted._take_turn(record)
+        blocks = self.scripted.take_turn(record)
         model = body.get("model") or self.scripted.model
         if body.get("stream"):
             self._stream(model, blocks)
@@ -263,12 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "usage": self._usage()}
 
     def _stream(self, model: str, blocks: list[Block]) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.close_connection = True
+        self._start_sse(no_cache=True)
         chunk_id = f"chatcmpl-scripted-{uuid.uuid4().hex[:16]}"
         created = int(time.time())
         out = self.wfile
@@ -280,7 +124,7 @@ class _Handler(BaseHTTPRequestHandler):
                 chunk["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}]
             if usage is not None:
                 chunk["usage"] = usage
-            out.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            out.write(sse(chunk))
             out.flush()
 
         try:
@@ -291,10 +135,10 @@ class _Handler(BaseHTTPRequestHandler):
                 if kind == "pause":
                     time.sleep(block["seconds"])
                 elif kind == "text":
-                    for piece in _chunks(block["text"], 40):
+                    for piece in chunks(block["text"], 40):
                         send({"content": piece})
                 elif kind == "tool_call":
-                    pieces = _chunks(json.dumps(block["arguments"]), 40)
+                    pieces = chunks(json.dumps(block["arguments"]), 40)
                     send({"tool_calls": [{"index": tool_index, "id": block["id"], "type": "function",
                                           "function": {"name": block["name"], "arguments": pieces[0]}}]})
                     for piece in pieces[1:]:
@@ -308,3 +152,52 @@ class _Handler(BaseHTTPRequestHandler):
             out.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client went away (e.g. aborted); nothing to stream to
+
+
+class ScriptedOpenAI(ScriptedServer):
+    """Context manager running the scripted server in a background thread."""
+
+    handler = _Handler
+    thread_name = "scripted-openai"
+    url_path = "/v1"  # the base URL includes /v1 (what an OpenAI client calls ``baseUrl``)
+
+    def __init__(self, turns: list[Turn], model: str = "scripted-model") -> None:
+        super().__init__(turns, model)
+
+    def exhausted_turn(self) -> list[Block]:
+        return [text(EXHAUSTED_TEXT)]
+
+    # -- inspection helpers ------------------------------------------------
+    def chat_requests(self) -> list[dict[str, Any]]:
+        """Bodies of all POST /v1/chat/completions requests, in arrival order."""
+        return [r["body"] for r in self.posts(_is_chat)]
+
+    def chat_request_times(self) -> list[float]:
+        """Arrival times (``time.time()``) of all POST /v1/chat/completions requests."""
+        return [r["time"] for r in self.posts(_is_chat)]
+
+    @staticmethod
+    def tool_results(body: dict[str, Any]) -> dict[str, str]:
+        """``{tool_call_id: content}`` for every ``role: "tool"`` message in a request body."""
+        out: dict[str, str] = {}
+        for msg in body.get("messages", []):
+            if msg.get("role") == "tool":
+                content = msg.get("content")
+                if isinstance(content, list):  # content parts form
+                    content = "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
+                out[msg.get("tool_call_id", "")] = content if isinstance(content, str) else json.dumps(content)
+        return out
+
+    @staticmethod
+    def user_texts(body: dict[str, Any]) -> list[str]:
+        """Text of every ``role: "user"`` message in a request body, in order."""
+        out: list[str] = []
+        for msg in body.get("messages", []):
+            if msg.get("role") != "user":
+                continue
+            content = msg.get("content")
+            if isinstance(content, str):
+                out.append(content)
+            elif isinstance(content, list):
+                out.append("\n".join(p.get("text", "") for p in content if isinstance(p, dict)))
+        return out

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from typing import Any
+
+from scripted_server import EXHAUSTED_TEXT, ScriptedHandler, ScriptedServer, sse
 
 _ids = itertools.count(1)
 
@@ -47,101 +47,42 @@ def tool_search_call(query: str) -> dict:
             "execution": "client", "arguments": {"query": query}, "status": "completed"}
 
 
-class ScriptedResponses:
+class _Handler(ScriptedHandler):
+    scripted: ScriptedResponses
+
+    def get(self, record: dict[str, Any]) -> None:
+        self._json(200, {"object": "list", "data": [], "models": []})
+
+    def post(self, record: dict[str, Any], body: Any) -> None:
+        if record["path"] != "/v1/responses":
+            self._json(404, {"error": {"message": f"scripted server: no route {record['path']}"}})
+            return
+        items = self.scripted.take_turn(record)
+        n = next(_ids)
+        self._start_sse()
+
+        def event(kind: str, data: dict) -> None:
+            self.wfile.write(sse({"type": kind, **data}, kind))
+
+        event("response.created", {"response": {"id": f"resp_scripted_{n}"}})
+        for i, item in enumerate(items):
+            event("response.output_item.added", {"output_index": i, "item": item})
+            event("response.output_item.done", {"output_index": i, "item": item})
+        event("response.completed", {"response": {"id": f"resp_scripted_{n}", "usage": {
+            "input_tokens": 10, "input_tokens_details": None, "output_tokens": 5,
+            "output_tokens_details": None, "total_tokens": 15}}})
+        self.wfile.flush()
+
+
+class ScriptedResponses(ScriptedServer):
+    handler = _Handler
+    thread_name = "scripted-responses"
+
     def __init__(self, turns: list[list[dict]]) -> None:
-        self.turns = list(turns)
-        self.requests: list[dict] = []
-        self.exhausted_requests: list[dict] = []
-        self._next = 0
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        super().__init__(turns, model="")
 
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    @property
-    def turns_used(self) -> int:
-        return self._next
+    def exhausted_turn(self) -> list[dict]:
+        return [message(EXHAUSTED_TEXT)]
 
     def responses_requests(self) -> list[dict]:
-        return [r["body"] for r in self.requests if r["method"] == "POST" and r["path"] == "/v1/responses"]
-
-    def _take(self, record: dict) -> list[dict]:
-        with self._lock:
-            if self._next < len(self.turns):
-                self._next += 1
-                return self.turns[self._next - 1]
-            self.exhausted_requests.append(record)
-            return [message("(script exhausted)")]
-
-    def __enter__(self) -> Self:
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _record(self, body: object) -> dict:
-                rec = {"method": self.command, "path": self.path.split("?", 1)[0], "body": body}
-                with owner._lock:
-                    owner.requests.append(rec)
-                return rec
-
-            def _json(self, status: int, data: object) -> None:
-                raw = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def do_GET(self) -> None:
-                self._record(None)
-                self._json(200, {"object": "list", "data": [], "models": []})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw) if raw else None
-                except ValueError:
-                    body = raw.decode("utf-8", "replace")
-                rec = self._record(body)
-                if rec["path"] != "/v1/responses":
-                    self._json(404, {"error": {"message": f"scripted server: no route {rec['path']}"}})
-                    return
-                items = owner._take(rec)
-                n = next(_ids)
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.close_connection = True
-
-                def event(kind: str, data: dict) -> None:
-                    self.wfile.write(f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode())
-
-                event("response.created", {"response": {"id": f"resp_scripted_{n}"}})
-                for i, item in enumerate(items):
-                    event("response.output_item.added", {"output_index": i, "item": item})
-                    event("response.output_item.done", {"output_index": i, "item": item})
-                event("response.completed", {"response": {"id": f"resp_scripted_{n}", "usage": {
-                    "input_tokens": 10, "input_tokens_details": None, "output_tokens": 5,
-                    "output_tokens_details": None, "total_tokens": 15}}})
-                self.wfile.flush()
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="scripted-responses", daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        return [r["body"] for r in self.posts(lambda path: path == "/v1/responses")]

@@ -238,6 +238,16 @@ def killed_writers(base: str, size: Size, seed: int = 2) -> dict:
                         checks_failed.append(f"reserve@{step}: claim of a dead process still blocks")
             if after["invalid"]:
                 checks_failed.append(f"{op}@{step}: invalid files {after['invalid']}")
+    # the documented switch itself: PI_MESH_CRASH_AT in the environment of a real `pi-mesh join`
+    for step in CRASH_STEPS:
+        name = "env" + step.replace("-", "")
+        env = {**worker_env(), "PI_MESH_CRASH_AT": step}
+        r = subprocess.run([sys.executable, "-m", "pi_mesh_plugin", "--root", root, "--agent", name, "join"],
+                           cwd=root, env=env, capture_output=True, text=True, timeout=60, check=False)
+        crash[f"env:join@{step}"] = r.returncode
+        registered = os.path.exists(os.path.join(root, ".pi", "mesh", "agents", name + ".json"))
+        if r.returncode != -9 or registered != (step in ("rename", "dir-fsync")):
+            checks_failed.append(f"PI_MESH_CRASH_AT={step} pi-mesh join: exit {r.returncode}, registered {registered}")
     # the crashed reservers held the reservations lock: the next reserve must not wedge
     with Mesh(root, "inbox1", cwd=root) as m:
         t = time.monotonic()
@@ -263,7 +273,8 @@ def killed_writers(base: str, size: Size, seed: int = 2) -> dict:
                and doc["temp_reported"] == orphans and reserve_after_s < 5)
     f["line"] = (f"killed-writers: {kills} kills/restarts, attempted {attempted} acknowledged {len(acked)} "
                  f"acknowledged-lost {len(lost)} duplicated {f['duplicated']} corrupt {corrupt} partial/invalid "
-                 f"{len(store2['invalid'])}; crash points {len(crash)}/{3 * len(CRASH_STEPS)} killed as armed, "
+                 f"{len(store2['invalid'])}; crash points {sum(1 for c in crash.values() if c == -9)}/{4 * len(CRASH_STEPS)} "
+                 f"killed as armed, "
                  f"{len(checks_failed)} check failures; orphan temp {orphans} reported {doc['temp_reported']} "
                  f"cleaned {doc['temp_fixed']} left {doc['temp_left']}")
     return f

@@ -23,21 +23,16 @@ Facts this rig relies on (checked with version ``CODEX_VERSION``):
 from __future__ import annotations
 
 import json
-import os
 import platform
-import shutil
 import subprocess
-import time
 from pathlib import Path
+
+import npm_rig
+from npm_rig import RigUnavailable, json_lines, npm_install, run_timed, version_output
 
 CODEX_VERSION = "0.169.0"
 MODEL = "gpt-5.5"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-NPM_DIR = REPO_ROOT / "build" / "npm" / "codex"
-
-
-class RigUnavailable(Exception):
-    """The CLI cannot be installed or run here; the message says why."""
+NPM_DIR = npm_rig.NPM_ROOT / "codex"
 
 
 def _binary() -> Path:
@@ -45,40 +40,20 @@ def _binary() -> Path:
 
 
 def _version(binary: Path) -> str | None:
-    try:
-        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60,
-                             stdin=subprocess.DEVNULL, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip().split()[-1] if out.returncode == 0 and out.stdout.strip() else None
+    out = version_output(binary)
+    return out.split()[-1] if out else None
 
 
 def ensure_codex() -> Path:
     """Path of a working pinned Codex CLI, installing it with npm into build/npm/codex if needed."""
     binary = _binary()
-    if binary.exists() and _version(binary) == CODEX_VERSION:
-        return binary
-    npm = shutil.which("npm")
-    if not npm:
-        raise RigUnavailable("npm is not installed, so @openai/codex cannot be installed")
-    if platform.system() != "Linux":
-        raise RigUnavailable(f"the Codex rig is only set up for Linux, not {platform.system()}")
-    from filelock import FileLock
 
-    NPM_DIR.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(NPM_DIR / ".install.lock")):
-        if binary.exists() and _version(binary) == CODEX_VERSION:
-            return binary
-        manifest = NPM_DIR / "package.json"
-        if not manifest.exists():
-            manifest.write_text(json.dumps({"name": "pi-mesh-codex-rig", "private": True}) + "\n")
-        proc = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--save-exact",
-                               f"@openai/codex@{CODEX_VERSION}"], cwd=NPM_DIR, capture_output=True, text=True,
-                              timeout=600, stdin=subprocess.DEVNULL, check=False)
-        if proc.returncode != 0:
-            tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise RuntimeError(f"npm install @openai/codex@{CODEX_VERSION} failed: {tail}")
-    if _version(binary) != CODEX_VERSION:
+    def ready() -> Path | None:
+        return binary if binary.exists() and _version(binary) == CODEX_VERSION else None
+
+    if platform.system() != "Linux" and not ready():
+        raise RigUnavailable(f"the Codex rig is only set up for Linux, not {platform.system()}")
+    if not npm_install("@openai/codex", CODEX_VERSION, NPM_DIR, ready):
         raise RigUnavailable(f"@openai/codex@{CODEX_VERSION} installed but {binary} does not answer --version")
     return binary
 
@@ -92,29 +67,17 @@ def offline_env(base_url: str, sandbox: Path, project: Path) -> dict[str, str]:
         f'[model_providers.scripted]\nname = "scripted"\nbase_url = "{base_url}/v1"\n'
         f'env_key = "SCRIPTED_API_KEY"\nwire_api = "responses"\n\n'
         f'[projects.{json.dumps(str(project))}]\ntrust_level = "trusted"\n')
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OPENAI_", "CODEX_", "AZURE_")) and k.upper() not in ("HTTP_PROXY", "HTTPS_PROXY")}
-    env.update(CODEX_HOME=str(home), HOME=str(sandbox), SCRIPTED_API_KEY="scripted-dummy",
-               NO_PROXY="127.0.0.1,localhost", RUST_LOG="error")
-    return env
+    return npm_rig.offline_env(("OPENAI_", "CODEX_", "AZURE_"), CODEX_HOME=str(home), HOME=str(sandbox),
+                               SCRIPTED_API_KEY="scripted-dummy", RUST_LOG="error")
 
 
 class CodexRun:
     def __init__(self, proc: subprocess.CompletedProcess, seconds: float) -> None:
         self.returncode, self.stdout, self.stderr, self.seconds = proc.returncode, proc.stdout, proc.stderr, seconds
-        self.events = []
-        for line in proc.stdout.splitlines():
-            if line.startswith("{"):
-                try:
-                    self.events.append(json.loads(line))
-                except ValueError:
-                    pass
+        self.events = json_lines(proc.stdout)
 
 
 def run_codex(binary: Path, prompt: str, cwd: Path, env: dict[str, str], timeout: float = 120) -> CodexRun:
     args = [str(binary), "exec", "--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox",
             "--dangerously-bypass-hook-trust", "-m", MODEL, prompt]
-    started = time.monotonic()
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, check=False)
-    return CodexRun(proc, time.monotonic() - started)
+    return CodexRun(*run_timed(args, cwd, env, timeout))

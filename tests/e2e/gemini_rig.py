@@ -16,20 +16,15 @@ Facts this rig relies on (checked with version ``GEMINI_CLI_VERSION``):
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import time
 from pathlib import Path
+
+import npm_rig
+from npm_rig import RigUnavailable, npm_install, run_timed
 
 GEMINI_CLI_VERSION = "0.61.0"
 MODEL = "gemini-2.5-pro"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-NPM_DIR = REPO_ROOT / "build" / "npm" / "gemini"
-
-
-class RigUnavailable(Exception):
-    """The CLI cannot be installed or run here; the message says why."""
+NPM_DIR = npm_rig.NPM_ROOT / "gemini"
 
 
 def _binary() -> Path:
@@ -50,27 +45,8 @@ def _version(binary: Path) -> str | None:
 def ensure_gemini() -> Path:
     """Path of the pinned Gemini CLI, installing it with npm into build/npm/gemini if needed."""
     binary = _binary()
-    if binary.exists() and _version(binary) == GEMINI_CLI_VERSION:
-        return binary
-    npm = shutil.which("npm")
-    if not npm:
-        raise RigUnavailable("npm is not installed, so @google/gemini-cli cannot be installed")
-    from filelock import FileLock
-
-    NPM_DIR.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(NPM_DIR / ".install.lock")):
-        if binary.exists() and _version(binary) == GEMINI_CLI_VERSION:
-            return binary
-        manifest = NPM_DIR / "package.json"
-        if not manifest.exists():
-            manifest.write_text(json.dumps({"name": "pi-mesh-gemini-rig", "private": True}) + "\n")
-        proc = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--save-exact",
-                               f"@google/gemini-cli@{GEMINI_CLI_VERSION}"], cwd=NPM_DIR, capture_output=True,
-                              text=True, timeout=600, stdin=subprocess.DEVNULL, check=False)
-        if proc.returncode != 0:
-            tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise RuntimeError(f"npm install @google/gemini-cli@{GEMINI_CLI_VERSION} failed: {tail}")
-    if _version(binary) != GEMINI_CLI_VERSION:
+    if not npm_install("@google/gemini-cli", GEMINI_CLI_VERSION, NPM_DIR,
+                       lambda: binary if _version(binary) == GEMINI_CLI_VERSION else None):
         raise RigUnavailable(f"@google/gemini-cli@{GEMINI_CLI_VERSION} installed but {binary} does not answer")
     return binary
 
@@ -81,11 +57,8 @@ def offline_env(base_url: str, sandbox: Path) -> dict[str, str]:
     (home / ".gemini" / "settings.json").write_text(json.dumps({
         "security": {"auth": {"selectedType": "gemini-api-key"}},
         "privacy": {"usageStatisticsEnabled": False}, "general": {"disableAutoUpdate": True}}))
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GEMINI_", "GOOGLE_", "CLOUDSDK_")) and k.upper() not in ("HTTP_PROXY", "HTTPS_PROXY")}
-    env.update(HOME=str(home), GEMINI_API_KEY="scripted-dummy", GOOGLE_GEMINI_BASE_URL=base_url,
-               GEMINI_CLI_TRUST_WORKSPACE="true", NO_PROXY="127.0.0.1,localhost", NO_COLOR="1")
-    return env
+    return npm_rig.offline_env(("GEMINI_", "GOOGLE_", "CLOUDSDK_"), HOME=str(home), GEMINI_API_KEY="scripted-dummy",
+                               GOOGLE_GEMINI_BASE_URL=base_url, GEMINI_CLI_TRUST_WORKSPACE="true", NO_COLOR="1")
 
 
 class GeminiRun:
@@ -99,7 +72,4 @@ class GeminiRun:
 
 def run_gemini(binary: Path, prompt: str, cwd: Path, env: dict[str, str], timeout: float = 180) -> GeminiRun:
     args = [str(binary), "-m", MODEL, "-p", prompt, "--output-format", "json", "--yolo"]
-    started = time.monotonic()
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, check=False)
-    return GeminiRun(proc, time.monotonic() - started)
+    return GeminiRun(*run_timed(args, cwd, env, timeout))

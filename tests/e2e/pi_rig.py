@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from npm_rig import NPM_ROOT, REPO_ROOT, RigUnavailable, npm_install
 from scripted_openai import ScriptedOpenAI
 
 __all__ = [
@@ -44,10 +45,9 @@ __all__ = [
 PI_PACKAGE = "@mariozechner/pi-coding-agent"
 PI_VERSION = "0.73.1"
 PROVIDER = "scripted"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class PiUnavailable(RuntimeError):
+class PiUnavailable(RigUnavailable, RuntimeError):
     """Pi cannot be installed here (npm missing)."""
 
 
@@ -56,7 +56,7 @@ class PiTimeout(AssertionError):
 
 
 def pi_prefix(version: str = PI_VERSION) -> Path:
-    return REPO_ROOT / "build" / "npm" / f"pi-{version}"
+    return NPM_ROOT / f"pi-{version}"
 
 
 def pi_cli(version: str = PI_VERSION) -> Path:
@@ -78,25 +78,14 @@ def ensure_pi(version: str = PI_VERSION, timeout: float = 600) -> Path:
     Raises :class:`PiUnavailable` when ``npm`` (or ``node``) is not on PATH, and
     ``RuntimeError`` with npm's last output line when the install fails.
     """
-    if _installed_version(version) == version and shutil.which("node"):
-        return pi_cli(version)
-    npm = shutil.which("npm")
-    if npm is None or shutil.which("node") is None:
+    installed = _installed_version(version) == version
+    if shutil.which("node") is None or (not installed and shutil.which("npm") is None):
         raise PiUnavailable("npm/node not found on PATH: cannot install the real Pi CLI")
     prefix = pi_prefix(version)
-    prefix.mkdir(parents=True, exist_ok=True)
-    from filelock import FileLock  # concurrent pytest-xdist workers install once
-
-    with FileLock(str(prefix) + ".lock"):
-        if _installed_version(version) != version:
-            proc = subprocess.run(
-                [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--loglevel=error",
-                 f"{PI_PACKAGE}@{version}"],
-                capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-            )
-            if proc.returncode != 0 or _installed_version(version) != version:
-                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-                raise RuntimeError(f"npm install {PI_PACKAGE}@{version} failed (exit {proc.returncode}): {tail[0]}")
+    if not npm_install(PI_PACKAGE, version, prefix, lambda: _installed_version(version) == version,
+                       lock=Path(str(prefix) + ".lock"), npm_args=("--loglevel=error",), manifest=False,
+                       timeout=timeout):
+        raise RuntimeError(f"npm install {PI_PACKAGE}@{version} left no {PI_PACKAGE} {version} in {prefix}")
     return pi_cli(version)
 
 

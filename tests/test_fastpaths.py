@@ -119,3 +119,75 @@ def test_dumps_writes_exactly_what_json_dumps_with_indent_writes(record: dict) -
     except UnicodeEncodeError:  # lone surrogates: the ASCII form, as before
         expected = (json.dumps(record, ensure_ascii=True, indent=1) + "\n").encode("ascii")
     assert fsio.dumps(record) == expected
+
+
+def _claim_files(project: str, claims: list[tuple[str, str]]) -> str:
+    """Write claim files (as the store does) held by a live agent; returns the mesh dir."""
+    from pi_mesh_plugin.clock import iso, new_id, now
+    from pi_mesh_plugin.mesh import Mesh
+
+    holder = Mesh(project, "holder", cwd=project)
+    holder.join()
+    mesh_dir = os.path.join(project, ".pi", "mesh")
+    t = now()
+    for path, kind in claims:
+        rec = {"schema": 1, "id": new_id(), "holder": "holder", "session": holder.session, "path": path,
+               "kind": kind, "reason": 'a "reason"\n{"path":"src",', "created": iso(t), "expires": iso(t + 3600)}
+        fsio.write_atomic(os.path.join(mesh_dir, "reservations", rec["id"] + ".json"), fsio.dumps(rec))
+    return mesh_dir
+
+
+def test_a_fresh_process_answers_from_the_index_file_exactly_as_from_the_claim_files(project) -> None:
+    from pi_mesh_plugin.store.files.claims import ClaimIndex
+
+    claims = [(".", "file"), ("src", "dir"), ("src/auth/login.py", "file"), ("src/auth", "file"),
+              ("docs/é t\"x", "dir"), ("docs/é t\"x/a.md", "file"), ("a/b/c/d", "dir"), ("a/b", "file"),
+              ("ü/名前.py", "file"), ("sp ace/x", "dir")]
+    mesh_dir = _claim_files(project, claims)
+    directory, index_file = os.path.join(mesh_dir, "reservations"), os.path.join(mesh_dir, "index", "claims.json")
+    time.sleep(0.1)  # past the racy window, so the index file is written and trusted
+    truth = ClaimIndex(directory, index_file)
+    truth.rescan()
+    truth.write_index_file()
+    with open(index_file, "rb") as f:
+        assert json.loads(f.read())["count"] == len(claims)  # one JSON document, one claim per line
+    queries = ["src/auth/login.py", "src/x.py", "src", "docs/é t\"x/a.md", "docs/é t\"x/b/c.md", "docs/é t",
+               "a/b/c/d/e.py", "a/b", "a/b/c", "a/bc", "ü/名前.py", "sp ace/x/y", "sp ace", "nothing/here.py", "."]
+    for q in queries:
+        for kind in ("file", "dir"):
+            fresh = ClaimIndex(directory, index_file).current()
+            want = sorted(r["id"] for r in truth.current().covering(q, kind))
+            assert sorted(r["id"] for r in fresh.covering(q, kind)) == want, (q, kind)
+            if kind == "file" and q != ".":
+                assert fresh._raw is not None  # answered from the lines it needed, not the whole document
+    # a longer-lived reader: the first few file queries are lazy, then it parses the index once
+    warm = ClaimIndex(directory, index_file)
+    for i, q in enumerate(queries * 2):
+        want = sorted(r["id"] for r in truth.current().covering(q, "file"))
+        assert sorted(r["id"] for r in warm.current().covering(q, "file")) == want, q
+    assert warm._raw is None and warm.files
+    assert sorted(r["id"] for r in warm.all()) == sorted(r["id"] for r in truth.all())
+
+
+def test_a_damaged_index_file_in_the_line_layout_is_never_trusted_to_hide_a_claim(project) -> None:
+    from pi_mesh_plugin.store.files.claims import ClaimIndex
+
+    mesh_dir = _claim_files(project, [("src/auth", "dir"), ("src/other", "dir")])
+    directory, index_file = os.path.join(mesh_dir, "reservations"), os.path.join(mesh_dir, "index", "claims.json")
+    time.sleep(0.1)
+    idx = ClaimIndex(directory, index_file)
+    idx.rescan()
+    idx.write_index_file()
+    with open(index_file, "rb") as f:
+        good = f.read()
+    damaged = [good.replace(b'\n{"path":"src/auth"', b'{"path":"src/auth"'),   # two claims on one line
+               good.replace(b'"kind":"dir"', b'"kind":5', 1),                  # a bad field
+               good.replace(b'"count":2', b'"count":1'),                         # a wrong count
+               good[:-3] + b"\n",                                              # torn at the end
+               good.replace(b'\n{"path":"src/auth","', b'\n{"path":"src/auth","x":[', 1)]  # a line that is no JSON
+    for bad in damaged:
+        with open(index_file, "wb") as f:
+            f.write(bad)
+        fresh = ClaimIndex(directory, index_file).current()
+        assert [r["path"] for r in fresh.covering("src/auth/login.py")] == ["src/auth"], bad[:300]
+        assert len(ClaimIndex(directory, index_file).current().all()) == 2

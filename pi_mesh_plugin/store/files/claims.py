@@ -22,6 +22,14 @@ file; writers therefore also leave ``index/claims.json``, the whole index
 with the directory stamp it was built from, and readers use it under the same
 rule.  The files in ``reservations/`` stay the truth: the index is only used
 when its stamp matches the directory, and is rebuilt from the files otherwise.
+
+The index file is one JSON document laid out one claim per line, each line
+starting with the claim's path (``{"path":"src/auth",...}``), with the number
+of claims in the header line.  A fresh process asking about one file does not
+parse it all: it checks the layout (the count of claim lines, a C-speed
+byte count) and parses only the lines of the path's prefixes, found by byte
+search; anything else (a directory query, a listing, a rescan, a layout that
+does not check out) parses the whole document as before.
 """
 
 from __future__ import annotations
@@ -42,6 +50,30 @@ RACY_COARSE_NS = 2_500_000_000  # filesystems with whole-second timestamps
 _INDEXED_KEYS = ("id", "holder", "path", "kind", "reason", "created", "expires")
 
 
+def _lazy_header(raw: bytes) -> dict | None:
+    """The header of an index file in the one-claim-per-line layout, if its layout checks out."""
+    if not raw.startswith(b'{"schema":1,'):
+        return None
+    nl = raw.find(b"\n")
+    if nl == -1 or not raw.endswith(b"\n]}\n"):
+        return None
+    first = raw[:nl]
+    if not first.endswith(b',"claims":['):
+        return None
+    try:
+        head = json.loads(first[: -len(',"claims":[')] + b"}")
+        n = head["count"]
+        if type(n) is not int or type(head["mtime_ns"]) is not int or type(head["ino"]) is not int \
+                or type(head["scan_start_ns"]) is not int:
+            return None
+    except (ValueError, KeyError, TypeError):
+        return None
+    # every claim on a line of its own, each line a claim: n claim lines, n + 2 newlines in all
+    if raw.count(b'\n{"path":') != n or raw.count(b"\n") != n + 2:
+        return None
+    return head  # type: ignore[no-any-return]
+
+
 def _racy(scan_start_ns: int, mtime_ns: int) -> bool:
     window = RACY_COARSE_NS if mtime_ns % 1_000_000_000 == 0 else RACY_NS
     return scan_start_ns - mtime_ns <= window
@@ -50,7 +82,9 @@ def _racy(scan_start_ns: int, mtime_ns: int) -> bool:
 class ClaimIndex:
     """An in-memory view of ``reservations/``: ``{name: record}`` plus lookup tables."""
 
-    __slots__ = ("directory", "index_file", "stamp", "scan_start", "files", "bad", "by_path", "_under")
+    __slots__ = ("directory", "index_file", "stamp", "scan_start", "files", "bad", "by_path", "_under", "_raw",
+                 "_lazy_left")
+    LAZY_QUERIES = 4
 
     def __init__(self, directory: str, index_file: str) -> None:
         self.directory = directory
@@ -61,11 +95,14 @@ class ClaimIndex:
         self.bad: dict[str, str] = {}
         self.by_path: dict[str, list[dict]] = {}
         self._under: set[str] | None = set()
+        self._raw: bytes | None = None  # index file bytes not parsed yet (see the module docstring)
+        self._lazy_left = 0
 
     @property
     def under(self) -> set[str]:
         """Every proper ancestor of a claimed path (built on the first directory query: a hook
         process checking one file never pays for it)."""
+        self._materialise()
         u = self._under
         if u is None:
             u = set()
@@ -99,7 +136,35 @@ class ClaimIndex:
     def _load_index_file(self, stamp: tuple[int, int]) -> bool:
         try:
             with open(self.index_file, "rb") as f:
-                data = json.loads(f.read())
+                raw = f.read()
+        except OSError:
+            return False
+        head = _lazy_header(raw)
+        if head is not None:
+            if (head["mtime_ns"], head["ino"]) != stamp or _racy(head["scan_start_ns"], stamp[0]):
+                return False
+            self._set({}, {}, stamp, head["scan_start_ns"])
+            self._raw = raw  # parsed line by line on demand
+            self._lazy_left = self.LAZY_QUERIES
+            return True
+        return self._parse_index(raw, stamp)
+
+    def _materialise(self) -> bool:
+        """Parse a lazily loaded index file in full; ``False`` (and nothing loaded) if it does not parse."""
+        raw = self._raw
+        if raw is None:
+            return True
+        self._raw = None
+        stamp = self.stamp
+        if stamp is not None and self._parse_index(raw, stamp):
+            return True
+        self._set({}, {}, None, 0)  # a damaged cache: forget it and read the files
+        self.rescan()
+        return False
+
+    def _parse_index(self, raw: bytes, stamp: tuple[int, int]) -> bool:
+        try:
+            data = json.loads(raw)
             if (data["mtime_ns"], data["ino"]) != stamp or _racy(data["scan_start_ns"], stamp[0]):
                 return False
             files = {c["id"] + ".json": c for c in data["claims"]}
@@ -115,6 +180,7 @@ class ClaimIndex:
         """Re-read the directory; only names not seen before are parsed."""
         from ...schema import validate  # imported only when a claim file must be parsed
 
+        self._materialise()  # reuse what the index file knew: only new names are read
         start = time.time_ns()
         try:
             st = os.stat(self.directory)
@@ -153,21 +219,36 @@ class ClaimIndex:
             else:
                 recs.append(rec)
         self.files, self.bad, self.stamp, self.scan_start = files, bad, stamp, start
-        self.by_path, self._under = by_path, None
+        self.by_path, self._under, self._raw = by_path, None, None
 
     def write_index_file(self) -> None:
-        if self.stamp is None:
+        if self.stamp is None or not self._materialise():
             return
-        data = {"schema": 1, "mtime_ns": self.stamp[0], "ino": self.stamp[1], "scan_start_ns": self.scan_start,
-                "claims": list(self.files.values())}
+        claims = list(self.files.values())
+        head = {"schema": 1, "mtime_ns": self.stamp[0], "ino": self.stamp[1], "scan_start_ns": self.scan_start,
+                "count": len(claims)}
+        dump = json.JSONEncoder(separators=(",", ":")).encode  # ensure_ascii: the byte search relies on it
+        lines = [dump({"path": c["path"], **c}) for c in claims]
+        body = ",\n".join(lines) + "\n" if lines else ""
+        text = dump(head)[:-1] + ',"claims":[\n' + body + "]}\n"
         try:
-            fsio.write_atomic(self.index_file, json.dumps(data, separators=(",", ":")).encode(), durable=False)
+            fsio.write_atomic(self.index_file, text.encode("ascii"), durable=False)
         except OSError:
             pass  # the index is a cache; the files stay the truth
 
     # -- queries ------------------------------------------------------------
     def covering(self, path: str, kind: str = P.FILE) -> list[dict]:
         """Claims overlapping ``path``: claims covering it, and for a directory target, claims beneath it."""
+        if self._raw is not None:
+            # The first few file queries of a fresh process (a hook checks one or a few paths) are
+            # answered from the lines they need; after that the process is a longer-lived one, which
+            # parses the whole index once and then pays O(1) per query.
+            if kind == P.FILE and path != P.ROOT and self._lazy_left > 0:
+                self._lazy_left -= 1
+                found = self._lazy_covering(path)
+                if found is not None:
+                    return found
+            self._materialise()
         out: list[dict] = []
         by_path = self.by_path
         for prefix in P.prefixes(path):
@@ -183,7 +264,31 @@ class ClaimIndex:
                     out.extend(r for r in recs if id(r) not in seen)
         return out
 
+    def _lazy_covering(self, path: str) -> list[dict] | None:
+        """``covering(path, FILE)`` from the unparsed index file (``None``: a line did not parse)."""
+        raw = self._raw
+        assert raw is not None
+        out: list[dict] = []
+        dump = json.dumps
+        for prefix in P.prefixes(path):
+            needle = b'\n{"path":' + dump(prefix).encode("ascii") + b","
+            i = raw.find(needle)
+            while i != -1:
+                end = raw.index(b"\n", i + 1)
+                line = raw[i + 1:end]
+                try:
+                    rec = json.loads(line[:-1] if line.endswith(b",") else line)
+                except ValueError:
+                    return None
+                if not isinstance(rec, dict) or not all(type(rec.get(k)) is str for k in _INDEXED_KEYS):
+                    return None
+                if rec["kind"] == P.DIR or prefix == path:
+                    out.append(rec)
+                i = raw.find(needle, end)
+        return out
+
     def all(self) -> list[dict]:
+        self._materialise()
         return sorted(self.files.values(), key=lambda r: r["id"])
 
 

@@ -90,13 +90,17 @@ FAST_PATHS = """\
 - Schema validation: each record schema is compiled once per process into one generated Python function that
   accepts only what jsonschema accepts (exact JSON types, the same `re.search`); jsonschema is imported only to
   word an error (or for hooks.toml). A hypothesis test pins "fast accept => jsonschema accepts".
-- Claims: the lock-free index is revalidated by one `stat` of `reservations/` per call (racy-mtime rule);
-  a fresh process loads `index/claims.json`; the ancestor set for directory queries is built only when needed.
+- Claims: the lock-free index is revalidated by one `stat` of `reservations/` per call (racy-mtime rule).
+  A fresh process loads `index/claims.json`, laid out one claim per line with the path first, and answers its
+  first few file queries by parsing only the lines of the path's prefixes (found by byte search after a
+  layout check); the ancestor set for directory queries is built only when needed.
 - Holders: an agent record is reused while its file's identity (inode, size, mtime, ctime) is unchanged, with the
   same racy-window rule; listings and `reserve()` judge each holder once per operation, not once per claim.
 - Delivery: all temp files are written first, then fsynced concurrently, renamed, and the directories fsynced
   concurrently, so a broadcast's journal commits are grouped; known inboxes are not re-created per message.
-- Reading: one `read(2)` per record, slots filled directly for `Message`/`Reservation`.
+- Records: written by a flat-record encoder that produces the same bytes as `json.dumps(indent=1)` (whose
+  pure-Python encoder is slow); read with one `read(2)`; `Message`/`Reservation` slots filled directly;
+  `/proc/<pid>/stat` decoded in one call.
 - Per-call path: `datetime`, `unicodedata`, `signal` are imported on use; click, pluggy, jsonschema, filelock are
   never imported by an allowed `pi-mesh hook` call.
 - Sidecar: the mail pump wakes after a 1 ms quiet spell of inotify events (was 5 ms).

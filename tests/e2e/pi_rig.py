@@ -30,16 +30,26 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from npm_rig import NPM_ROOT, REPO_ROOT, RigUnavailable, npm_install
 from scripted_openai import ScriptedOpenAI
 
 __all__ = [
-    "PI_VERSION", "PI_PACKAGE", "REPO_ROOT", "PiRun", "PiTimeout", "PiUnavailable",
-    "pi_prefix", "pi_cli", "ensure_pi", "write_models_json", "run_pi", "pi_install",
+    "PI_PACKAGE",
+    "PI_VERSION",
+    "REPO_ROOT",
+    "PiRun",
+    "PiTimeout",
+    "PiUnavailable",
+    "ensure_pi",
+    "pi_cli",
+    "pi_prefix",
+    "run_pi",
+    "write_models_json",
 ]
 
 PI_PACKAGE = "@mariozechner/pi-coding-agent"
@@ -211,24 +221,3 @@ def run_pi(
             non_json.append(line)
     return PiRun(args=args, returncode=proc.returncode, stdout=stdout, stderr=stderr, duration=duration,
                  startup=startup, events=events, non_json=non_json)
-
-
-# -- pytest glue ----------------------------------------------------------------
-try:
-    import pytest
-except ImportError:  # pragma: no cover - the rig is also usable outside pytest
-    pytest = None  # type: ignore[assignment]
-
-if pytest is not None:
-
-    @pytest.fixture(scope="session")
-    def pi_install() -> Path:
-        """Session fixture: the real Pi's ``cli.js``, installed from npm if missing.
-
-        Skips (with the reason shown in the summary) only when npm is absent.
-        """
-        try:
-            return ensure_pi()
-        except PiUnavailable as exc:
-            print(f"SKIP real-Pi tests: {exc}")
-            pytest.skip(str(exc))

@@ -27,7 +27,7 @@ from typing import Any
 
 from scripted_server import EXHAUSTED_TEXT, ScriptedHandler, ScriptedServer, chunks, sse
 
-__all__ = ["ScriptedAnthropic", "text", "tool_use"]
+__all__ = ["ScriptedAnthropic", "result_text", "text", "tool_results", "tool_use"]
 
 _ids = itertools.count(1)
 
@@ -45,6 +45,22 @@ def tool_use(name: str, input: dict[str, Any], id: str | None = None) -> dict[st
         "name": name,
         "input": input,
     }
+
+
+def tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``tool_result`` blocks of a request body's last message (the user's)."""
+    last = body["messages"][-1]
+    assert last["role"] == "user"
+    content = last["content"] if isinstance(last["content"], list) else []
+    return [block for block in content if block.get("type") == "tool_result"]
+
+
+def result_text(block: dict[str, Any]) -> str:
+    """The text of a ``tool_result`` block (a string, or text parts)."""
+    content = block.get("content")
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content or [])
 
 
 class _Handler(ScriptedHandler):

@@ -30,7 +30,7 @@ from typing import Any, Union
 
 from scripted_server import EXHAUSTED_TEXT, ScriptedHandler, ScriptedServer, chunks, sse
 
-__all__ = ["ScriptedOpenAI", "text", "tool_call", "pause", "Turn"]
+__all__ = ["ScriptedOpenAI", "Turn", "pause", "text", "tool_call"]
 
 _ids = itertools.count(1)
 

@@ -10,44 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from claude_rig import offline_env, run_claude
+from scripted_anthropic import ScriptedAnthropic, result_text, text, tool_results, tool_use
 
 from tests.conftest import run_cli
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from claude_rig import RigUnavailable, ensure_claude, offline_env, run_claude
-from scripted_anthropic import ScriptedAnthropic, text, tool_use
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 REASON = "refactoring the session tokens"
-
-
-@pytest.fixture(scope="module")
-def claude_bin() -> Path:
-    try:
-        return ensure_claude()
-    except RigUnavailable as exc:
-        print(f"SKIP claude mesh e2e: {exc}")
-        pytest.skip(str(exc))
-
-
-def _tool_results(body: dict) -> list[dict]:
-    last = body["messages"][-1]
-    content = last["content"] if isinstance(last["content"], list) else []
-    return [b for b in content if b.get("type") == "tool_result"]
-
-
-def _text(block: dict) -> str:
-    content = block.get("content")
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content or [])
 
 
 def test_claude_code_write_to_reserved_path_is_denied(project: str, mesh_factory, claude_bin: Path,
@@ -78,14 +52,14 @@ def test_claude_code_write_to_reserved_path_is_denied(project: str, mesh_factory
     assert login.read_text() == before
     assert notes.read_text() == "auth is alice's for now\n"
 
-    denied = _tool_results(server.loop_requests[2]["body"])
+    denied = tool_results(server.loop_requests[2]["body"])
     assert [r["tool_use_id"] for r in denied] == [blocked["id"]]
     assert denied[0].get("is_error") is True
-    said = _text(denied[0])
+    said = result_text(denied[0])
     assert "reserved by agent alice" in said and REASON in said and "src/auth/" in said
-    ok = _tool_results(server.loop_requests[3]["body"])
+    ok = tool_results(server.loop_requests[3]["body"])
     assert [r["tool_use_id"] for r in ok] == [allowed["id"]] and not ok[0].get("is_error")
-    assert "alice" not in _text(ok[0])
+    assert "alice" not in result_text(ok[0])
 
     # The mesh recorded the block (the core decided, the hook translated).
     events = [e for e in alice.feed() if e.get("event") == "blocked"]
@@ -122,14 +96,14 @@ def test_claude_code_uses_the_mesh_mcp_server_and_its_own_claims(project: str, m
     assert run.returncode == 0, run.stderr[-800:]
     assert server.turns_used == 6 and not server.exhausted_requests
 
-    got = [_tool_results(server.loop_requests[i]["body"])[0] for i in range(1, 6)]
-    assert not got[0].get("is_error") and "reserved src/api/" in _text(got[0])
-    assert got[1].get("is_error") is True and "alice" in _text(got[1]) and REASON in _text(got[1])
-    assert not got[2].get("is_error"), _text(got[2])
+    got = [tool_results(server.loop_requests[i]["body"])[0] for i in range(1, 6)]
+    assert not got[0].get("is_error") and "reserved src/api/" in result_text(got[0])
+    assert got[1].get("is_error") is True and "alice" in result_text(got[1]) and REASON in result_text(got[1])
+    assert not got[2].get("is_error"), result_text(got[2])
     assert mine.read_text() == "ROUTES = []\n"
-    assert got[3].get("is_error") is True and "reserved by agent alice" in _text(got[3])
+    assert got[3].get("is_error") is True and "reserved by agent alice" in result_text(got[3])
     assert "hacked" not in (root / "src" / "auth" / "login.py").read_text()
-    assert not got[4].get("is_error") and "sent to alice" in _text(got[4])
+    assert not got[4].get("is_error") and "sent to alice" in result_text(got[4])
 
     inbox = alice.read_inbox()
     assert [m.text for m in inbox] == ["please release src/auth/ soon"]

@@ -10,11 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from claude_rig import CLAUDE_CODE_VERSION, RigUnavailable, ensure_claude, offline_env, run_claude  # noqa: E402
-from scripted_anthropic import ScriptedAnthropic, text, tool_use  # noqa: E402
+from claude_rig import CLAUDE_CODE_VERSION, offline_env, run_claude
+from scripted_anthropic import ScriptedAnthropic, result_text, text, tool_results, tool_use
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -31,29 +28,6 @@ if "blocked" in path:
                                               "permissionDecision": "deny",
                                               "permissionDecisionReason": {DENY_REASON!r}}}}}))
 """
-
-
-@pytest.fixture(scope="module")
-def claude_bin() -> Path:
-    try:
-        return ensure_claude()
-    except RigUnavailable as exc:
-        print(f"SKIP claude rig: {exc}")
-        pytest.skip(str(exc))
-
-
-def _tool_results(body: dict) -> list[dict]:
-    last = body["messages"][-1]
-    assert last["role"] == "user"
-    content = last["content"] if isinstance(last["content"], list) else []
-    return [block for block in content if block.get("type") == "tool_result"]
-
-
-def _text(block: dict) -> str:
-    content = block.get("content")
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content or [])
 
 
 @pytest.mark.parametrize("permission_mode", ["acceptEdits", "bypassPermissions"])
@@ -93,15 +67,15 @@ def test_pretooluse_hook_denies_write_and_reason_reaches_model(tmp_path: Path, c
     assert allowed.read_text() == "fine\n"
 
     # Request 2 carries the deny reason back to the model as an error tool_result.
-    second = _tool_results(server.loop_requests[1]["body"])
+    second = tool_results(server.loop_requests[1]["body"])
     assert [r["tool_use_id"] for r in second] == [write_blocked["id"]]
     assert second[0].get("is_error") is True
-    assert DENY_REASON in _text(second[0])
+    assert DENY_REASON in result_text(second[0])
     # Request 3 reports the allowed write as a success, without the reason.
-    third = _tool_results(server.loop_requests[2]["body"])
+    third = tool_results(server.loop_requests[2]["body"])
     assert [r["tool_use_id"] for r in third] == [write_allowed["id"]]
     assert not third[0].get("is_error")
-    assert DENY_REASON not in _text(third[0])
+    assert DENY_REASON not in result_text(third[0])
 
     # The hook saw both Write calls on stdin, in the documented PreToolUse shape.
     seen = [json.loads(line) for line in hook_log.read_text().splitlines()]

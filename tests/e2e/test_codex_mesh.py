@@ -9,30 +9,17 @@ installed too, Codex reserves through it and may patch inside its own claim.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from codex_rig import CODEX_VERSION, offline_env, run_codex
+from scripted_responses import ScriptedResponses, custom_tool_call, function_call, message, tool_search_call
 
 from tests.conftest import run_cli
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from codex_rig import CODEX_VERSION, RigUnavailable, ensure_codex, offline_env, run_codex
-from scripted_responses import ScriptedResponses, custom_tool_call, function_call, message, tool_search_call
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 REASON = "refactoring the session tokens"
-
-
-@pytest.fixture(scope="module")
-def codex_bin() -> Path:
-    try:
-        return ensure_codex()
-    except RigUnavailable as exc:
-        print(f"SKIP codex mesh e2e: {exc}")
-        pytest.skip(str(exc))
 
 
 def _outputs(body: dict) -> dict[str, str]:

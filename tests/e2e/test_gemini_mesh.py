@@ -8,30 +8,17 @@ reason), then a file elsewhere (written).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from gemini_rig import GEMINI_CLI_VERSION, offline_env, run_gemini
+from scripted_gemini import ScriptedGemini, function_call, text
 
 from tests.conftest import run_cli
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from gemini_rig import GEMINI_CLI_VERSION, RigUnavailable, ensure_gemini, offline_env, run_gemini
-from scripted_gemini import ScriptedGemini, function_call, text
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 REASON = "refactoring the session tokens"
-
-
-@pytest.fixture(scope="module")
-def gemini_bin() -> Path:
-    try:
-        return ensure_gemini()
-    except RigUnavailable as exc:
-        print(f"SKIP gemini mesh e2e: {exc}")
-        pytest.skip(str(exc))
 
 
 def _responses(body: dict) -> list[dict]:

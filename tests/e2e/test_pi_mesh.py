@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pi_rig import pi_install, run_pi  # noqa: F401  (pi_install is a fixture)
+from pi_rig import run_pi
 from scripted_openai import ScriptedOpenAI, text, tool_call
 
 from tests.conftest import REPO, run_cli
@@ -26,7 +26,7 @@ LOGIN = "def login():\n    pass\n"
 
 
 @pytest.fixture
-def pi_project(project: str, pi_install: Path) -> Path:  # noqa: F811 - the rig's fixture
+def pi_project(project: str, pi_install: Path) -> Path:
     """The conftest project with the extension installed the way a user would."""
     proc = run_cli("install", "pi", cwd=project)
     assert proc.returncode == 0, proc.stderr

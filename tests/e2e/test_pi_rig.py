@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from pi_rig import pi_install, run_pi  # noqa: F401  (pi_install is a fixture)
+from pi_rig import run_pi
 from scripted_openai import ScriptedOpenAI, text, tool_call
 
 pytestmark = [pytest.mark.e2e]

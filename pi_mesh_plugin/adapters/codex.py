@@ -18,8 +18,15 @@ Paths are relative to the event's ``cwd`` (absolute ones are taken as they are).
 from __future__ import annotations
 
 from ..records import ToolCall
-from ._hookinput import (HookInputError, check_path, lazy_install_command, other_call, pretooluse_deny, shell_call,
-                         tool_event)
+from ._hookinput import (
+    HookInputError,
+    check_path,
+    lazy_install_command,
+    other_call,
+    pretooluse_deny,
+    shell_call,
+    tool_event,
+)
 
 HARNESS = "codex"
 EVENT = "PreToolUse"

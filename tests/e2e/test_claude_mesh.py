@@ -15,25 +15,18 @@ from pathlib import Path
 
 import pytest
 from claude_rig import offline_env, run_claude
+from mesh_scenario import REASON, assert_block_recorded, install_with_alice
 from scripted_anthropic import ScriptedAnthropic, result_text, text, tool_results, tool_use
 
-from tests.conftest import run_cli
-
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-REASON = "refactoring the session tokens"
 
 
 def test_claude_code_write_to_reserved_path_is_denied(project: str, mesh_factory, claude_bin: Path,
                                                       tmp_path: Path) -> None:
-    root = Path(project)
-    installed = run_cli("install", "claude-code", "--no-mcp", cwd=project)
-    assert installed.returncode == 0, installed.stderr
+    root, alice = install_with_alice(project, mesh_factory, "claude-code", "--no-mcp")
     settings = json.loads((root / ".claude" / "settings.json").read_text())
     assert settings["hooks"]["PreToolUse"][0]["matcher"] == "Edit|Write|MultiEdit|NotebookEdit"
 
-    alice = mesh_factory("alice")  # owner: this test process, live throughout
-    alice.reserve(["src/auth/"], REASON, cwd=project)
     login = root / "src" / "auth" / "login.py"
     before = login.read_text()
     notes = root / "docs" / "notes.md"
@@ -62,8 +55,7 @@ def test_claude_code_write_to_reserved_path_is_denied(project: str, mesh_factory
     assert "alice" not in result_text(ok[0])
 
     # The mesh recorded the block (the core decided, the hook translated).
-    events = [e for e in alice.feed() if e.get("event") == "blocked"]
-    assert events and events[-1]["holder"] == "alice" and events[-1]["path"] == "src/auth/login.py"
+    assert_block_recorded(alice)
     assert os.path.exists(root / ".pi" / "mesh")
 
 
@@ -72,12 +64,8 @@ def test_claude_code_uses_the_mesh_mcp_server_and_its_own_claims(project: str, m
     """With the MCP server installed too, and hooks.toml guarding bash: Claude Code reserves through
     ``mcp__pi-mesh__reserve``, writes inside its own claim (the hook knows it is that agent), is refused a
     shell redirection into alice's claim, and messages alice through ``send_message``."""
-    root = Path(project)
-    (root / "hooks.toml").write_text('[defaults]\nguard = ["edit", "write", "bash"]\n')
-    installed = run_cli("install", "claude-code", cwd=project)
-    assert installed.returncode == 0, installed.stderr
-    alice = mesh_factory("alice")
-    alice.reserve(["src/auth/"], REASON, cwd=project)
+    (Path(project) / "hooks.toml").write_text('[defaults]\nguard = ["edit", "write", "bash"]\n')
+    root, alice = install_with_alice(project, mesh_factory, "claude-code")
 
     mine = root / "src" / "api" / "routes.py"
     reserve = tool_use("mcp__pi-mesh__reserve", {"paths": ["src/api/"], "reason": "adding routes"})

@@ -13,13 +13,10 @@ from pathlib import Path
 
 import pytest
 from codex_rig import CODEX_VERSION, offline_env, run_codex
+from mesh_scenario import REASON, assert_block_recorded, install_with_alice
 from scripted_responses import ScriptedResponses, custom_tool_call, function_call, message, tool_search_call
 
-from tests.conftest import run_cli
-
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-REASON = "refactoring the session tokens"
 
 
 def _outputs(body: dict) -> dict[str, str]:
@@ -28,11 +25,7 @@ def _outputs(body: dict) -> dict[str, str]:
 
 def test_codex_apply_patch_into_a_claim_is_denied(project: str, mesh_factory, codex_bin: Path,
                                                   tmp_path: Path) -> None:
-    root = Path(project)
-    installed = run_cli("install", "codex", "--no-mcp", cwd=project)
-    assert installed.returncode == 0, installed.stderr
-    alice = mesh_factory("alice")
-    alice.reserve(["src/auth/"], REASON, cwd=project)
+    root, alice = install_with_alice(project, mesh_factory, "codex", "--no-mcp")
     login = root / "src" / "auth" / "login.py"
     before = login.read_text()
 
@@ -58,8 +51,7 @@ def test_codex_apply_patch_into_a_claim_is_denied(project: str, mesh_factory, co
     ok = _outputs(bodies[2])[allowed["call_id"]]
     assert "Success" in ok and "alice" not in ok
 
-    events = [e for e in alice.feed() if e.get("event") == "blocked"]
-    assert events and events[-1]["holder"] == "alice" and events[-1]["path"] == "src/auth/login.py"
+    assert_block_recorded(alice)
     # Offline: the model endpoint (and at most a model listing) is all Codex asked for.
     assert {(r["method"], r["path"]) for r in server.requests} <= {("POST", "/v1/responses"), ("GET", "/v1/models")}
 
@@ -77,11 +69,7 @@ def test_codex_uses_the_mesh_mcp_server_and_its_own_claims(project: str, mesh_fa
                                                            tmp_path: Path) -> None:
     """With the MCP server installed too: Codex finds the mesh's tools (a deferred namespace) with
     tool_search, reserves, is refused alice's path, patches inside its own claim and messages alice."""
-    root = Path(project)
-    installed = run_cli("install", "codex", cwd=project)
-    assert installed.returncode == 0, installed.stderr
-    alice = mesh_factory("alice")
-    alice.reserve(["src/auth/"], REASON, cwd=project)
+    root, alice = install_with_alice(project, mesh_factory, "codex")
 
     # Codex connects MCP servers in the background: wait until ours has joined the mesh (and a moment more).
     wait = function_call("exec_command", {"cmd": "for i in $(seq 200); do ls .pi/mesh/agents | grep -q '^codex-' "

@@ -12,13 +12,10 @@ from pathlib import Path
 
 import pytest
 from gemini_rig import GEMINI_CLI_VERSION, offline_env, run_gemini
+from mesh_scenario import REASON, assert_block_recorded, install_with_alice
 from scripted_gemini import ScriptedGemini, function_call, text
 
-from tests.conftest import run_cli
-
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-REASON = "refactoring the session tokens"
 
 
 def _responses(body: dict) -> list[dict]:
@@ -27,11 +24,7 @@ def _responses(body: dict) -> list[dict]:
 
 def test_gemini_write_file_into_a_claim_is_denied(project: str, mesh_factory, gemini_bin: Path,
                                                   tmp_path: Path) -> None:
-    root = Path(project)
-    installed = run_cli("install", "gemini", "--no-mcp", cwd=project)
-    assert installed.returncode == 0, installed.stderr
-    alice = mesh_factory("alice")
-    alice.reserve(["src/auth/"], REASON, cwd=project)
+    root, alice = install_with_alice(project, mesh_factory, "gemini", "--no-mcp")
     login = root / "src" / "auth" / "login.py"
     before = login.read_text()
 
@@ -57,8 +50,7 @@ def test_gemini_write_file_into_a_claim_is_denied(project: str, mesh_factory, ge
     (ok,) = _responses(server.loop_requests[2]["body"])
     assert "error" not in ok["response"] and "Successfully" in ok["response"]["output"]
 
-    events = [e for e in alice.feed() if e.get("event") == "blocked"]
-    assert events and events[-1]["holder"] == "alice" and events[-1]["path"] == "src/auth/login.py"
+    assert_block_recorded(alice)
     # Offline: only the scripted Gemini API was asked.
     assert all(r["path"].startswith("/v1beta/models/") for r in server.requests)
 
@@ -67,11 +59,7 @@ def test_gemini_uses_the_mesh_mcp_server_and_its_own_claims(project: str, mesh_f
                                                             tmp_path: Path) -> None:
     """With the MCP server installed too: Gemini CLI reserves through ``mcp_pi-mesh_reserve``, is refused
     alice's path, writes inside its own claim (the hook knows it is that agent) and messages alice."""
-    root = Path(project)
-    installed = run_cli("install", "gemini", cwd=project)
-    assert installed.returncode == 0, installed.stderr
-    alice = mesh_factory("alice")
-    alice.reserve(["src/auth/"], REASON, cwd=project)
+    root, alice = install_with_alice(project, mesh_factory, "gemini")
 
     turns = [[function_call("mcp_pi-mesh_reserve", {"paths": ["src/api/"], "reason": "adding routes"})],
              [function_call("mcp_pi-mesh_reserve", {"paths": ["src/auth/login.py"], "reason": "fix login"})],

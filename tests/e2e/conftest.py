@@ -18,30 +18,19 @@ from npm_rig import RigUnavailable
 from pi_rig import ensure_pi
 
 
-def _installed(ensure: Callable[[], Path], what: str) -> Path:
-    try:
-        return ensure()
-    except RigUnavailable as exc:
-        print(f"SKIP {what} e2e: {exc}")
-        pytest.skip(str(exc))
+def _cli_fixture(name: str, ensure: Callable[[], Path], what: str, scope: str = "module"):
+    """A fixture ``name``: what ``ensure()`` installed, or a skip (saying why) when it cannot be installed."""
+    @pytest.fixture(scope=scope, name=name)
+    def installed() -> Path:
+        try:
+            return ensure()
+        except RigUnavailable as exc:
+            print(f"SKIP {what} e2e: {exc}")
+            pytest.skip(str(exc))
+    return installed
 
 
-@pytest.fixture(scope="module")
-def claude_bin() -> Path:
-    return _installed(ensure_claude, "claude")
-
-
-@pytest.fixture(scope="module")
-def codex_bin() -> Path:
-    return _installed(ensure_codex, "codex")
-
-
-@pytest.fixture(scope="module")
-def gemini_bin() -> Path:
-    return _installed(ensure_gemini, "gemini")
-
-
-@pytest.fixture(scope="session")
-def pi_install() -> Path:
-    """The real Pi's ``cli.js``."""
-    return _installed(ensure_pi, "real-Pi")
+claude_bin = _cli_fixture("claude_bin", ensure_claude, "claude")
+codex_bin = _cli_fixture("codex_bin", ensure_codex, "codex")
+gemini_bin = _cli_fixture("gemini_bin", ensure_gemini, "gemini")
+pi_install = _cli_fixture("pi_install", ensure_pi, "real-Pi", scope="session")  # the real Pi's cli.js

@@ -93,18 +93,14 @@ class _Handler(ScriptedHandler):
             blocks = self.scripted.take_turn(record)
         else:
             blocks = [text("ok")]
-        model = body.get("model") or self.scripted.model
-        if body.get("stream"):
-            self._stream(model, blocks)
-        else:
-            self._json(200, self._message(model, blocks))
+        self._answer(body, blocks)
 
     # -- responses ---------------------------------------------------------
     @staticmethod
     def _stop_reason(blocks: list[dict[str, Any]]) -> str:
         return "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
 
-    def _message(self, model: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    def _whole(self, model: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "id": f"msg_scripted_{uuid.uuid4().hex[:16]}",
             "type": "message",
@@ -119,7 +115,7 @@ class _Handler(ScriptedHandler):
     def _stream(self, model: str, blocks: list[dict[str, Any]]) -> None:
         self._start_sse(no_cache=True)
         out = self.wfile
-        start = self._message(model, [])
+        start = self._whole(model, [])
         start.update(stop_reason=None, usage={"input_tokens": 10, "output_tokens": 1})
         out.write(sse({"type": "message_start", "message": start}, "message_start"))
         for index, block in enumerate(blocks):

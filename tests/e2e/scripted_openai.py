@@ -79,12 +79,7 @@ class _Handler(ScriptedHandler):
             self._json(404, {"error": {"message": f"scripted server: no route {record['path']}",
                                        "type": "invalid_request_error"}})
             return
-        blocks = self.scripted.take_turn(record)
-        model = body.get("model") or self.scripted.model
-        if body.get("stream"):
-            self._stream(model, blocks)
-        else:
-            self._json(200, self._completion(model, blocks))
+        self._answer(body, self.scripted.take_turn(record))
 
     # -- responses ---------------------------------------------------------
     @staticmethod
@@ -95,7 +90,7 @@ class _Handler(ScriptedHandler):
     def _usage() -> dict[str, int]:
         return {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}
 
-    def _completion(self, model: str, blocks: list[Block]) -> dict[str, Any]:
+    def _whole(self, model: str, blocks: list[Block]) -> dict[str, Any]:
         for b in blocks:
             if b["type"] == "pause":
                 time.sleep(b["seconds"])

@@ -140,6 +140,22 @@ class ScriptedHandler(BaseHTTPRequestHandler):
     def post(self, record: dict[str, Any], body: Any) -> None:
         raise NotImplementedError
 
+    def _stream(self, model: str, blocks: list[Any]) -> None:
+        """Stream a turn as the API's SSE sequence (wire formats that answer with :meth:`_answer`)."""
+        raise NotImplementedError
+
+    def _whole(self, model: str, blocks: list[Any]) -> Any:
+        """A turn as one JSON answer (wire formats that answer with :meth:`_answer`)."""
+        raise NotImplementedError
+
+    def _answer(self, body: dict[str, Any], blocks: list[Any]) -> None:
+        """Answer a turn streamed or whole, as the request body's ``stream`` asks, for its ``model``."""
+        model = body.get("model") or self.scripted.model
+        if body.get("stream"):
+            self._stream(model, blocks)
+        else:
+            self._json(200, self._whole(model, blocks))
+
     def extra_headers(self) -> dict[str, str]:
         """Headers added to every answer (JSON and SSE)."""
         return {}

@@ -33,10 +33,7 @@ from npm_rig import RigUnavailable, json_lines, npm_install, run_timed, version_
 CODEX_VERSION = "0.169.0"
 MODEL = "gpt-5.5"
 NPM_DIR = npm_rig.NPM_ROOT / "codex"
-
-
-def _binary() -> Path:
-    return NPM_DIR / "node_modules" / ".bin" / "codex"
+BINARY = NPM_DIR / "node_modules" / ".bin" / "codex"
 
 
 def _version(binary: Path) -> str | None:
@@ -46,7 +43,7 @@ def _version(binary: Path) -> str | None:
 
 def ensure_codex() -> Path:
     """Path of a working pinned Codex CLI, installing it with npm into build/npm/codex if needed."""
-    binary = _binary()
+    binary = BINARY
 
     def ready() -> Path | None:
         return binary if binary.exists() and _version(binary) == CODEX_VERSION else None

@@ -25,10 +25,7 @@ from npm_rig import RigUnavailable, npm_install, run_timed
 GEMINI_CLI_VERSION = "0.61.0"
 MODEL = "gemini-2.5-pro"
 NPM_DIR = npm_rig.NPM_ROOT / "gemini"
-
-
-def _binary() -> Path:
-    return NPM_DIR / "node_modules" / ".bin" / "gemini"
+BINARY = NPM_DIR / "node_modules" / ".bin" / "gemini"
 
 
 def _version(binary: Path) -> str | None:
@@ -44,7 +41,7 @@ def _version(binary: Path) -> str | None:
 
 def ensure_gemini() -> Path:
     """Path of the pinned Gemini CLI, installing it with npm into build/npm/gemini if needed."""
-    binary = _binary()
+    binary = BINARY
     if not npm_install("@google/gemini-cli", GEMINI_CLI_VERSION, NPM_DIR,
                        lambda: binary if _version(binary) == GEMINI_CLI_VERSION else None):
         raise RigUnavailable(f"@google/gemini-cli@{GEMINI_CLI_VERSION} installed but {binary} does not answer")

@@ -191,3 +191,18 @@ def test_a_damaged_index_file_in_the_line_layout_is_never_trusted_to_hide_a_clai
         fresh = ClaimIndex(directory, index_file).current()
         assert [r["path"] for r in fresh.covering("src/auth/login.py")] == ["src/auth"], bad[:300]
         assert len(ClaimIndex(directory, index_file).current().all()) == 2
+
+
+def test_changing_a_returned_agent_record_does_not_change_the_next_read(project, mesh_factory) -> None:
+    alice = mesh_factory("alice")
+    alice.heartbeat(activity={"last": "edit", "files_touched": ["a.py"], "edits": 1})
+    reg = Registry(os.path.join(project, ".pi", "mesh"), 60.0)
+    time.sleep(0.1)
+    rec = reg.read("alice")
+    assert "alice" in reg._cache
+    rec["status"] = "changed"
+    rec["activity"]["edits"] = 99
+    rec["activity"]["files_touched"].append("b.py")
+    again = reg.read("alice")
+    assert again.get("status") != "changed" and again["activity"] == {"last": "edit", "files_touched": ["a.py"],
+                                                                      "edits": 1}

@@ -55,7 +55,7 @@ class Registry:
         ident = None if st is None else (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         hit = self._cache.get(name)
         if hit is not None and hit[0] == ident:
-            return dict(hit[1])
+            return _copy(hit[1])
         started = time.time_ns()
         try:
             rec = fsio.read_json(p)
@@ -76,7 +76,7 @@ class Registry:
             raise
         if st is not None and not _racy(started, st.st_mtime_ns) and not _racy(started, st.st_ctime_ns):
             self._cache[name] = (ident, rec)
-            return dict(rec)
+            return _copy(rec)
         self._cache.pop(name, None)
         return rec
 
@@ -153,3 +153,12 @@ class Registry:
             if rec is not None:
                 out.append(rec)
         return out
+
+
+def _copy(rec: dict) -> dict:
+    """A copy a caller may change without touching the cached record (``activity`` is the one nested value)."""
+    out = dict(rec)
+    act = out.get("activity")
+    if type(act) is dict:
+        out["activity"] = {k: (list(v) if type(v) is list else v) for k, v in act.items()}
+    return out

@@ -331,7 +331,54 @@ def message_rows(ctx: Ctx) -> list[Row]:
     rows.append(Row("broadcast_10", "broadcast() to 10 agents", f"one send() ({fmt_time(s_s.median)})", "≤ 3×",
                     f"median {fmt_time(s_b.median)}, p99 {fmt_time(s_b.p99)}", r, verdict(r <= 3.0),
                     {"broadcast": s_b.to_dict(), "send": s_s.to_dict()}))
+    # The floor under that ratio: the same syscalls with no Python logic at all - ten bare durable
+    # writes into ten directories with every fsync of a phase in flight at once - against one.
+    floor = BareFanout(os.path.join(ctx.base, "fanout"), size, 10)
+    one = BareDurable(os.path.join(ctx.base, "fanout1"), size)
+    s_f, s_1 = paired(floor, one, ctx.n(300, 10))
+    rows.append(Row("broadcast_floor", "syscall floor: 10 bare durable writes (10 dirs, concurrent fsyncs)",
+                    f"one bare durable write ({fmt_time(s_1.median)})", "report",
+                    f"median {fmt_time(s_f.median)}", s_f.median / s_1.median, REPORT,
+                    {"fanout": s_f.to_dict(), "one": s_1.to_dict()}))
     return rows
+
+
+class BareFanout:
+    """Ten bare durable writes: write all, fsync all concurrently, rename all, fsync the ten directories
+    concurrently (the broadcast's syscalls without any of its Python)."""
+
+    def __init__(self, base: str, size: int, n: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.dirs = [os.path.join(base, f"i{k}") for k in range(n)]
+        for d in self.dirs:
+            os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
+            os.makedirs(os.path.join(d, "new"), exist_ok=True)
+        self.data = b"x" * size
+        self.i = 0
+        self.pool = ThreadPoolExecutor(max_workers=n)
+
+    def _fsync_all(self, fds: list[int]) -> None:
+        for f in [self.pool.submit(os.fsync, fd) for fd in fds]:
+            f.result()
+
+    def __call__(self) -> None:
+        self.i += 1
+        name = f"{self.i:016d}.json"
+        fds = []
+        for d in self.dirs:
+            fd = os.open(os.path.join(d, "tmp", name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.write(fd, self.data)
+            fds.append(fd)
+        self._fsync_all(fds)
+        for fd in fds:
+            os.close(fd)
+        for d in self.dirs:
+            os.rename(os.path.join(d, "tmp", name), os.path.join(d, "new", name))
+        dfds = [os.open(os.path.join(d, "new"), os.O_RDONLY | os.O_DIRECTORY) for d in self.dirs]
+        self._fsync_all(dfds)
+        for fd in dfds:
+            os.close(fd)
 
 
 def _unread_again(proj: Project, name: str) -> None:

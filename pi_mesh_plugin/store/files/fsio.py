@@ -162,10 +162,11 @@ def deliver(items: list[tuple[str, str, bytes]]) -> None:
 
     Each item is ``(inbox_dir, file_name, data)``; the file goes
     ``inbox_dir/tmp/<name>.<pid>.tmp`` → ``inbox_dir/new/<name>``.  Every
-    temp file is written first, then all are fsynced, then renamed, then each
-    distinct directory is fsynced.  With several files the fsyncs of each
-    phase run concurrently (:func:`fsync_all`), so the file system can commit
-    them together instead of one journal commit after another.
+    temp file is written first, then all are made durable, then renamed, then
+    every directory entry is made durable (:func:`sync_batch`): for a broadcast
+    that is one ``syncfs(2)`` per phase on Linux instead of one fsync per file
+    and per directory; otherwise the fsyncs of each phase run concurrently
+    (:func:`fsync_all`) so the file system can commit them together.
     """
     staged: list[tuple[str, str]] = []
     fds: list[int] = []
@@ -177,7 +178,7 @@ def deliver(items: list[tuple[str, str, bytes]]) -> None:
             staged.append((tmp, os.path.join(inbox, "new", name)))
             _write_fd(fd, data)
             crash_point("temp-write")
-        fsync_all(fds)
+        sync_batch(fds)
         crash_point("file-fsync")
         for fd in fds:
             os.close(fd)
@@ -192,7 +193,7 @@ def deliver(items: list[tuple[str, str, bytes]]) -> None:
         staged = []
         dir_fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
         try:
-            fsync_all(dir_fds)
+            sync_batch(dir_fds)
         finally:
             for fd in dir_fds:
                 os.close(fd)
@@ -205,6 +206,40 @@ def deliver(items: list[tuple[str, str, bytes]]) -> None:
 
 
 _POOL: list = []
+_SYNCFS: list = []
+SYNCFS_MIN = 3  # below this, per-descriptor fsyncs are as cheap as one syncfs
+
+
+def sync_batch(fds: list[int]) -> None:
+    """Make every descriptor's data and metadata durable; all are on one file system (the mesh's).
+
+    With ``SYNCFS_MIN`` or more, one ``syncfs(2)`` on Linux flushes them all in a
+    single journal commit (it also flushes other dirty data of that file system,
+    which is why a lone message uses fsync).  Linux reports writeback errors
+    through syncfs since 5.8; an error is raised like a failed fsync.
+    """
+    if len(fds) >= SYNCFS_MIN and _syncfs(fds[0]):
+        return
+    fsync_all(fds)
+
+
+def _syncfs(fd: int) -> bool:
+    if not _SYNCFS:
+        try:
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).syncfs
+            fn.argtypes = [ctypes.c_int]
+            _SYNCFS[:] = [fn, ctypes.get_errno]
+        except (OSError, AttributeError):  # not Linux, or a libc without syncfs
+            _SYNCFS[:] = [None, None]
+    fn, get_errno = _SYNCFS
+    if fn is None:
+        return False
+    if fn(fd) != 0:
+        err = get_errno()
+        raise OSError(err, f"syncfs failed: {os.strerror(err)}")
+    return True
 
 
 def fsync_all(fds: list[int]) -> None:

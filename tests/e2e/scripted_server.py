@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -43,7 +44,7 @@ def sse(data: Any, event: str | None = None, eol: str = "\n") -> bytes:
     return f"{head}data: {json.dumps(data)}{eol}{eol}".encode()
 
 
-class ScriptedServer:
+class ScriptedServer(ABC):
     """Context manager running a scripted model server in a background thread."""
 
     handler: type[ScriptedHandler]  # set by each subclass
@@ -97,9 +98,9 @@ class ScriptedServer:
         with self._lock:
             return self._next_turn
 
+    @abstractmethod
     def exhausted_turn(self) -> list[Any]:
         """What the server answers once every scripted turn is used."""
-        raise NotImplementedError
 
     def take_turn(self, record: dict[str, Any]) -> list[Any]:
         """The next scripted turn for ``record`` (a dynamic turn is called here, outside the lock)."""
@@ -138,15 +139,16 @@ class ScriptedHandler(BaseHTTPRequestHandler):
         self._json(200, {})
 
     def post(self, record: dict[str, Any], body: Any) -> None:
-        raise NotImplementedError
+        """Answer a POST; every wire format overrides this."""
+        self._json(404, {"error": f"{type(self).__name__} serves no POST"})
 
     def _stream(self, model: str, blocks: list[Any]) -> None:
         """Stream a turn as the API's SSE sequence (wire formats that answer with :meth:`_answer`)."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not stream turns")
 
     def _whole(self, model: str, blocks: list[Any]) -> Any:
         """A turn as one JSON answer (wire formats that answer with :meth:`_answer`)."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not answer whole turns")
 
     def _answer(self, body: dict[str, Any], blocks: list[Any]) -> None:
         """Answer a turn streamed or whole, as the request body's ``stream`` asks, for its ``model``."""

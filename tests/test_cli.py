@@ -304,3 +304,21 @@ def test_check_gives_the_guards_answer_for_the_tool(two):
     r = cli(two, "check", "docs/free.md", "--tool", "bash", agent="bob", code=3)
     assert "denied" in r.stdout and "bob" in r.stdout
     cli(two, "check", "src/x.py", "--tool", "edit", agent="bob", code=3)
+
+
+def test_global_options_may_follow_the_subcommand(project):
+    from pi_mesh_plugin.cli import hoist_global_options
+
+    assert hoist_global_options(["check", "a.py", "--agent", "bob", "--json"]) == [
+        "--agent", "bob", "--json", "check", "a.py"]
+    assert hoist_global_options(["--root", "r", "send", "x", "--", "--json"]) == ["--root", "r", "send", "x", "--",
+                                                                                   "--json"]
+    # install's subcommands have an --agent option of their own
+    assert hoist_global_options(["install", "claude-code", "--agent", "a"]) == ["install", "claude-code", "--agent",
+                                                                                "a"]
+    r = run_cli("join", "--name", "alice", "--pid", "0", "--root", project)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("reserve", "src/auth/", "--reason", "refactor", "--agent", "alice", "--root", project, cwd=project)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("check", "src/auth/login.py", "--agent", "bob", "--root", project, "--json", cwd=project)
+    assert r.returncode == 3 and '"holder": "alice"' in r.stdout, (r.returncode, r.stdout, r.stderr)

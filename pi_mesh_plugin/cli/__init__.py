@@ -120,8 +120,49 @@ def _hook_command(args: tuple[str, ...]) -> None:
     sys.exit(main(list(args)))
 
 
+_GLOBAL_VALUED = ("--root", "--agent", "--config")
+_GLOBAL_FLAGS = ("--json",)
+_OWN_GLOBALS = {"install", "hook"}  # subcommands with options of the same names
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Let the global options also follow the subcommand (``pi-mesh check PATH --agent bob``).
+
+    Tokens after a ``--`` are left alone, and so are the subcommands that define
+    options of the same names themselves.
+    """
+    i = 0
+    while i < len(args):  # skip the global options already in front
+        a = args[i]
+        if a in _GLOBAL_VALUED:
+            i += 2
+        elif a in _GLOBAL_FLAGS or a.split("=", 1)[0] in _GLOBAL_VALUED:
+            i += 1
+        else:
+            break
+    if i >= len(args) or args[i] in _OWN_GLOBALS or args[i].startswith("-"):
+        return args
+    front, rest, j = args[:i], [], i
+    while j < len(args):
+        a = args[j]
+        if a == "--":
+            rest += args[j:]
+            break
+        if a in _GLOBAL_VALUED and j + 1 < len(args):
+            front += [a, args[j + 1]]
+            j += 2
+            continue
+        if a in _GLOBAL_FLAGS or a.split("=", 1)[0] in _GLOBAL_VALUED:
+            front.append(a)
+        else:
+            rest.append(a)
+        j += 1
+    return front + rest
+
+
 def run(args: list[str]) -> int:
     """Run the CLI; every failure becomes one line on stderr and an exit code."""
+    args = hoist_global_options(list(args))
     try:
         cli.main(args=args, prog_name="pi-mesh", standalone_mode=False)
     except click.exceptions.Exit as e:

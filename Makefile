@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test torture bench lint clean
+.PHONY: demo test torture bench lint typecheck clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,11 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 lint: $(STAMP)
-	$(PY) -m pip install --quiet ruff mypy
-	$(VENV)/bin/ruff check pi_mesh_plugin tests
+	$(PY) -m pip install --quiet ruff
+	$(VENV)/bin/ruff check pi_mesh_plugin tests bench
+
+typecheck: $(STAMP)
+	$(PY) -m pip install --quiet mypy
 	$(VENV)/bin/mypy pi_mesh_plugin
 
 clean:

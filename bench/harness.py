@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 perf = time.perf_counter
 

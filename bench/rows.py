@@ -83,7 +83,7 @@ def check_rows(ctx: Ctx) -> list[Row]:
         assert checker.check(CHECKED) is None, "the benchmark path must be unclaimed"
         claimed = "pkg0/mod0/deep/file.py"
         assert checker.check(claimed) is not None, "a path under a claimed directory must be blocked"
-        st = sample(lambda: checker.check(CHECKED), reps, warmup=ctx.n(500, 30))
+        st = sample(lambda: checker.check(CHECKED), reps, warmup=ctx.n(500, 30))  # noqa: B023 - called at once
         medians[n] = st.median
         target, status = "report", REPORT
         if n == 1000:

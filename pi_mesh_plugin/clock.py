@@ -19,20 +19,20 @@ def now() -> float:
 
 
 def iso(ts: float) -> str:
-    from datetime import datetime, timezone  # imported on use: an allowed hook call never needs it
+    from datetime import UTC, datetime  # imported on use: an allowed hook call never needs it
 
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_iso(text: str) -> float:
     """Epoch seconds of an ISO 8601 timestamp; ``ValueError`` if it is not one."""
     if not isinstance(text, str):
         raise ValueError(f"not a timestamp: {text!r}")
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     dt = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 

@@ -154,7 +154,7 @@ def pg_url(pg_base_url):  # -> str
     yield _with_schema(pg_base_url, schema)
     with psycopg.connect(pg_base_url, autocommit=True) as admin:
         admin.execute("SET lock_timeout = '5s'")
-        for attempt in range(3):
+        for _attempt in range(3):
             try:
                 admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
                 break

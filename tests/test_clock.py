@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pi_mesh_plugin.clock import format_duration, id_time, iso, new_id, parse_duration, parse_iso

@@ -162,7 +162,7 @@ def test_a_fresh_process_answers_from_the_index_file_exactly_as_from_the_claim_f
                 assert fresh._raw is not None  # answered from the lines it needed, not the whole document
     # a longer-lived reader: the first few file queries are lazy, then it parses the index once
     warm = ClaimIndex(directory, index_file)
-    for i, q in enumerate(queries * 2):
+    for q in queries * 2:
         want = sorted(r["id"] for r in truth.current().covering(q, "file"))
         assert sorted(r["id"] for r in warm.current().covering(q, "file")) == want, q
     assert warm._raw is None and warm.files

@@ -319,7 +319,7 @@ def test_every_hookspec_is_documented_and_tested():
         assert fn.__doc__ and len(fn.__doc__.split()) >= 15, f"{name} needs a real docstring"
         assert hasattr(fn, "pi_mesh_spec"), f"{name} is not marked as a hookspec"
         assert callable(getattr(here, f"test_hook_{name}", None)), f"no test_hook_{name}"
-    assert getattr(hookspecs.pi_mesh_pre_tool_call, "pi_mesh_spec")["firstresult"] is True
+    assert hookspecs.pi_mesh_pre_tool_call.pi_mesh_spec["firstresult"] is True
 
 
 def test_a_plugin_that_fails_to_import_is_a_config_error_naming_it(broken_entry_point, project, mesh_factory,

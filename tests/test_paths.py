@@ -17,7 +17,7 @@ import time
 import unicodedata
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pi_mesh_plugin import paths as P

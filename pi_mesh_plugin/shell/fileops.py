@@ -282,6 +282,6 @@ def rsync(wk: Walker, args: list[W], st: State, depth: int) -> None:
                                                                  "--exclude-from", "--include-from",
                                                                  "--files-from", "--chmod", "--chown"))
     ops = ops + after
-    if len(ops) >= 2 and not (":" in ops[-1].text.split("/")[0]):  # a local destination
+    if len(ops) >= 2 and ":" not in ops[-1].text.split("/")[0]:  # a local destination
         wk.emit(ops[-1], DIR, st)
 

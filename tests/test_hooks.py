@@ -217,16 +217,16 @@ def test_gemini_allowed_and_shell(project, held):
     ("claude-code", {"tool_name": "Write", "tool_input": {}}, ["file_path"]),
     ("claude-code", {"tool_name": "Write", "tool_input": {"file_path": 7}}, ["file_path"]),
     ("claude-code", {"tool_name": "Write", "tool_input": {"file_path": "a\u0000b"}}, ["file_path"]),
-    ("claude-code", {"hook_event_name": "PostToolUse", "tool_name": "Write",
-                     "tool_input": {"file_path": "x"}}, ["PostToolUse"]),
+    ("claude-code", {"hook_event_name": "Notification", "tool_name": "Write",
+                     "tool_input": {"file_path": "x"}}, ["Notification"]),
     ("claude-code", {"tool_input": {"file_path": "x"}}, ["tool_name"]),
     ("claude-code", {"cwd": "relative/dir", "tool_name": "Write", "tool_input": {"file_path": "x"}}, ["cwd"]),
     ("codex", {"tool_name": "apply_patch", "tool_input": {"command": "just text"}}, ["names no file"]),
     ("codex", {"tool_name": "apply_patch", "tool_input": {}}, ["apply_patch"]),
     ("gemini", {"hook_event_name": "BeforeTool", "tool_name": "write_file", "tool_input": {"content": "x"}},
      ["file_path"]),
-    ("gemini", {"hook_event_name": "AfterTool", "tool_name": "write_file",
-                "tool_input": {"file_path": "x"}}, ["AfterTool"]),
+    ("gemini", {"hook_event_name": "AfterModel", "tool_name": "write_file",
+                "tool_input": {"file_path": "x"}}, ["AfterModel"]),
     ("gemini", b"\xff\xfe garbage", ["not JSON"]),
 ])
 def test_malformed_input_blocks_with_one_line(project, held, harness, payload, words):
@@ -365,4 +365,161 @@ def test_allowed_call_imports_no_heavy_module(project, mesh_factory, harness):
     mods = _imported(r.stderr)
     assert "pi_mesh_plugin.adapters.hookcmd" in mods and "pi_mesh_plugin.mesh" in mods  # the probe works
     heavy = sorted(m for m in mods if m.split(".")[0] in FORBIDDEN_ON_FAST_PATH)
+    assert heavy == []
+
+
+# -- the post-call side: PostToolUse / AfterTool feed the agent's activity ------------------------
+
+def post_event(harness: str, project: str, tool: str, tool_input: dict, response: object = None) -> dict:
+    """A recorded post-call event: the pre-call shape of the harness plus ``tool_response``."""
+    if harness == "gemini":
+        ev = gemini_event(project, tool, tool_input)
+        ev["hook_event_name"] = "AfterTool"
+        ev["tool_response"] = response if response is not None else {"llmContent": "ok", "returnDisplay": "ok"}
+        return ev
+    if harness == "codex":
+        ev = codex_event(project, "")
+        ev.update(tool_name=tool, tool_input=tool_input)
+    else:
+        ev = claude_event(project, tool, tool_input)
+    ev["hook_event_name"] = "PostToolUse"
+    ev["tool_response"] = response if response is not None else {"stdout": "", "stderr": "", "interrupted": False}
+    return ev
+
+
+def assert_silent(r: subprocess.CompletedProcess) -> None:
+    assert (r.returncode, r.stdout, r.stderr) == (0, b"", b""), (r.returncode, r.stdout, r.stderr)
+
+
+def assert_warned(r: subprocess.CompletedProcess, *words: str) -> None:
+    """Exit 0, nothing on stdout, one line on stderr: the harness's call is never failed."""
+    assert (r.returncode, r.stdout) == (0, b""), (r.returncode, r.stdout, r.stderr)
+    err = r.stderr.decode()
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("pi-mesh: warning: activity not recorded"), err
+    for w in words:
+        assert w in err, err
+
+
+def own_events(m, kind: str, agent: str) -> list[dict]:
+    return [e for e in m.feed() if e["event"] == kind and e.get("agent") == agent]
+
+
+def test_claude_post_tool_use_records_edits_commits_and_test_runs(project, mesh_factory):
+    bob = mesh_factory("bob")
+    env = {"PI_MESH_AGENT": "bob"}
+    util = f"{project}/src/util.py"
+    assert_silent(hook("claude-code", post_event("claude-code", project, "Edit", {
+        "file_path": util, "old_string": "a", "new_string": "b"}, {"filePath": util, "success": True}), env=env))
+    a = bob.me().activity
+    assert (a["edits"], a["commits"], a["test_runs"]) == (1, 0, 0)
+    assert a["files_touched"] == ["src/util.py"] and a["last"] == "edit src/util.py"
+    assert own_events(bob, "edit", "bob")[-1]["paths"] == ["src/util.py"]
+
+    assert_silent(hook("claude-code", post_event("claude-code", project, "Bash", {
+        "command": "pytest -q tests", "description": "run the tests"}), env=env))
+    assert_silent(hook("claude-code", post_event("claude-code", project, "Bash", {
+        "command": "git commit -m x"}), env=env, cwd=project))
+    a = bob.me().activity
+    assert (a["edits"], a["commits"], a["test_runs"]) == (1, 1, 1)
+    assert a["last"] == "commit: git commit -m x"
+    assert own_events(bob, "test", "bob")[-1]["command"] == "pytest -q tests"
+    assert own_events(bob, "commit", "bob")[-1]["command"] == "git commit -m x"
+
+    # A write the tool itself reports as failed is not an edit.
+    assert_silent(hook("claude-code", post_event("claude-code", project, "Write", {
+        "file_path": f"{project}/other.py", "content": "x"}, {"filePath": "other.py", "success": False}), env=env))
+    a = bob.me().activity
+    assert a["edits"] == 1 and "other.py" not in a["files_touched"] and a["last"].endswith("(failed)")
+
+
+def test_codex_and_gemini_post_call_events_record_edits(project, mesh_factory):
+    bob = mesh_factory("bob")
+    patch = "*** Begin Patch\n*** Add File: docs/a.md\n+a\n*** Update File: src/util.py\n@@\n-x\n+y\n*** End Patch\n"
+    assert_silent(hook("codex", post_event("codex", project, "apply_patch", {"command": patch}, "Success."),
+                       args=("--agent", "bob")))
+    assert_silent(hook("codex", post_event("codex", project, "Bash", {"command": ["npm", "test"]}),
+                       args=("--agent", "bob")))
+    a = bob.me().activity
+    assert (a["edits"], a["test_runs"]) == (1, 1) and a["files_touched"] == ["docs/a.md", "src/util.py"]
+
+    assert_silent(hook("gemini", post_event("gemini", project, "write_file", {"file_path": "notes.md", "content": "x"}),
+                       args=("--agent", "bob")))
+    failed = {"llmContent": "", "returnDisplay": "", "error": {"message": "permission denied"}}
+    assert_silent(hook("gemini", post_event("gemini", project, "replace", {"file_path": "src/x.py"}, failed),
+                       args=("--agent", "bob")))
+    assert_silent(hook("gemini", post_event("gemini", project, "run_shell_command",
+                                            {"command": "git -C . commit -qm wip"}), args=("--agent", "bob")))
+    a = bob.me().activity
+    assert (a["edits"], a["commits"]) == (2, 1)
+    assert a["files_touched"] == ["docs/a.md", "src/util.py", "notes.md"]
+
+
+def test_post_call_identity_unnamed_records_nothing_own_mcp_agent_records(project, mesh_factory):
+    watcher = mesh_factory(None, join=False)
+    event = post_event("claude-code", project, "Write", {"file_path": f"{project}/src/new.py", "content": "x"})
+    assert_silent(hook("claude-code", event))
+    assert own_events(watcher, "edit", "bob") == [] and not [e for e in watcher.feed() if e["event"] == "edit"]
+
+    # An agent joined by this harness (as its `pi-mesh mcp` does) whose process is an ancestor of the hook:
+    # the hook is that agent.  The same agent joined as another harness is not.
+    other = mesh_factory("gem", join=False)
+    other.join(harness="gemini", pid=os.getpid())
+    assert_silent(hook("claude-code", event))
+    assert other.me().activity in (None, {}) or other.me().activity.get("edits", 0) == 0
+    mine = mesh_factory("claude-1234", join=False)
+    mine.join(harness="claude-code", pid=os.getpid())
+    assert_silent(hook("claude-code", event))
+    assert mine.me().activity["files_touched"] == ["src/new.py"]
+    assert [e["paths"] for e in own_events(mine, "edit", "claude-1234")] == [["src/new.py"]]
+
+
+@pytest.mark.parametrize("harness,payload,words", [
+    ("claude-code", {"hook_event_name": "PostToolUse", "tool_name": "Write", "tool_input": {}}, ["file_path"]),
+    ("claude-code", {"hook_event_name": "PostToolUse", "tool_input": {"file_path": "x"}}, ["tool_name"]),
+    ("claude-code", {"hook_event_name": "PostToolUse", "cwd": "rel", "tool_name": "Bash",
+                     "tool_input": {"command": "ls"}}, ["cwd"]),
+    ("codex", {"hook_event_name": "PostToolUse", "tool_name": "apply_patch", "tool_input": {"command": "x"}},
+     ["names no file"]),
+    ("gemini", {"hook_event_name": "AfterTool", "tool_name": "write_file", "tool_input": []}, ["tool_input"]),
+])
+def test_malformed_post_call_input_never_fails_the_harness(project, mesh_factory, harness, payload, words):
+    bob = mesh_factory("bob")
+    assert_warned(hook(harness, payload, env={"PI_MESH_AGENT": "bob"}, cwd=project), "malformed hook input", *words)
+    assert bob.me().activity in (None, {})
+
+
+def test_post_call_errors_never_fail_the_harness(project, mesh_factory):
+    mesh_factory("bob")
+    event = post_event("claude-code", project, "Bash", {"command": "pytest"})
+    assert_warned(hook("claude-code", event, env={"PI_MESH_AGENT": "not a name"}), "invalid agent name")
+    os.makedirs(os.path.join(project, ".pi"), exist_ok=True)
+    with open(os.path.join(project, ".pi", "hooks.toml"), "w") as f:
+        f.write("[defaults\nbroken")
+    assert_warned(hook("claude-code", event, env={"PI_MESH_AGENT": "bob"}))
+
+
+def test_post_call_with_other_plugins_goes_through_the_plugin_host(project, mesh_factory):
+    bob = mesh_factory("bob")
+    os.makedirs(os.path.join(project, ".pi"), exist_ok=True)
+    with open(os.path.join(project, ".pi", "hooks.toml"), "w") as f:
+        f.write('[defaults]\nplugins = ["mesh", "no-such-plugin"]\n')
+    r = hook("claude-code", post_event("claude-code", project, "Bash", {"command": "make test"}),
+             env={"PI_MESH_AGENT": "bob"})
+    assert_warned(r, "no-such-plugin")  # the host refuses an unknown plugin: one line, exit 0
+    with open(os.path.join(project, ".pi", "hooks.toml"), "w") as f:
+        f.write('[defaults]\nplugins = ["mesh"]\n')
+    assert_silent(hook("claude-code", post_event("claude-code", project, "Bash", {"command": "make test"}),
+                       env={"PI_MESH_AGENT": "bob"}))
+    assert bob.me().activity["test_runs"] == 1
+
+
+def test_post_call_path_stays_lean(project, mesh_factory):
+    mesh_factory("bob")
+    event = post_event("claude-code", project, "Edit", {"file_path": f"{project}/src/util.py"})
+    r = hook("claude-code", event, env={"PI_MESH_AGENT": "bob"}, flags=("-X", "importtime"))
+    assert (r.returncode, r.stdout) == (0, b""), r.stderr[-500:]
+    mods = _imported(r.stderr)
+    assert "pi_mesh_plugin.plugins.activity" in mods  # the probe works
+    heavy = sorted(m for m in mods if m.split(".")[0] in ("click", "pluggy", "jsonschema", "textual", "psycopg", "mcp"))
     assert heavy == []

@@ -50,7 +50,11 @@ def test_claude_install_merges_and_is_idempotent(project):
     assert settings["model"] == "opus"
     assert settings["permissions"]["deny"] == ["Read(.env)"]
     assert settings["permissions"]["allow"] == ["Bash(npm test)", "mcp__pi-mesh"]
-    assert settings["hooks"]["PostToolUse"] == EXISTING_SETTINGS["hooks"]["PostToolUse"]
+    # the post-call (activity) entry is added next to the user's own PostToolUse group, same command
+    user_post, our_post = settings["hooks"]["PostToolUse"]
+    assert user_post == EXISTING_SETTINGS["hooks"]["PostToolUse"][0]
+    assert our_post["matcher"] == "Edit|Write|MultiEdit|NotebookEdit|Bash"
+    assert [h["command"] for h in our_post["hooks"]] == [settings["hooks"]["PreToolUse"][1]["hooks"][0]["command"]]
     pre = settings["hooks"]["PreToolUse"]
     assert pre[0] == EXISTING_SETTINGS["hooks"]["PreToolUse"][0]
     assert pre[1]["matcher"] == "Edit|Write|MultiEdit|NotebookEdit"
@@ -149,6 +153,8 @@ def test_codex_install_merges_hooks_json_and_appends_mcp_table(project):
     (group,) = data["hooks"]["PreToolUse"]
     assert group["matcher"] == "apply_patch"
     assert group["hooks"][0]["command"].endswith("-m pi_mesh_plugin hook codex")
+    (post,) = data["hooks"]["PostToolUse"]
+    assert post == {"matcher": "apply_patch|Bash", "hooks": group["hooks"]}
     config = tomllib.loads(_read(config_path).decode())
     assert config["model"] == "gpt-5-codex" and config["mcp_servers"]["docs"] == {"command": "docs-mcp"}
     assert config["mcp_servers"]["pi-mesh"] == {"command": sys.executable,
@@ -179,6 +185,9 @@ def test_gemini_install_merges_settings(project):
     assert ours["hooks"][0]["command"].endswith("-m pi_mesh_plugin hook gemini --agent gem")
     assert ours["hooks"][0]["type"] == "command" and ours["hooks"][0]["name"] == "pi-mesh"
     assert s["mcpServers"]["pi-mesh"]["env"] == {"PI_MESH_AGENT": "gem"}
+    (after,) = s["hooks"]["AfterTool"]
+    assert after["matcher"] == "write_file|replace|run_shell_command"
+    assert after["hooks"][0]["command"] == ours["hooks"][0]["command"] and after["hooks"][0]["name"] == "pi-mesh"
     before = _read(path)
     assert run_cli("install", "gemini", "--agent", "gem", cwd=project).returncode == 0
     assert _read(path) == before
@@ -201,3 +210,26 @@ def test_matchers_include_the_shell_tool_when_hooks_toml_guards_bash(project):
     assert run_cli("install", "claude-code", "--no-mcp", cwd=project).returncode == 0
     claude = json.loads(_read(os.path.join(project, ".claude", "settings.json")))
     assert [g["matcher"] for g in claude["hooks"]["PreToolUse"]] == ["Edit|Write|MultiEdit|NotebookEdit"]
+
+
+def test_post_call_entry_is_merged_in_place_and_never_duplicated(project):
+    """Older copies of our PostToolUse entry (another --agent) are replaced in place, once; the user's group
+    stays as it was; re-installing changes nothing; --no-mcp still installs it."""
+    path = os.path.join(project, ".claude", "settings.json")
+    old = {"type": "command", "command": f"{sys.executable} -m pi_mesh_plugin hook claude-code --agent old"}
+    _write(path, {"hooks": {"PostToolUse": [
+        {"matcher": "Write", "hooks": [{"type": "command", "command": "prettier --write"}]},
+        {"matcher": "Edit", "hooks": [old]},
+        {"matcher": "Bash", "hooks": [dict(old)]}]}})
+    r = run_cli("install", "claude-code", "--no-mcp", "--agent", "bob", cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert "PostToolUse" in r.stdout
+    post = json.loads(_read(path))["hooks"]["PostToolUse"]
+    assert post[0] == {"matcher": "Write", "hooks": [{"type": "command", "command": "prettier --write"}]}
+    assert post[1]["matcher"] == "Edit|Write|MultiEdit|NotebookEdit|Bash"
+    (ours,) = post[1]["hooks"]
+    assert ours["command"].endswith("hook claude-code --agent bob")
+    assert len(post) == 2  # the duplicate group, now empty, is gone
+    before = _read(path)
+    assert run_cli("install", "claude-code", "--no-mcp", "--agent", "bob", cwd=project).returncode == 0
+    assert _read(path) == before

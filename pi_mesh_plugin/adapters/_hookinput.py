@@ -16,17 +16,18 @@ class HookInputError(ValueError):
     """The hook input is not what the harness documents."""
 
 
-def require_event(event: object, expected: str) -> dict:
+def require_event(event: object, expected: str | tuple[str, ...]) -> dict:
     if not isinstance(event, dict):
         raise HookInputError(f"the hook input is a JSON {type(event).__name__}, not an object")
+    kinds = (expected,) if isinstance(expected, str) else expected
     name = event.get("hook_event_name")
-    if name is not None and name != expected:
-        raise HookInputError(f"this hook handles {expected} events, not {name!r}")
+    if name is not None and name not in kinds:
+        raise HookInputError(f"this hook handles {' and '.join(kinds)} events, not {name!r}")
     return event
 
 
-def tool_event(event: object, expected: str) -> tuple[str, str | None, dict]:
-    """``(tool_name, cwd, tool_input)`` of a hook event of kind ``expected``, each checked."""
+def tool_event(event: object, expected: str | tuple[str, ...]) -> tuple[str, str | None, dict]:
+    """``(tool_name, cwd, tool_input)`` of a hook event of kind ``expected`` (one, or any of several), each checked."""
     ev = require_event(event, expected)
     name = ev.get("tool_name")
     if not isinstance(name, str) or not name:
@@ -76,6 +77,17 @@ def shell_call(raw_tool: str, args: dict, cwd: str | None, agent: str | None, ha
 def other_call(tool: str, raw_tool: str, args: dict, cwd: str | None, agent: str | None, harness: str) -> ToolCall:
     """A call that names no path (the guard decides by its tool name alone)."""
     return ToolCall(tool=tool, input=args, paths=(), agent=agent, cwd=cwd, harness=harness, raw_tool=raw_tool)
+
+
+def post_result(event: dict) -> dict:
+    """The ``result`` handed to the post-call hook for a post-call event: ``{"ok": bool, "output": …}``.
+
+    ``tool_response`` is the tool's result as the harness reports it; a failure is one that says so
+    (``error`` - Gemini CLI's AfterTool -, ``is_error: true`` or ``success: false``)."""
+    resp = event.get("tool_response")
+    failed = isinstance(resp, dict) and (bool(resp.get("error")) or resp.get("is_error") is True
+                                         or resp.get("success") is False)
+    return {"ok": not failed, "output": resp}
 
 
 def pretooluse_deny(reason: str) -> str:

@@ -10,6 +10,10 @@ Tools: ``Edit``, ``MultiEdit`` -> ``edit``, ``Write`` -> ``write`` (``tool_input
 ``NotebookEdit`` -> ``edit`` (``tool_input.notebook_path``), ``Bash`` -> ``bash``
 (``tool_input.command``); any other tool keeps its name, lower-cased.
 
+The same command handles ``PostToolUse`` (the same fields plus ``tool_response``), which
+Claude Code sends after a call succeeded: the call is translated the same way and handed
+to the post-call hook (activity tracking); it prints nothing and always exits 0.
+
 A block is printed as ``{"hookSpecificOutput": {"hookEventName": "PreToolUse",
 "permissionDecision": "deny", "permissionDecisionReason": …}}`` with exit 0; Claude Code
 hands the reason to the model as the tool's error result.
@@ -27,14 +31,16 @@ from ._hookinput import file_call, lazy_install_command, other_call, pretooluse_
 HARNESS = "claude-code"
 EVENT = "PreToolUse"
 MATCHER = "Edit|Write|MultiEdit|NotebookEdit"
+POST_EVENT = "PostToolUse"
+POST_MATCHER = "Edit|Write|MultiEdit|NotebookEdit|Bash"
 
 _FILE_TOOLS = {"Edit": ("edit", "file_path"), "MultiEdit": ("edit", "file_path"),
                "Write": ("write", "file_path"), "NotebookEdit": ("edit", "notebook_path")}
 
 
 def translate(event: object, agent: str | None = None) -> ToolCall:
-    """The tool call a PreToolUse event describes; :class:`HookInputError` if it is malformed."""
-    name, cwd, args = tool_event(event, EVENT)
+    """The tool call a PreToolUse (or PostToolUse) event describes; :class:`HookInputError` if it is malformed."""
+    name, cwd, args = tool_event(event, (EVENT, POST_EVENT))
     if name in _FILE_TOOLS:
         tool, key = _FILE_TOOLS[name]
         return file_call(tool, name, args, key, cwd, agent, HARNESS)

@@ -13,6 +13,10 @@ the same wire format as Claude Code.  File edits go through ``apply_patch``, who
 Paths are relative to the event's ``cwd`` (absolute ones are taken as they are).
 ``apply_patch`` -> ``edit`` with every such path; ``Bash`` -> ``bash``.  A block is the
 ``hookSpecificOutput`` deny object of Claude Code, exit 0.
+
+``PostToolUse`` (the same fields plus ``tool_response``, after ``apply_patch`` or ``Bash``
+ran) is translated the same way and handed to the post-call hook (activity tracking):
+nothing on stdout, always exit 0.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from ._hookinput import (
 HARNESS = "codex"
 EVENT = "PreToolUse"
 MATCHER = "apply_patch"
+POST_EVENT = "PostToolUse"
+POST_MATCHER = "apply_patch|Bash"
 _HEADERS = ("*** Add File:", "*** Update File:", "*** Delete File:", "*** Move to:")
 
 
@@ -49,7 +55,7 @@ def patch_paths(patch: str) -> list[str]:
 
 
 def translate(event: object, agent: str | None = None) -> ToolCall:
-    name, cwd, args = tool_event(event, EVENT)
+    name, cwd, args = tool_event(event, (EVENT, POST_EVENT))
     if name == "apply_patch":
         patch = args.get("command")
         if not isinstance(patch, str):

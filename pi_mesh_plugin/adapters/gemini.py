@@ -8,6 +8,10 @@ Gemini CLI (``geminicli.com/docs/hooks``) runs command hooks from the ``hooks`` 
 A block is stdout holding only ``{"decision": "deny", "reason": …}`` with exit 0; the
 reason reaches the model as the tool's error.  (Exit codes other than 0 and 2 only warn
 in Gemini CLI and let the call run, so errors use exit 2 with the reason on stderr.)
+
+``AfterTool`` (the same fields plus ``tool_response``, whose ``error`` is set when the
+tool failed) is translated the same way and handed to the post-call hook (activity
+tracking): nothing on stdout, always exit 0.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from ._hookinput import file_call, lazy_install_command, other_call, shell_call,
 HARNESS = "gemini"
 EVENT = "BeforeTool"
 MATCHER = "write_file|replace"
+POST_EVENT = "AfterTool"
+POST_MATCHER = "write_file|replace|run_shell_command"
 _FILE_TOOLS = {"write_file": "write", "replace": "edit"}
 
 
 def translate(event: object, agent: str | None = None) -> ToolCall:
-    name, cwd, args = tool_event(event, EVENT)
+    name, cwd, args = tool_event(event, (EVENT, POST_EVENT))
     if name in _FILE_TOOLS:
         return file_call(_FILE_TOOLS[name], name, args, "file_path", cwd, agent, HARNESS)
     if name == "run_shell_command":

@@ -16,6 +16,16 @@ plugin configured, else the pluggy host); the module translates a block back.
 
 Never a traceback, never a silent allow.
 
+The post-call event (Claude Code's and Codex's ``PostToolUse``, Gemini CLI's
+``AfterTool``) goes to :func:`post` instead: the finished call, translated the
+same way, is handed to the post-call hook (activity tracking -
+:mod:`pi_mesh_plugin.plugins.activity` directly when ``mesh`` is the only
+plugin, else ``PluginHost.post_tool_call``).  It never blocks and never fails
+the harness: nothing on stdout, exit 0, a failure is one line on stderr.  The
+agent is found as for the guard (``--agent``, ``$PI_MESH_AGENT``, hooks.toml,
+else the agent this harness's own ``pi-mesh mcp`` joined as); an unnamed
+caller records nothing.
+
 Which project: ``$PI_MESH_ROOT``, else the git top level of the event's ``cwd``.
 Which agent: ``--agent``, else ``$PI_MESH_AGENT``, else ``[mesh] agent`` in
 hooks.toml; with none of them, a caller is checked against every claim -
@@ -123,6 +133,8 @@ def _read_event() -> object:
 
 def _run(adapter, harness: str, agent: str | None, state: dict) -> int:  # adapter: module
     event = _read_event()
+    if isinstance(event, dict) and event.get("hook_event_name") == getattr(adapter, "POST_EVENT", None):
+        return post(adapter, harness, agent, event)
     if isinstance(event, dict) and isinstance(event.get("cwd"), str):
         state["cwd"] = event["cwd"]
     call = adapter.translate(event, agent)
@@ -157,6 +169,66 @@ def decide(mesh, call):  # (Mesh, ToolCall) -> Block | None
     from ..host import PluginHost
 
     return PluginHost(mesh).pre_tool_call(call)
+
+
+def post(adapter, harness: str, agent: str | None, event: dict) -> int:  # adapter: module
+    """Hand a finished call to the post-call hook; always 0 (see the module docstring)."""
+    try:
+        from ..mesh import Mesh
+        from ._hookinput import HookInputError, post_result
+
+        try:
+            call = adapter.translate(event, agent)
+        except HookInputError as e:
+            raise HookInputError(f"malformed hook input: {e}") from None
+        cwd = call.cwd if call.cwd and os.path.isdir(call.cwd) else None
+        mesh = Mesh(None, agent, cwd=cwd)
+        if mesh.agent is None:
+            me = caller_owner(mesh, adapter.HARNESS)
+            if me is None:
+                return 0  # an unnamed caller records nothing
+            mesh = Mesh(None, me, cwd=cwd)
+        call = call.replace(agent=mesh.agent, cwd=call.cwd or mesh.cwd)
+        result = post_result(event)
+        if list(mesh.config.plugins) == ["mesh"]:
+            from ..plugins.activity import track
+
+            track(mesh, call, result)
+        else:
+            from ..host import PluginHost
+
+            PluginHost(mesh).post_tool_call(call, result)
+    except BaseException as e:  # noqa: BLE001 - tracking never fails the harness's call
+        if os.environ.get("PI_MESH_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        if isinstance(e, SystemExit):
+            why = f"exited early ({e.code})"
+        elif type(e).__module__.startswith("pi_mesh_plugin."):  # MeshError, HookInputError: their text says it
+            why = str(e)
+        else:
+            why = f"internal error: {type(e).__name__}: {e}"
+        _err(f"pi-mesh: warning: activity not recorded ({harness} {adapter.POST_EVENT} hook): {' '.join(why.split())}")
+    return 0
+
+
+def caller_owner(mesh, harness: str) -> str | None:
+    """The live agent joined by this same harness (its ``pi-mesh mcp --harness``) whose owner process is
+    an ancestor of this process on this host, else ``None``."""
+    from ..liveness import process_start, this_host
+
+    mine = set(ancestors(os.getpid()))
+    if not mine:
+        return None
+    host = this_host()
+    for rec in mesh.store.list_agents():
+        pid = rec.get("pid")
+        if (isinstance(pid, int) and pid in mine and rec.get("harness") == harness and rec.get("host") == host
+                and (rec.get("pid_start") is None or process_start(pid) == rec["pid_start"])):
+            name = rec.get("name")
+            return name if isinstance(name, str) else None
+    return None
 
 
 def ancestors(pid: int, limit: int = 32) -> list[int]:

@@ -7,13 +7,19 @@ updated in place; everything else is kept as it was, in its order.  A file that
 is not valid JSON (or TOML) is reported and left untouched.
 
 * Claude Code: ``.claude/settings.json`` (``hooks.PreToolUse``, matcher
-  ``Edit|Write|MultiEdit|NotebookEdit``) and ``.mcp.json`` (``mcpServers.pi-mesh``,
+  ``Edit|Write|MultiEdit|NotebookEdit``; ``hooks.PostToolUse`` for activity
+  tracking, matcher ``Edit|Write|MultiEdit|NotebookEdit|Bash``) and ``.mcp.json`` (``mcpServers.pi-mesh``,
   approved in ``enabledMcpjsonServers`` unless listed in ``disabledMcpjsonServers``, its tools
   allowed by ``permissions.allow: ["mcp__pi-mesh"]``).
-* Codex: ``.codex/hooks.json`` (``hooks.PreToolUse``, matcher ``apply_patch``) and
+* Codex: ``.codex/hooks.json`` (``hooks.PreToolUse``, matcher ``apply_patch``;
+  ``hooks.PostToolUse``, matcher ``apply_patch|Bash``) and
   ``[mcp_servers.pi-mesh]`` appended to ``.codex/config.toml`` when absent.
 * Gemini CLI: ``.gemini/settings.json`` (``hooks.BeforeTool``, matcher
-  ``write_file|replace``, and ``mcpServers.pi-mesh``).
+  ``write_file|replace``; ``hooks.AfterTool``, matcher
+  ``write_file|replace|run_shell_command``; and ``mcpServers.pi-mesh``).
+
+The post-call entry (same command) records edits, commits and test runs in the
+agent's activity and the feed; it never blocks.
 
 When the project's hooks.toml guards ``bash`` for any agent, the harness's
 shell tool joins the matcher (``Bash``, ``run_shell_command``); re-run the
@@ -188,7 +194,7 @@ def _start(ctx: click.Context, agent: str | None, adapter, shell_tool: str) -> t
 
 @_installer("claude-code")
 def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
-    """Add the pi-mesh PreToolUse hook to .claude/settings.json and the MCP server to .mcp.json."""
+    """Add the pi-mesh PreToolUse and PostToolUse hooks to .claude/settings.json and the MCP server to .mcp.json."""
     from . import claude_code as adapter
 
     root, matcher, agent, hook = _start(ctx, agent, adapter, "Bash")
@@ -197,6 +203,7 @@ def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> 
     settings = read_json_object(settings_path)
     mcp = read_json_object(mcp_path) if not no_mcp else {}
     merge_hook(settings, adapter.EVENT, matcher, adapter.HARNESS, hook, settings_path)
+    merge_hook(settings, adapter.POST_EVENT, adapter.POST_MATCHER, adapter.HARNESS, dict(hook), settings_path)
     if not no_mcp:
         merge_mcp(mcp, mcp_server(adapter.HARNESS, agent), mcp_path)
         disabled = settings.get("disabledMcpjsonServers")
@@ -210,7 +217,8 @@ def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> 
         if f"mcp__{SERVER_NAME}" not in allow:
             allow.append(f"mcp__{SERVER_NAME}")
     write_json(settings_path, settings)
-    lines = [f"pi-mesh: hook installed in {settings_path} ({adapter.EVENT}, matcher {matcher})"]
+    lines = [f"pi-mesh: hook installed in {settings_path} ({adapter.EVENT}, matcher {matcher}; "
+             f"{adapter.POST_EVENT} for activity, matcher {adapter.POST_MATCHER})"]
     if not no_mcp:
         write_json(mcp_path, mcp)
         lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} installed in {mcp_path}; its tools are allowed in "
@@ -220,7 +228,7 @@ def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> 
 
 @_installer("codex")
 def codex_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
-    """Add the pi-mesh PreToolUse hook to .codex/hooks.json and the MCP server to .codex/config.toml."""
+    """Add the pi-mesh PreToolUse and PostToolUse hooks to .codex/hooks.json and the MCP server to .codex/config.toml."""
     from . import codex as adapter
 
     root, matcher, agent, hook = _start(ctx, agent, adapter, "Bash")
@@ -228,9 +236,11 @@ def codex_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
     config_path = os.path.join(root, ".codex", "config.toml")
     data = read_json_object(hooks_path)
     merge_hook(data, adapter.EVENT, matcher, adapter.HARNESS, hook, hooks_path)
+    merge_hook(data, adapter.POST_EVENT, adapter.POST_MATCHER, adapter.HARNESS, dict(hook), hooks_path)
     toml_text = _codex_mcp_toml(config_path, agent) if not no_mcp else None
     write_json(hooks_path, data)
-    lines = [f"pi-mesh: hook installed in {hooks_path} ({adapter.EVENT}, matcher {matcher})"]
+    lines = [f"pi-mesh: hook installed in {hooks_path} ({adapter.EVENT}, matcher {matcher}; "
+             f"{adapter.POST_EVENT} for activity, matcher {adapter.POST_MATCHER})"]
     if toml_text is not None:
         write_text(config_path, toml_text)
         lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} added to {config_path}")
@@ -272,7 +282,7 @@ def _codex_mcp_toml(path: str, agent: str | None) -> str | None:
 
 @_installer("gemini")
 def gemini_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
-    """Add the pi-mesh BeforeTool hook and the MCP server to .gemini/settings.json."""
+    """Add the pi-mesh BeforeTool and AfterTool hooks and the MCP server to .gemini/settings.json."""
     from . import gemini as adapter
 
     root, matcher, agent, hook = _start(ctx, agent, adapter, "run_shell_command")
@@ -281,10 +291,13 @@ def gemini_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
     merge_hook(settings, adapter.EVENT, matcher, adapter.HARNESS,
                {"name": SERVER_NAME, **hook, "description": "pi-mesh: block writes to paths another agent has reserved"},
                path)
+    merge_hook(settings, adapter.POST_EVENT, adapter.POST_MATCHER, adapter.HARNESS,
+               {"name": SERVER_NAME, **hook, "description": "pi-mesh: record edits, commits and test runs"}, path)
     if not no_mcp:
         merge_mcp(settings, mcp_server(adapter.HARNESS, agent), path)
     write_json(path, settings)
-    lines = [f"pi-mesh: hook installed in {path} ({adapter.EVENT}, matcher {matcher})"]
+    lines = [f"pi-mesh: hook installed in {path} ({adapter.EVENT}, matcher {matcher}; "
+             f"{adapter.POST_EVENT} for activity, matcher {adapter.POST_MATCHER})"]
     if not no_mcp:
         lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} installed in {path}")
     if not agent:

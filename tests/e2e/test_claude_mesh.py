@@ -56,6 +56,9 @@ def test_claude_code_write_to_reserved_path_is_denied(project: str, mesh_factory
 
     # The mesh recorded the block (the core decided, the hook translated).
     assert_block_recorded(alice)
+    # The PostToolUse hook ran for the allowed write, but this caller has no agent name: nothing is recorded.
+    assert settings["hooks"]["PostToolUse"][0]["matcher"] == "Edit|Write|MultiEdit|NotebookEdit|Bash"
+    assert [e for e in alice.feed() if e["event"] == "edit"] == []
     assert os.path.exists(root / ".pi" / "mesh")
 
 
@@ -97,6 +100,10 @@ def test_claude_code_uses_the_mesh_mcp_server_and_its_own_claims(project: str, m
     assert [m.text for m in inbox] == ["please release src/auth/ soon"]
     sender = inbox[0].sender
     assert sender.startswith("claude-")
+    # The PostToolUse hook recorded the allowed write as that agent's activity (the refused shell call ran
+    # no tool, so it is not there).
+    edits = [e for e in alice.feed() if e["event"] == "edit"]
+    assert [(e.get("agent"), e["paths"]) for e in edits] == [(sender, ["src/api/routes.py"])]
     # The MCP server left the mesh when Claude Code ended it, releasing its claim.
     deadline = time.monotonic() + 10
     while sender in {a.name for a in alice.agents()} and time.monotonic() < deadline:

@@ -21,6 +21,11 @@ import time
 from .clock import parse_duration
 from .errors import ConfigError
 
+# ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 DEFAULTS: dict = {
     "plugins": ["mesh"],
     "tools": ["*"],
@@ -40,6 +45,19 @@ class AgentConfig:
 
     __slots__ = ("plugins", "tools", "guard", "deny", "reservation_ttl", "heartbeat_ttl", "on_store_error",
                  "sidecar_timeout", "harness", "store_url", "project_id", "default_agent", "source")
+    plugins: list[str]
+    tools: list[str]
+    guard: list[str]
+    deny: list[str]
+    reservation_ttl: float
+    heartbeat_ttl: float
+    on_store_error: str
+    sidecar_timeout: float
+    harness: str | None
+    store_url: str | None
+    project_id: str | None
+    default_agent: str | None
+    source: str | None
 
     def __init__(self, values: dict, source: str | None) -> None:
         for k in self.__slots__:
@@ -155,12 +173,12 @@ def parse_config_file(path: str) -> dict:
 
     errs = sorted(validator("hooks").iter_errors(data), key=lambda e: list(e.absolute_path))
     if errs:
-        e = errs[0]
-        key = ".".join(str(p) for p in e.absolute_path) or "(top level)"
-        if e.validator == "additionalProperties":
-            raise ConfigError(f"{path}: {key}: {e.message}") from None
-        expected = _expected(e)
-        raise ConfigError(f"{path}: {key}: {e.message}{expected}") from None
+        first = errs[0]
+        key = ".".join(str(p) for p in first.absolute_path) or "(top level)"
+        if first.validator == "additionalProperties":
+            raise ConfigError(f"{path}: {key}: {first.message}") from None
+        expected = _expected(first)
+        raise ConfigError(f"{path}: {key}: {first.message}{expected}") from None
     sections = [("defaults", data.get("defaults", {}))]
     sections += [(f"agents.{name}", sec) for name, sec in data.get("agents", {}).items()]
     for where, section in sections:
@@ -173,6 +191,6 @@ def parse_config_file(path: str) -> dict:
     return data
 
 
-def _expected(err) -> str:  # err: jsonschema.ValidationError
+def _expected(err: Any) -> str:  # err: jsonschema.ValidationError
     desc = err.schema.get("description") if isinstance(err.schema, dict) else None
     return f" (expected: {desc})" if desc else ""

@@ -10,6 +10,11 @@ classes rather than dataclasses because :class:`Block` and
 
 from __future__ import annotations
 
+# ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Self
+
 
 class Record:
     __slots__: tuple[str, ...] = ()
@@ -31,7 +36,7 @@ class Record:
         raise AttributeError(f"{type(self).__name__} is read-only")
 
     @classmethod
-    def from_dict(cls, d: dict):  # type: ignore[no-untyped-def]
+    def from_dict(cls, d: dict) -> Self:
         """The record from the fields of ``d`` that it has (others are ignored); listing paths call this
         thousands of times, so it fills the slots directly rather than through ``__init__``."""
         obj = object.__new__(cls)
@@ -49,13 +54,13 @@ class Record:
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__slots__}
 
-    def replace(self, **changes: object):  # type: ignore[no-untyped-def]
+    def replace(self, **changes: object) -> Self:
         d = self.to_dict()
         d.update(changes)
         return type(self)(**d)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+        return type(other) is type(self) and self.to_dict() == other.to_dict()
 
     def __hash__(self) -> int:
         return hash(tuple(repr(getattr(self, k)) for k in self.__slots__))
@@ -72,6 +77,20 @@ class Agent(Record):
                  "started", "last_seen", "status", "activity", "live")
     _optional = {"pid_start": None, "boot_id": None, "harness": None, "model": None, "status": None,
                  "activity": None, "live": None}
+    name: str
+    session: str
+    pid: int
+    pid_start: str | None
+    host: str
+    boot_id: str | None
+    cwd: str
+    harness: str | None
+    model: str | None
+    started: str
+    last_seen: str
+    status: str | None
+    activity: dict | None
+    live: bool | None
 
     def to_record(self) -> dict:
         """The JSON object stored for this agent (no computed fields, no nulls for absent extras)."""
@@ -90,6 +109,17 @@ class Message(Record):
     __slots__ = ("id", "sender", "to", "text", "urgent", "reply_to", "thread", "created", "broadcast", "meta",
                  "read")
     _optional = {"urgent": False, "reply_to": None, "thread": None, "broadcast": False, "meta": None, "read": None}
+    id: str
+    sender: str
+    to: str
+    text: str
+    urgent: bool
+    reply_to: str | None
+    thread: str | None
+    created: str
+    broadcast: bool
+    meta: dict | None
+    read: bool | None
 
     @classmethod
     def from_record(cls, d: dict, read: bool | None = None) -> Message:
@@ -123,6 +153,14 @@ class Reservation(Record):
 
     __slots__ = ("id", "holder", "session", "path", "kind", "reason", "created", "expires")
     _optional = {"session": None}
+    id: str
+    holder: str
+    session: str | None
+    path: str
+    kind: str
+    reason: str
+    created: str
+    expires: str
 
     def to_record(self) -> dict:
         return {"schema": 1, **self.to_dict()}
@@ -137,6 +175,15 @@ class Block(Record):
     __slots__ = ("tool", "path", "canonical", "holder", "reason", "since", "expires", "reservation_id", "message")
     _optional = {"path": None, "canonical": None, "holder": None, "reason": None, "since": None, "expires": None,
                  "reservation_id": None}
+    tool: str
+    path: str | None
+    canonical: str | None
+    holder: str | None
+    reason: str | None
+    since: str | None
+    expires: str | None
+    reservation_id: str | None
+    message: str
 
     def __str__(self) -> str:
         return self.message
@@ -153,3 +200,10 @@ class ToolCall(Record):
 
     __slots__ = ("tool", "input", "paths", "agent", "cwd", "harness", "raw_tool")
     _optional = {"input": None, "paths": (), "agent": None, "cwd": None, "harness": None, "raw_tool": None}
+    tool: str
+    input: dict | None
+    paths: tuple[str, ...] | list[str]
+    agent: str | None
+    cwd: str | None
+    harness: str | None
+    raw_tool: str | None

@@ -20,8 +20,13 @@ from __future__ import annotations
 
 from .records import Block, ToolCall
 
+# ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .mesh import Mesh
 
-def check_call(mesh, call: ToolCall) -> Block | None:  # mesh: Mesh
+
+def check_call(mesh: Mesh, call: ToolCall) -> Block | None:
     config = mesh.config
     if config.denies(call.tool):
         return Block(tool=call.tool, message=f"BLOCKED: the tool {call.tool} is denied to agent "
@@ -32,7 +37,7 @@ def check_call(mesh, call: ToolCall) -> Block | None:  # mesh: Mesh
         targets = write_targets(call)
         note = getattr(targets, "note", None)  # a shell command that could not be parsed (see the shell package)
         if note and config.fail_open:  # check only what could be parsed
-            rough = getattr(targets, "rough", frozenset())
+            rough: frozenset[tuple[str, str]] = getattr(targets, "rough", frozenset())
             targets, note = [t for t in targets if t not in rough], None
         for path, kind in targets:
             block = mesh.check(path, call.tool, cwd=call.cwd, kind=kind)

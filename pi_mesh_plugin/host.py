@@ -17,6 +17,14 @@ from . import hookspecs
 from .errors import MeshError, ToolDenied, UsageError
 from .records import Block, ToolCall
 
+# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from .mesh import Mesh
+
 BUILTIN = "mesh"
 
 
@@ -25,7 +33,7 @@ class ToolSpec:
 
     __slots__ = ("name", "description", "parameters", "function", "plugin")
 
-    def __init__(self, name: str, description: str, parameters: dict, function, plugin: str) -> None:
+    def __init__(self, name: str, description: str, parameters: dict, function: Callable[..., Any], plugin: str) -> None:
         self.name, self.description, self.parameters = name, description, parameters
         self.function, self.plugin = function, plugin
 
@@ -78,7 +86,7 @@ def make_plugin_manager(plugins: list[str]) -> pluggy.PluginManager:
 
 
 class PluginHost:
-    def __init__(self, mesh, pm: pluggy.PluginManager | None = None) -> None:  # mesh: Mesh
+    def __init__(self, mesh: Mesh, pm: pluggy.PluginManager | None = None) -> None:
         self.mesh = mesh
         self.config = mesh.config
         self.pm = pm or make_plugin_manager(list(self.config.plugins))
@@ -90,7 +98,8 @@ class PluginHost:
         for impl in self.pm.hook.pi_mesh_register_tools.get_hookimpls():
             plugin = impl.plugin_name
 
-            def register(name: str, description: str, parameters: dict, function, _plugin: str = plugin) -> None:
+            def register(name: str, description: str, parameters: dict, function: Callable[..., Any],
+                         _plugin: str = plugin) -> None:
                 if not isinstance(name, str) or not name.replace("_", "a").isalnum():
                     raise UsageError(f"plugin {_plugin}: invalid tool name {name!r}")
                 if name in tools:
@@ -115,7 +124,7 @@ class PluginHost:
             raise ToolDenied(f"the tool {name} is denied to agent {self.mesh.agent} by the configuration")
         raise UsageError(f"no tool named {name!r} (tools: {', '.join(t.name for t in self.tools())})")
 
-    def call_tool(self, name: str, arguments: dict | None = None, cwd: str | None = None):  # -> JSON-able
+    def call_tool(self, name: str, arguments: dict | None = None, cwd: str | None = None) -> Any:  # JSON-able
         """Run a registered tool: validate its arguments, ask the pre-call hook, call it, tell the post-call hook."""
         spec = self.tool(name)
         args = dict(arguments or {})
@@ -142,7 +151,8 @@ class PluginHost:
     # -- the guard -----------------------------------------------------------
     def pre_tool_call(self, call: ToolCall) -> Block | None:
         try:
-            return self.pm.hook.pi_mesh_pre_tool_call(call=call, mesh=self.mesh, config=self.config)
+            block: Block | None = self.pm.hook.pi_mesh_pre_tool_call(call=call, mesh=self.mesh, config=self.config)
+            return block
         except MeshError as e:
             return Block(tool=call.tool, message=f"BLOCKED: {e}")
         except Exception as e:  # noqa: BLE001 - a crashing plugin must not let a call through silently

@@ -27,6 +27,11 @@ from .liveness import boot_id, process_start, this_host
 from .names import validate_name
 from .records import Agent, Block, Message, Reservation
 
+# ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .store.base import Store
+
 MAX_TEXT = 64 * 1024
 MAX_REASON = 1000
 
@@ -57,7 +62,7 @@ class Mesh:
     """Presence, messages and reservations for one agent in one project."""
 
     def __init__(self, root: str | None = None, agent: str | None = None, *, config: AgentConfig | None = None,
-                 config_path: str | None = None, store=None, cwd: str | None = None) -> None:
+                 config_path: str | None = None, store: Store | None = None, cwd: str | None = None) -> None:
         self.cwd = os.path.abspath(cwd or os.getcwd())
         self.root = find_root(root, self.cwd)
         self.root_real = P.normalise_root(self.root)

@@ -26,10 +26,16 @@ import re
 
 from .errors import CorruptRecord
 
+# ``typing`` stays off the hot paths: mypy treats any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
 KINDS = ("agent", "message", "reservation", "hooks")
-_validators: dict = {}
-_schemas: dict = {}
-_fast: dict = {}
+_validators: dict[str, Any] = {}
+_schemas: dict[str, dict] = {}
+_fast: dict[str, Callable[[object], bool] | None] = {}
 
 
 def schema_dir() -> str:
@@ -47,7 +53,7 @@ def load_schema(kind: str) -> dict:
     return _schemas[kind]
 
 
-def validator(kind: str):  # -> jsonschema.protocols.Validator
+def validator(kind: str) -> Any:  # jsonschema.protocols.Validator
     v = _validators.get(kind)
     if v is None:
         from jsonschema import Draft202012Validator
@@ -58,7 +64,7 @@ def validator(kind: str):  # -> jsonschema.protocols.Validator
     return v
 
 
-def fast_check(kind: str):  # -> Callable[[object], bool] | None
+def fast_check(kind: str) -> Callable[[object], bool] | None:
     """The compiled conservative predicate for ``kind`` (``None`` if the schema is beyond the compiler)."""
     try:
         return _fast[kind]
@@ -200,7 +206,7 @@ class _Gen:
                 raise _Unsupported(key)  # a keyword this compiler does not know: jsonschema always decides
 
 
-def compile_schema(schema: object):  # -> Callable[[object], bool] | None
+def compile_schema(schema: object) -> Callable[[object], bool] | None:
     """A predicate implying validity under ``schema``, or ``None`` if a keyword is not understood."""
     gen = _Gen()
     try:
@@ -211,7 +217,8 @@ def compile_schema(schema: object):  # -> Callable[[object], bool] | None
     exec(compile(source, "<schema predicate>", "exec"), gen.env)  # noqa: S102 - our own generated source
     check = gen.env["check"]
     check.source = source
-    return check
+    predicate: Callable[[object], bool] = check
+    return predicate
 
 
 def errors(kind: str, record: object) -> list[str]:

@@ -8,8 +8,13 @@ runs the same API on a PostgreSQL server for agents spread over machines.
 
 from __future__ import annotations
 
+# ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .base import Store
 
-def open_store(url: str | None, root: str, *, heartbeat_ttl: float = 60.0, project_id: str | None = None):
+
+def open_store(url: str | None, root: str, *, heartbeat_ttl: float = 60.0, project_id: str | None = None) -> Store:
     """Open the store named by ``url``: ``None``/``""``/``file:`` for the file store under ``root``,
     ``postgresql://…`` for PostgreSQL."""
     if not url or url in ("file", "files", "file:"):

@@ -43,6 +43,13 @@ from ... import paths as P
 from ...clock import iso, new_id, parse_iso
 from . import fsio
 
+# ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from filelock import FileLock
+
 RACY_NS = 50_000_000          # > one kernel tick at HZ=100 (10 ms), with margin
 RACY_COARSE_NS = 2_500_000_000  # filesystems with whole-second timestamps
 
@@ -295,13 +302,13 @@ class ClaimIndex:
 class ClaimStore:
     """The writers' side, used by :class:`~pi_mesh_plugin.store.files.FileStore`."""
 
-    def __init__(self, mesh_dir: str, is_holder_live) -> None:  # is_holder_live(holder, session) -> bool
+    def __init__(self, mesh_dir: str, is_holder_live: Callable[[str, str | None], bool]) -> None:
         self.directory = os.path.join(mesh_dir, "reservations")
         self.lock_path = os.path.join(mesh_dir, "locks", "reservations.lock")
         self.index = ClaimIndex(self.directory, os.path.join(mesh_dir, "index", "claims.json"))
         self.is_holder_live = is_holder_live
 
-    def _lock(self):  # -> filelock.FileLock
+    def _lock(self) -> FileLock:
         from filelock import FileLock
 
         return FileLock(self.lock_path, timeout=30)
@@ -315,7 +322,7 @@ class ClaimStore:
             return False
         key = (rec["holder"], rec.get("session"))
         if holders is None:
-            return self.is_holder_live(*key)  # type: ignore[no-any-return]
+            return self.is_holder_live(*key)
         if key not in holders:
             holders[key] = self.is_holder_live(*key)
         return holders[key]  # type: ignore[no-any-return]

@@ -17,8 +17,15 @@ from ...clock import parse_iso
 from ...names import is_valid_name
 from . import fsio
 
+# ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-def examine(store, fix: bool) -> list[dict]:  # store: FileStore
+    from . import FileStore
+
+
+def examine(store: FileStore, fix: bool) -> list[dict]:
     found: list[dict] = []
 
     def add(kind: str, path: str, detail: str, fixed: bool = False) -> None:
@@ -126,7 +133,7 @@ def examine(store, fix: bool) -> list[dict]:  # store: FileStore
     return found
 
 
-def _bad(add, full: str, why: str, fix: bool, dest: str) -> None:
+def _bad(add: Callable[..., None], full: str, why: str, fix: bool, dest: str) -> None:
     fixed = False
     if fix:
         try:

@@ -25,6 +25,11 @@ from ...names import validate_name
 from . import fsio
 from .claims import _racy
 
+# ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from filelock import FileLock
+
 
 class Registry:
     def __init__(self, mesh_dir: str, heartbeat_ttl: float) -> None:
@@ -32,9 +37,9 @@ class Registry:
         self.lock_path = os.path.join(mesh_dir, "locks", "agents.lock")
         self.bad_dir = os.path.join(mesh_dir, "bad", "agents")
         self.heartbeat_ttl = heartbeat_ttl
-        self._cache: dict[str, tuple[tuple, dict]] = {}
+        self._cache: dict[str, tuple[tuple | None, dict]] = {}
 
-    def _lock(self):  # -> filelock.FileLock
+    def _lock(self) -> FileLock:
         from filelock import FileLock
 
         return FileLock(self.lock_path, timeout=30)

@@ -19,12 +19,24 @@ from __future__ import annotations
 
 import pluggy
 
+# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from .config import AgentConfig
+    from .mesh import Mesh
+    from .records import Block, ToolCall
+
+    Register = Callable[[str, str, dict, Callable[..., Any]], None]
+
 hookspec = pluggy.HookspecMarker("pi_mesh")
 hookimpl = pluggy.HookimplMarker("pi_mesh")
 
 
 @hookspec(firstresult=True)
-def pi_mesh_pre_tool_call(call, mesh, config):  # type: ignore[no-untyped-def]
+def pi_mesh_pre_tool_call(call: ToolCall, mesh: Mesh, config: AgentConfig) -> Block | None:
     """Called before a tool call runs; may veto it.
 
     Return a :class:`~pi_mesh_plugin.records.Block` to refuse the call (its
@@ -37,7 +49,7 @@ def pi_mesh_pre_tool_call(call, mesh, config):  # type: ignore[no-untyped-def]
 
 
 @hookspec
-def pi_mesh_register_tools(register, mesh, config):  # type: ignore[no-untyped-def]
+def pi_mesh_register_tools(register: Register, mesh: Mesh, config: AgentConfig) -> None:
     """Add tools the agent can call.
 
     Call ``register(name, description, parameters, function)`` once per tool:
@@ -51,6 +63,6 @@ def pi_mesh_register_tools(register, mesh, config):  # type: ignore[no-untyped-d
 
 
 @hookspec
-def pi_mesh_post_tool_call(call, result, mesh, config):  # type: ignore[no-untyped-def]
+def pi_mesh_post_tool_call(call: ToolCall, result: dict, mesh: Mesh, config: AgentConfig) -> None:
     """Called after a tool call ran (``result`` is ``{"ok": bool, "output": …}``
     as far as the harness reports it).  For activity tracking; the return value is ignored."""

@@ -26,6 +26,12 @@ from __future__ import annotations
 
 import os
 
+# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..mesh import Mesh
+    from ..records import ToolCall
+
 MAX_FILES = 50
 MAX_LAST = 200
 
@@ -87,7 +93,7 @@ def _short(text: str, limit: int = MAX_LAST) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def classify(mesh, call) -> dict:  # (Mesh, ToolCall) -> dict
+def classify(mesh: Mesh, call: ToolCall) -> dict:
     """What a call did: ``{"last": str, "files": [...], "edit": bool, "commit": bool, "test": bool,
     "command": str | None}`` (files canonical, a directory with a trailing ``/``)."""
     out: dict = {"files": [], "edit": False, "commit": False, "test": False, "command": None}
@@ -135,7 +141,7 @@ def classify(mesh, call) -> dict:  # (Mesh, ToolCall) -> dict
     return out
 
 
-def track(mesh, call, result: dict | None) -> None:
+def track(mesh: Mesh, call: ToolCall, result: dict | None) -> None:
     """Record one finished call (see the module docstring)."""
     if not mesh.agent:
         return

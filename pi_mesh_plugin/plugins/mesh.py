@@ -9,16 +9,23 @@ from __future__ import annotations
 
 from ..hookspecs import hookimpl
 
+# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..hookspecs import Register
+    from ..mesh import Mesh
+    from ..records import Block, Message, ToolCall
+
 
 @hookimpl
-def pi_mesh_pre_tool_call(call, mesh):  # type: ignore[no-untyped-def]
+def pi_mesh_pre_tool_call(call: ToolCall, mesh: Mesh) -> Block | None:
     from ..guard import check_call
 
     return check_call(mesh, call)
 
 
 @hookimpl
-def pi_mesh_post_tool_call(call, result, mesh):  # type: ignore[no-untyped-def]
+def pi_mesh_post_tool_call(call: ToolCall, result: dict, mesh: Mesh) -> None:
     """Activity tracking: edits, commits and test runs in the feed and the registry (see .activity)."""
     from .activity import track
 
@@ -26,7 +33,7 @@ def pi_mesh_post_tool_call(call, result, mesh):  # type: ignore[no-untyped-def]
 
 
 @hookimpl
-def pi_mesh_register_tools(register):  # type: ignore[no-untyped-def]
+def pi_mesh_register_tools(register: Register) -> None:
     register("send_message", "Send a message to another agent in this repository (or to all with to='*'). "
              "Use it to coordinate: ask a holder to release a path, announce what you are doing, reply to a message.",
              {"type": "object", "additionalProperties": False, "required": ["to", "text"], "properties": {
@@ -58,7 +65,7 @@ def pi_mesh_register_tools(register):  # type: ignore[no-untyped-def]
              list_agents)
 
 
-def send_message(mesh, to: str, text: str, urgent: bool = False, reply_to: str | None = None) -> str:
+def send_message(mesh: Mesh, to: str, text: str, urgent: bool = False, reply_to: str | None = None) -> str:
     if to == "*":
         sent = mesh.broadcast(text, urgent=urgent)
         return f"sent to {len(sent)} agent(s): {', '.join(m.to for m in sent) or 'nobody else is live'}" + (
@@ -67,7 +74,7 @@ def send_message(mesh, to: str, text: str, urgent: bool = False, reply_to: str |
     return f"sent to {to} (id {m.id}{', urgent' if urgent else ''})"
 
 
-def format_message(m) -> str:  # m: Message
+def format_message(m: Message) -> str:
     flags = [f for f, on in (("urgent", m.urgent), ("broadcast", m.broadcast), ("read", m.read)) if on]
     head = f"[{m.id}] from {m.sender} at {m.created}" + (f" ({', '.join(flags)})" if flags else "")
     if m.reply_to:
@@ -75,19 +82,19 @@ def format_message(m) -> str:  # m: Message
     return head + "\n" + m.text
 
 
-def read_inbox(mesh, all: bool = False, peek: bool = False) -> str:  # noqa: A002 - the tool's argument name
+def read_inbox(mesh: Mesh, all: bool = False, peek: bool = False) -> str:  # noqa: A002 - the tool's argument name
     msgs = mesh.read_inbox(unread_only=not all, peek=peek)
     if not msgs:
         return "no messages" if all else "no unread messages"
     return "\n\n".join(format_message(m) for m in msgs)
 
 
-def reserve(mesh, paths: list[str], reason: str, ttl: str | None = None) -> str:
+def reserve(mesh: Mesh, paths: list[str], reason: str, ttl: str | None = None) -> str:
     made = mesh.reserve(paths, reason, ttl=ttl)
     return "reserved " + ", ".join(f"{r.shown_path()} until {r.expires}" for r in made)
 
 
-def release(mesh, paths: list[str] | None = None) -> str:
+def release(mesh: Mesh, paths: list[str] | None = None) -> str:
     if paths is not None and not paths:
         from ..errors import UsageError
 
@@ -98,7 +105,7 @@ def release(mesh, paths: list[str] | None = None) -> str:
     return "released " + ", ".join(r.shown_path() for r in gone)
 
 
-def list_agents(mesh) -> str:
+def list_agents(mesh: Mesh) -> str:
     claims: dict[str, list[str]] = {}
     for r in mesh.reservations():
         claims.setdefault(r.holder, []).append(r.shown_path())

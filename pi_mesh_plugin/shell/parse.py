@@ -18,7 +18,7 @@ class Unparsable(Exception):
     """bashlex cannot parse the command (or is not installed); ``str()`` is the reason."""
 
 
-def parse(text: str) -> tuple[list, str]:  # type: ignore[type-arg]
+def parse(text: str) -> tuple[list, str]:
     """bashlex's trees for ``text``, and the text they index into (``text`` itself, or
     :func:`simplify`'s version when only that one parses)."""
     bashlex = _load()  # type: ignore[no-untyped-call]

@@ -24,12 +24,12 @@ SHELLS = {"bash", "sh", "dash", "zsh", "ksh", "ash", "mksh", "busybox-sh"}
 _WRITE_REDIRECTS = (">", ">>", ">|", "&>", "&>>", "<>", ">&")  # >&N (a descriptor) is not a word: not a file
 
 
-class Targets(list):  # type: ignore[type-arg]
+class Targets(list):
     """``(path, kind)`` pairs; ``note`` is set when (part of) the command could not be parsed, and
     ``rough`` holds the pairs that were only guessed from such a part's words."""
 
     note: str | None = None
-    rough: frozenset = frozenset()  # type: ignore[type-arg]
+    rough: frozenset = frozenset()
 
 
 class Walker:
@@ -209,7 +209,7 @@ class Walker:
         for argv in variants:
             self.simple(argv, st, depth, redirects, src)
 
-    def simple(self, argv: list[W], st: State, depth: int, redirects: list, src: str) -> None:  # type: ignore[type-arg]
+    def simple(self, argv: list[W], st: State, depth: int, redirects: list, src: str) -> None:
         """One simple command, its words known (as far as they can be)."""
         while argv:
             head = argv[0]
@@ -260,7 +260,7 @@ class Walker:
             return  # unknown directory: later relative paths stay relative to the last known one
         st.cwd = st.path(target.text)
 
-    def shell(self, args: list[W], st: State, depth: int, redirects: list, src: str) -> None:  # type: ignore[type-arg]
+    def shell(self, args: list[W], st: State, depth: int, redirects: list, src: str) -> None:
         """``bash -c STRING``, ``sh -lc STRING``, ``bash <<'EOF'``, ``bash -s``; ``bash script`` is not seen."""
         i = 0
         command_string = False

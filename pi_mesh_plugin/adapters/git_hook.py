@@ -26,6 +26,14 @@ import os
 import subprocess
 import sys
 
+# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import click
+
+    from ..mesh import Mesh
+    from ..records import Block
+
 MARK = "# pi-mesh pre-commit hook"
 CHAINED = "pre-commit.pi-mesh-chained"
 EXIT_REFUSED = 1
@@ -73,7 +81,7 @@ def written_paths(changes: list[tuple[str, list[str]]]) -> list[str]:
     return out
 
 
-def check_commit(mesh, top: str) -> list:  # (Mesh, str) -> [Block]
+def check_commit(mesh: Mesh, top: str) -> list[Block]:
     """Every block the staged changes of the worktree at ``top`` run into."""
     blocks = []
     for path in written_paths(staged_changes(top)):
@@ -216,7 +224,7 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _make_install_command():  # -> click.Command
+def _make_install_command() -> click.Command:
     import click
 
     from ..errors import UsageError

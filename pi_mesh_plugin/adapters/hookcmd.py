@@ -43,6 +43,14 @@ from __future__ import annotations
 import os
 import sys
 
+# ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from ..mesh import Mesh
+    from ..records import Block, ToolCall
+
 HARNESSES = {"claude-code": "claude_code", "claude": "claude_code", "codex": "codex", "gemini": "gemini"}
 USAGE = "usage: pi-mesh hook {claude-code|codex|gemini} [--agent NAME]  (hook input as JSON on stdin)"
 MAX_INPUT = 16 * 1024 * 1024
@@ -131,7 +139,7 @@ def _read_event() -> object:
         raise HookInputError(f"stdin is not JSON ({' '.join(str(e).split())[:200]})") from None
 
 
-def _run(adapter, harness: str, agent: str | None, state: dict) -> int:  # adapter: module
+def _run(adapter: ModuleType, harness: str, agent: str | None, state: dict) -> int:
     event = _read_event()
     if isinstance(event, dict) and event.get("hook_event_name") == getattr(adapter, "POST_EVENT", None):
         return post(adapter, harness, agent, event)
@@ -161,7 +169,7 @@ def _run(adapter, harness: str, agent: str | None, state: dict) -> int:  # adapt
     return 0
 
 
-def decide(mesh, call):  # (Mesh, ToolCall) -> Block | None
+def decide(mesh: Mesh, call: ToolCall) -> Block | None:
     if list(mesh.config.plugins) == ["mesh"]:
         from ..guard import check_call
 
@@ -171,7 +179,7 @@ def decide(mesh, call):  # (Mesh, ToolCall) -> Block | None
     return PluginHost(mesh).pre_tool_call(call)
 
 
-def post(adapter, harness: str, agent: str | None, event: dict) -> int:  # adapter: module
+def post(adapter: ModuleType, harness: str, agent: str | None, event: dict) -> int:
     """Hand a finished call to the post-call hook; always 0 (see the module docstring)."""
     try:
         from ..mesh import Mesh
@@ -213,7 +221,7 @@ def post(adapter, harness: str, agent: str | None, event: dict) -> int:  # adapt
     return 0
 
 
-def caller_owner(mesh, harness: str) -> str | None:
+def caller_owner(mesh: Mesh, harness: str) -> str | None:
     """The live agent joined by this same harness (its ``pi-mesh mcp --harness``) whose owner process is
     an ancestor of this process on this host, else ``None``."""
     from ..liveness import process_start, this_host
@@ -250,7 +258,7 @@ def ancestors(pid: int, limit: int = 32) -> list[int]:
     return out
 
 
-def owner_ancestor(mesh, holder: str, harness: str) -> str | None:
+def owner_ancestor(mesh: Mesh, holder: str, harness: str) -> str | None:
     """``holder`` if it was joined by this same harness (its ``pi-mesh mcp --harness``) and its owner
     process is an ancestor of this process on this host, else ``None``."""
     from ..liveness import process_start, this_host

@@ -38,6 +38,13 @@ import click
 
 from ..errors import UsageError
 
+# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
+    from typing import Any
+
 SERVER_NAME = "pi-mesh"
 _HOOK_MARKS = ("-m pi_mesh_plugin hook ", "pi-mesh hook ")
 
@@ -97,7 +104,7 @@ def write_json(path: str, data: dict) -> None:
     write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
-def _section(data: dict, key: str, kind: type, where: str):  # -> dict | list
+def _section(data: dict, key: str, kind: type, where: str) -> Any:  # dict | list
     value = data.setdefault(key, kind())
     if not isinstance(value, kind):
         raise UsageError(f"{where}: {key!r} is a {type(value).__name__}, expected a JSON "
@@ -169,9 +176,9 @@ _agent_option = click.option("--agent", metavar="NAME", help="Bake this agent na
 _no_mcp_option = click.option("--no-mcp", is_flag=True, help="Install only the hook, not the MCP server entry.")
 
 
-def _installer(name: str):
+def _installer(name: str) -> Callable[[Callable[..., None]], click.Command]:
     """``pi-mesh install <name>`` with the options every harness installer takes (--agent, --no-mcp)."""
-    def wrap(f):
+    def wrap(f: Callable[..., None]) -> click.Command:
         return click.command(name)(_agent_option(_no_mcp_option(click.pass_context(f))))
     return wrap
 
@@ -184,7 +191,7 @@ def _agent(ctx: click.Context, agent: str | None) -> str | None:
     return validate_name(agent) if agent else None
 
 
-def _start(ctx: click.Context, agent: str | None, adapter, shell_tool: str) -> tuple[str, str, str | None, dict]:
+def _start(ctx: click.Context, agent: str | None, adapter: ModuleType, shell_tool: str) -> tuple[str, str, str | None, dict]:
     """``(root, matcher, agent, hook entry)`` for installing ``adapter``'s hook in the current project."""
     root, _ = _project(ctx)
     matcher = matcher_for(root, adapter.MATCHER, shell_tool)

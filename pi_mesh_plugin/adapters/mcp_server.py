@@ -22,6 +22,16 @@ import json
 import os
 import sys
 
+# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from anyio import CapacityLimiter
+    from mcp.server.lowlevel import Server
+
+    from ..host import PluginHost
+
 SERVER_NAME = "pi-mesh"
 
 
@@ -31,7 +41,7 @@ def _text(result: object) -> str:
     return json.dumps(result, ensure_ascii=False, indent=1, default=str)
 
 
-def build_server(host, limiter=None):  # (PluginHost, anyio.CapacityLimiter) -> mcp.server.lowlevel.Server
+def build_server(host: PluginHost, limiter: CapacityLimiter | None = None) -> Server:
     import anyio.to_thread
     import mcp_types as types
     from mcp.server.lowlevel import Server
@@ -42,12 +52,12 @@ def build_server(host, limiter=None):  # (PluginHost, anyio.CapacityLimiter) -> 
     mesh = host.mesh
     one_at_a_time = limiter if limiter is not None else anyio.CapacityLimiter(1)  # one Mesh, used serially
 
-    async def list_tools(ctx, params) -> types.ListToolsResult:
+    async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         specs = await anyio.to_thread.run_sync(host.tools, limiter=one_at_a_time)
         return types.ListToolsResult(tools=[types.Tool(name=t.name, description=t.description,
                                                        input_schema=t.parameters) for t in specs])
 
-    async def call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         def run() -> tuple[str, bool]:
             try:
                 return _text(host.call_tool(params.name, dict(params.arguments or {}), cwd=mesh.cwd)), False

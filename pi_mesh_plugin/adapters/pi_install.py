@@ -17,6 +17,11 @@ import sys
 
 import click
 
+# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..cli import Context
+
 EXTENSION_NAME = "pi-mesh"
 SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pi_extension")
 
@@ -103,7 +108,7 @@ def install(dest: str, python: str | None = None) -> list[tuple[str, str]]:
 @click.option("--global", "global_", is_flag=True,
               help="Install for every project: $PI_CODING_AGENT_DIR/extensions or ~/.pi/agent/extensions.")
 @click.pass_obj
-def install_command(ctx, global_: bool) -> None:
+def install_command(ctx: Context, global_: bool) -> None:
     """Install the Pi extension (project .pi/extensions/pi-mesh/, or --global)."""
     dest = target_dir(global_, getattr(ctx, "root", None))
     try:

@@ -42,10 +42,10 @@ import os
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import EXIT_BLOCKED, EXIT_USAGE, MeshError
-from ..records import ToolCall
+from ..records import Message, ToolCall
 
 MAX_LINE = 64 << 20
 PROTOCOL = 1
@@ -107,7 +107,7 @@ def pi_tool_call(tool: str, tool_input: dict, cwd: str | None, agent: str | None
     return ToolCall(tool=tool, input=tool_input, agent=agent, cwd=cwd, harness="pi", raw_tool=tool)
 
 
-def message_content(m) -> str:  # m: Message
+def message_content(m: Message) -> str:
     """The text the model is shown for an incoming message."""
     kind = "Urgent message" if m.urgent else ("Broadcast" if m.broadcast else "Message")
     head = f"[pi-mesh] {kind} from agent {m.sender} (id {m.id}"
@@ -119,14 +119,14 @@ def message_content(m) -> str:  # m: Message
     return f"{head}\n{m.text}\n{hint}"
 
 
-def message_event(m) -> dict[str, Any]:  # m: Message
+def message_event(m: Message) -> dict[str, Any]:
     return {"event": "message", "id": m.id, "from": m.sender, "to": m.to, "text": m.text, "urgent": bool(m.urgent),
             "broadcast": bool(m.broadcast), "reply_to": m.reply_to, "thread": m.thread, "created": m.created,
             "content": message_content(m)}
 
 
 class Sidecar:
-    def __init__(self, out, *, root: str | None = None, agent: str | None = None, config_path: str | None = None,
+    def __init__(self, out: BinaryIO, *, root: str | None = None, agent: str | None = None, config_path: str | None = None,
                  watch: bool = True, poll: float | None = None) -> None:
         self._out = out
         self._out_lock = threading.Lock()
@@ -167,7 +167,7 @@ class Sidecar:
             self.emit({"event": "warning", "message": text})
 
     # -- the request loop -----------------------------------------------------
-    def run(self, infile) -> int:
+    def run(self, infile: BinaryIO) -> int:
         """Serve requests from ``infile`` (binary) until EOF; then leave the mesh. Returns the exit code."""
         try:
             while not self._closed.is_set():

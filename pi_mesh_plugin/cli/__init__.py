@@ -16,6 +16,11 @@ import click
 
 from ..errors import EXIT_BLOCKED, EXIT_ERROR, EXIT_USAGE, MeshError
 
+# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..mesh import Mesh
+
 COMMANDS = {
     "join": "core:join",
     "leave": "core:leave",
@@ -69,10 +74,10 @@ class Context:
 
     def __init__(self, root: str | None, agent: str | None, config: str | None, as_json: bool) -> None:
         self.root, self.agent_name, self.config_path, self.json = root, agent, config, as_json
-        self._mesh = None
+        self._mesh: Mesh | None = None
 
     @property
-    def mesh(self):  # -> Mesh
+    def mesh(self) -> Mesh:
         if self._mesh is None:
             from ..mesh import Mesh
 

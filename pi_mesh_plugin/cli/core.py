@@ -12,6 +12,11 @@ import click
 from ..clock import format_duration, parse_iso
 from ..errors import EXIT_BLOCKED, UsageError
 
+# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from . import Context
+
 pass_ctx = click.pass_obj
 
 
@@ -23,7 +28,7 @@ pass_ctx = click.pass_obj
 @click.option("--model", help="The model, when known.")
 @click.option("--status", help="A status line others see.")
 @pass_ctx
-def join(ctx, name, pid, harness, model, status) -> None:
+def join(ctx: Context, name: str | None, pid: int | None, harness: str | None, model: str | None, status: str | None) -> None:
     """Register an agent in this project's mesh."""
     mesh = ctx.mesh
     owner = os.getppid() if pid is None else pid
@@ -42,7 +47,7 @@ def join(ctx, name, pid, harness, model, status) -> None:
 
 @click.command()
 @pass_ctx
-def leave(ctx) -> None:
+def leave(ctx: Context) -> None:
     """Unregister the agent and release all its claims."""
     gone = ctx.mesh.leave()
     ctx.out({"left": gone}, f"{ctx.mesh.agent} left the mesh" if gone else f"{ctx.mesh.agent} was not registered")
@@ -60,7 +65,7 @@ def _ago(ts: str | None) -> str:
 @click.command()
 @click.option("--live", "live_only", is_flag=True, help="Only live agents.")
 @pass_ctx
-def agents(ctx, live_only) -> None:
+def agents(ctx: Context, live_only: bool) -> None:
     """Who is here, what they hold, what they are doing."""
     mesh = ctx.mesh
     claims: dict[str, list[str]] = {}
@@ -113,7 +118,7 @@ def _did(act: dict) -> str:
 @click.option("--urgent", is_flag=True, help="Interrupt the recipient now.")
 @click.option("--reply-to", metavar="ID", help="Id of the message this answers (threads it).")
 @pass_ctx
-def send(ctx, to, text, urgent, reply_to) -> None:
+def send(ctx: Context, to: str, text: str, urgent: bool, reply_to: str | None) -> None:
     """Send TEXT to the agent TO."""
     m = ctx.mesh.send(to, _text(text), urgent=urgent, reply_to=reply_to)
     ctx.out(m.to_dict(), f"sent {m.id} to {to}")
@@ -123,7 +128,7 @@ def send(ctx, to, text, urgent, reply_to) -> None:
 @click.argument("text")
 @click.option("--urgent", is_flag=True)
 @pass_ctx
-def broadcast(ctx, text, urgent) -> None:
+def broadcast(ctx: Context, text: str, urgent: bool) -> None:
     """Send TEXT to every live agent."""
     sent = ctx.mesh.broadcast(_text(text), urgent=urgent)
     ctx.out([m.to_dict() for m in sent], f"sent to {len(sent)} agent(s)" + (f" as {sent[0].id}" if sent else ""))
@@ -137,7 +142,7 @@ def _text(text: str) -> str:
 @click.option("--all", "show_all", is_flag=True, help="Include messages already read.")
 @click.option("--peek", is_flag=True, help="Do not mark them read.")
 @pass_ctx
-def inbox(ctx, show_all, peek) -> None:
+def inbox(ctx: Context, show_all: bool, peek: bool) -> None:
     """Read your messages (unread ones, then marked read)."""
     from ..plugins.mesh import format_message
 
@@ -151,7 +156,7 @@ def inbox(ctx, show_all, peek) -> None:
 @click.option("--reason", required=True, help="What you are doing (shown to agents you block).")
 @click.option("--ttl", help="Lifetime: 90s, 30m, 2h (default from hooks.toml).")
 @pass_ctx
-def reserve(ctx, paths, reason, ttl) -> None:
+def reserve(ctx: Context, paths: tuple[str, ...], reason: str, ttl: str | None) -> None:
     """Claim PATHS (a trailing / or an existing directory claims everything beneath)."""
     made = ctx.mesh.reserve(list(paths), reason, ttl=ttl)
     ctx.out([r.to_dict() for r in made], "\n".join(f"reserved {r.shown_path()} until {r.expires}" for r in made))
@@ -160,7 +165,7 @@ def reserve(ctx, paths, reason, ttl) -> None:
 @click.command()
 @click.argument("paths", nargs=-1)
 @pass_ctx
-def release(ctx, paths) -> None:
+def release(ctx: Context, paths: tuple[str, ...]) -> None:
     """Release your claims on PATHS, or all of them."""
     gone = ctx.mesh.release(list(paths) or None)
     ctx.out([r.to_dict() for r in gone],
@@ -170,7 +175,7 @@ def release(ctx, paths) -> None:
 @click.command()
 @click.option("--all", "show_all", is_flag=True, help="Include expired claims and claims of agents that are gone.")
 @pass_ctx
-def claims(ctx, show_all) -> None:
+def claims(ctx: Context, show_all: bool) -> None:
     """Every claim: holder, path, reason, age, expiry."""
     rows = ctx.mesh.reservations(live_only=not show_all)
     lines = []
@@ -188,7 +193,7 @@ def claims(ctx, show_all) -> None:
 @click.argument("path")
 @click.option("--tool", default="edit", show_default=True, help="The tool that would write it.")
 @pass_ctx
-def check(ctx, path, tool) -> None:
+def check(ctx: Context, path: str, tool: str) -> None:
     """Would TOOL on PATH be blocked?  Exit 3 and the holder's name if so."""
     mesh = ctx.mesh
     if mesh.config.denies(tool):  # the guard's answer: a denied tool is refused wherever it writes...
@@ -210,7 +215,7 @@ def check(ctx, path, tool) -> None:
 @click.command()
 @click.option("--status", help="A status line others see.")
 @pass_ctx
-def heartbeat(ctx, status) -> None:
+def heartbeat(ctx: Context, status: str | None) -> None:
     """Refresh this agent's last-seen time (and status)."""
     changes = {"status": status} if status is not None else {}
     a = ctx.mesh.heartbeat(**changes)
@@ -223,7 +228,7 @@ def heartbeat(ctx, status) -> None:
 @click.option("--fix", is_flag=True, help="Clean up what is found: stale agents, dead claims, temp files; "
               "bad files are moved to bad/, never deleted.")
 @pass_ctx
-def doctor(ctx, fix) -> None:
+def doctor(ctx: Context, fix: bool) -> None:
     """Find stale agents, expired claims, bad files and leftover temp files."""
     found = ctx.mesh.doctor(fix=fix)
     lines = [f"{f['kind']:<14} {f['path']}: {f['detail']}{'  [fixed]' if f['fixed'] else ''}" for f in found]
@@ -234,7 +239,7 @@ def doctor(ctx, fix) -> None:
 @click.argument("name")
 @click.argument("arguments", required=False, default="{}")
 @pass_ctx
-def tool(ctx, name, arguments) -> None:
+def tool(ctx: Context, name: str, arguments: str) -> None:
     """Call a registered tool NAME with a JSON object of ARGUMENTS."""
     from ..host import PluginHost
 
@@ -250,7 +255,7 @@ def tool(ctx, name, arguments) -> None:
 
 @click.command()
 @pass_ctx
-def tools(ctx) -> None:
+def tools(ctx: Context) -> None:
     """List the tools this agent is given, with their JSON Schemas under --json."""
     from ..host import PluginHost
 

@@ -6,12 +6,17 @@ import sys
 
 import click
 
+# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from . import Context
+
 
 @click.command()
 @click.option("--harness", metavar="NAME", help="What spawned this server (claude-code, codex, gemini, ...); "
               "recorded in the agent's entry and used for a generated name.")
 @click.pass_obj
-def mcp(ctx, harness: str | None) -> None:
+def mcp(ctx: Context, harness: str | None) -> None:
     """Serve the mesh's tools (send_message, read_inbox, reserve, release, list_agents, plugins' tools)
     to an MCP client on stdin/stdout.  Joins as --agent / $PI_MESH_AGENT (else a generated name) with the
     parent process as owner, and leaves on exit."""

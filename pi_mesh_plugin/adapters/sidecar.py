@@ -33,6 +33,8 @@ on PostgreSQL), with a slow safety poll; without either, by polling.
 The sidecar decides nothing itself: checks go to
 :class:`~pi_mesh_plugin.host.PluginHost` (hence :func:`~pi_mesh_plugin.guard.check_call`).
 The Mesh is used under one lock by the request loop and the mail pump.
+Request validation and message events live in :mod:`.sidecar_protocol`, the
+mail pump in :mod:`.mailpump`; this module is the request loop and the ops.
 """
 
 from __future__ import annotations
@@ -41,91 +43,29 @@ import json
 import os
 import sys
 import threading
-import time
 from typing import Any, BinaryIO
 
 from ..errors import EXIT_BLOCKED, EXIT_USAGE, MeshError
-from ..records import Message, ToolCall
+from ..records import ToolCall
+from .mailpump import DEFAULT_POLL, WATCH_SAFETY_POLL, MailPump
+from .sidecar_protocol import (
+    MAX_LINE,
+    PROTOCOL,
+    BadRequest,
+    NotJoinedYet,
+    UnknownOp,
+    _field,
+    _one_line,
+    message_content,
+    message_event,
+    pi_tool_call,
+)
 
-MAX_LINE = 64 << 20
-PROTOCOL = 1
-WATCH_SAFETY_POLL = 2.0
-DEFAULT_POLL = 0.25
-
-
-class BadRequest(Exception):
-    """A request of the wrong shape (answered with ``code: bad_request``)."""
-
-    code = "bad_request"
-
-
-class NotJoinedYet(BadRequest):
-    code = "not_joined"
-
-
-class UnknownOp(BadRequest):
-    code = "unknown_op"
+__all__ = ["DEFAULT_POLL", "MAX_LINE", "PROTOCOL", "WATCH_SAFETY_POLL", "BadRequest", "NotJoinedYet", "Sidecar",
+           "UnknownOp", "message_content", "message_event", "pi_tool_call", "serve"]
 
 
-def _one_line(text: object, limit: int = 2000) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _field(req: dict[str, Any], name: str, kind: type | tuple[type, ...], required: bool = False,
-           default: Any = None) -> Any:
-    if name not in req or req[name] is None:
-        if required:
-            raise BadRequest(f"{req.get('op')}: missing field {name!r}")
-        return default
-    value = req[name]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-        names = names.replace("str", "string").replace("dict", "object").replace("list", "array")
-        raise BadRequest(f"{req.get('op')}: field {name!r} must be a {names}, not {type(value).__name__}")
-    return value
-
-
-def pi_tool_call(tool: str, tool_input: dict, cwd: str | None, agent: str | None) -> ToolCall:
-    """Translate a Pi ``tool_call`` event into the core's :class:`ToolCall`.
-
-    ``write {path, content}`` and ``edit {path, edits}`` (or the older
-    ``{path, oldText, newText}``) write ``path``; ``bash {command}`` goes to the
-    core as a bash call so its shell guard decides; anything else passes as is.
-    """
-    if tool in ("write", "edit"):
-        path = tool_input.get("path")
-        if not isinstance(path, str) or not path.strip():
-            raise BadRequest(f"pre_tool_call: {tool}: input.path must be a non-empty string")
-        return ToolCall(tool=tool, input=tool_input, paths=(path,), agent=agent, cwd=cwd, harness="pi",
-                        raw_tool=tool)
-    if tool == "bash":
-        command = tool_input.get("command")
-        if not isinstance(command, str):
-            raise BadRequest("pre_tool_call: bash: input.command must be a string")
-        return ToolCall(tool="bash", input={"command": command}, agent=agent, cwd=cwd, harness="pi", raw_tool=tool)
-    return ToolCall(tool=tool, input=tool_input, agent=agent, cwd=cwd, harness="pi", raw_tool=tool)
-
-
-def message_content(m: Message) -> str:
-    """The text the model is shown for an incoming message."""
-    kind = "Urgent message" if m.urgent else ("Broadcast" if m.broadcast else "Message")
-    head = f"[pi-mesh] {kind} from agent {m.sender} (id {m.id}"
-    if m.reply_to:
-        head += f", in reply to {m.reply_to}"
-    head += "):"
-    hint = (f"(Reply with send_message(to=\"{m.sender}\", reply_to=\"{m.id}\", text=\"...\") if an answer is "
-            f"needed.)")
-    return f"{head}\n{m.text}\n{hint}"
-
-
-def message_event(m: Message) -> dict[str, Any]:
-    return {"event": "message", "id": m.id, "from": m.sender, "to": m.to, "text": m.text, "urgent": bool(m.urgent),
-            "broadcast": bool(m.broadcast), "reply_to": m.reply_to, "thread": m.thread, "created": m.created,
-            "content": message_content(m)}
-
-
-class Sidecar:
+class Sidecar(MailPump):
     def __init__(self, out: BinaryIO, *, root: str | None = None, agent: str | None = None, config_path: str | None = None,
                  watch: bool = True, poll: float | None = None) -> None:
         self._out = out
@@ -385,85 +325,6 @@ class Sidecar:
         "status": op_status,
         "leave": op_leave,
     }
-
-    # -- mail pump and heartbeat -------------------------------------------------
-    def _start_watch(self) -> bool:
-        """Wake the pump when the inbox changes: the core's :class:`~pi_mesh_plugin.watcher.Watcher`
-        (inotify on the file store, LISTEN/NOTIFY on PostgreSQL).  ``False``: poll instead."""
-        if not self.watch:
-            return False
-        import logging
-
-        # watchdog 7 logs a spurious error when an observer is stopped while its inotify read is pending.
-        logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
-        wake = self._wake
-        try:
-            from ..watcher import Watcher
-
-            watcher = Watcher(self.mesh.store, lambda topics: wake.set(), topics=("inbox",), debounce=0.001,
-                              max_delay=0.05, mode="auto").start()
-        except Exception as e:  # noqa: BLE001 - inotify limits, a broken subscription: poll instead
-            self.warn(f"cannot watch the inbox ({type(e).__name__}: {e}); polling for new mail instead")
-            return False
-        if watcher.mode == "poll":  # neither inotify nor notifications here: the pump's own poll will do
-            watcher.stop()
-            return False
-        self._observer = watcher
-        return True
-
-    def _start_pump(self) -> None:
-        self._stop.clear()
-        self._pump_thread = threading.Thread(target=self._pump, name="pi-mesh-pump", daemon=True)
-        self._pump_thread.start()
-
-    def _stop_pump(self, wait: bool = False) -> None:
-        """Stop the pump; ``wait`` joins it (never while holding the Mesh lock: the pump takes it)."""
-        self._stop.set()
-        self._wake.set()
-        if self._observer is not None:
-            try:
-                self._observer.stop(timeout=5 if wait else 0.5)
-            except Exception:  # noqa: BLE001, S110 - stopping a watcher is best effort
-                pass
-            self._observer = None
-        t = self._pump_thread
-        if wait and t is not None and t is not threading.current_thread():
-            t.join(timeout=5)
-        self._pump_thread = None
-
-    def _pump(self) -> None:
-        with self._lock:
-            watching = self._start_watch()
-            ttl = float(self.mesh.config.heartbeat_ttl or 60)
-        interval = self.poll if self.poll is not None else (WATCH_SAFETY_POLL if watching else DEFAULT_POLL)
-        beat_every = min(max(ttl / 3.0, 0.5), 20.0)
-        next_beat = time.monotonic() + beat_every
-        while not self._stop.is_set():
-            try:
-                self._push_new()
-            except Exception as e:  # noqa: BLE001 - the pump keeps going; the extension hears about it once
-                self.warn(f"pi-mesh sidecar: cannot read the inbox: {type(e).__name__}: {e}")
-            if time.monotonic() >= next_beat:
-                next_beat = time.monotonic() + beat_every
-                try:
-                    with self._lock:
-                        if self.joined:
-                            self.mesh.heartbeat()
-                except Exception as e:  # noqa: BLE001
-                    self.warn(f"pi-mesh sidecar: heartbeat failed: {type(e).__name__}: {e}")
-            self._wake.wait(min(interval, max(0.05, next_beat - time.monotonic())))
-            self._wake.clear()
-
-    def _push_new(self) -> None:
-        with self._lock:
-            if not self.joined or self._stop.is_set():
-                return
-            msgs = self.mesh.read_inbox(unread_only=True, peek=True)
-        for m in msgs:
-            if m.id in self._pushed:
-                continue
-            self._pushed.add(m.id)
-            self.emit(message_event(m))
 
     # -- end ----------------------------------------------------------------------
     def shutdown(self) -> None:

@@ -1,27 +1,4 @@
-"""``pi-mesh top``: a live terminal dashboard (Textual) for the person running the agents.
-
-It shows who is here (live or stale, harness, model, last activity, how many
-claims, unread mail, status line), every stored claim (holder, path, reason,
-age, expiry, and whether it still counts), and the feed scrolling live.  The
-compose line speaks as the operator, a registered agent named ``human``
-(owned by the dashboard process, so it goes stale if the dashboard is
-killed, and leaves when it quits)::
-
-    @bob please rebase on main        message one agent
-    @all stand down, tests are red    message every live agent
-    /release-dead bob                 drop the claims of bob, which must be stale
-    /help
-
-Mail to the operator appears in the feed pane as it arrives.
-
-Updates come from :class:`~pi_mesh_plugin.watcher.Watcher` (file-system
-events, or the store's notifications), not from a busy loop; a slow clock
-(``tick`` seconds, default 5) only re-ages rows and re-judges liveness, which
-changes with time rather than with files.
-
-The pure parts - :func:`snapshot`, :func:`parse_compose`,
-:func:`release_dead`, :func:`describe` - do not need a terminal.
-"""
+"""The Textual app behind ``pi-mesh top``: tables, feed pane, compose line and key bindings."""
 
 from __future__ import annotations
 
@@ -38,206 +15,19 @@ from textual.css.query import NoMatches
 from textual.message import Message as TextualMessage
 from textual.widgets import DataTable, Footer, Header, Input, RichLog, Static
 
-from .clock import format_duration, parse_iso
-from .errors import EXIT_BLOCKED, MeshError, UnknownAgent, UsageError
-from .names import is_valid_name
+from ..errors import MeshError
+from .commands import HELP, LiveAgent, parse_compose, release_dead
+from .feed import describe
+from .rows import OPERATOR, Row, snapshot
 
 if TYPE_CHECKING:
-    from .mesh import Mesh
-    from .watcher import FeedTailer, StoreFeedFollower, Watcher
-
-Row = dict[str, Any]
-
-OPERATOR = "human"
-HELP = ("@NAME text: message an agent · @all text: message every live agent · "
-        "/release-dead NAME: drop a stale agent's claims · /help")
-
+    from ..mesh import Mesh
+    from ..watcher import FeedTailer, StoreFeedFollower, Watcher
 
 AGENT_COLUMNS = (("agent", 24), ("state", 5), ("harness", 14), ("model", 24), ("last activity", 40),
                  ("claims", 14), ("unread", 6), ("status", 60))
 CLAIM_COLUMNS = (("holder", 24), ("path", 60), ("reason", 60), ("age", 6), ("expires", 8), ("state", 12))
 
-
-class LiveAgent(MeshError):
-    """Refused: the agent whose claims should be released is still live."""
-
-    exit_code = EXIT_BLOCKED
-
-
-# -- the model: what the dashboard shows, without a terminal ------------------
-
-def _ago(ts: str | None, t: float) -> str:
-    if not ts:
-        return "-"
-    try:
-        return format_duration(max(0.0, t - parse_iso(ts)))
-    except (ValueError, TypeError):
-        return "?"
-
-
-def snapshot(mesh: Mesh, t: float | None = None) -> dict[str, list[Row]]:
-    """Rows for the agents and claims tables: ``{"agents": [...], "claims": [...]}`` (plain dicts)."""
-    t = time.time() if t is None else t
-    store = mesh.store
-    agents = {}
-    for rec in store.list_agents():
-        agents[rec["name"]] = {**rec, "live": bool(store.is_live(rec))}
-    claims = []
-    held: dict[str, int] = {}
-    for r in store.reservations():
-        holder = agents.get(r["holder"])
-        try:
-            expired = parse_iso(r["expires"]) <= t
-        except (ValueError, TypeError):
-            expired = True
-        if holder is None or (r.get("session") and holder["session"] != r["session"]):
-            state = "holder gone"
-        elif not holder["live"]:
-            state = "holder stale"
-        elif expired:
-            state = "expired"
-        else:
-            state = "live"
-            held[r["holder"]] = held.get(r["holder"], 0) + 1
-        shown = r["path"] + "/" if r.get("kind") == "dir" and r["path"] != "." else r["path"]
-        try:
-            left = format_duration(parse_iso(r["expires"]) - t)
-        except (ValueError, TypeError):
-            left = "?"
-        claims.append({"id": r["id"], "holder": r["holder"], "path": shown, "reason": r.get("reason", ""),
-                       "age": _ago(r.get("created"), t), "expires": left, "state": state,
-                       "counts": state == "live"})
-    for r in claims:
-        if not r["counts"] and r["holder"] in agents:
-            agents[r["holder"]].setdefault("stale_claims", 0)
-            agents[r["holder"]]["stale_claims"] += 1
-    rows = []
-    for name, a in agents.items():
-        act = a.get("activity") or {}
-        if act.get("last"):
-            last = f"{act['last']} ({_ago(act.get('last_at'), t)} ago)"
-        else:
-            last = f"seen {_ago(a.get('last_seen'), t)} ago"
-        try:
-            unread = store.unread_count(name)
-        except (OSError, ValueError):
-            unread = 0
-        rows.append({"name": name, "live": a["live"], "state": "live" if a["live"] else "stale",
-                     "harness": a.get("harness") or "-", "model": a.get("model") or "-", "last": last,
-                     "claims": held.get(name, 0), "stale_claims": a.get("stale_claims", 0), "unread": unread,
-                     "status": a.get("status") or "", "pid": a.get("pid"), "host": a.get("host"),
-                     "cwd": a.get("cwd"), "activity": act})
-    rows.sort(key=lambda r: (not r["live"], r["name"] == OPERATOR, r["name"]))
-    claims.sort(key=lambda r: (not r["counts"], r["holder"], r["path"]))
-    return {"agents": rows, "claims": claims}
-
-
-def parse_compose(line: str) -> tuple[str, str, str]:
-    """``(kind, target, text)`` for one compose line: kind is ``send``, ``broadcast``, ``release-dead`` or ``help``.
-
-    Raises :class:`~pi_mesh_plugin.errors.UsageError` (one line) for anything else.
-    """
-    line = line.strip()
-    if not line:
-        raise UsageError("nothing to send: type @NAME text, @all text or /release-dead NAME")
-    if line.startswith("/"):
-        cmd, _, rest = line[1:].partition(" ")
-        rest = rest.strip()
-        if cmd in ("help", "h", "?"):
-            return "help", "", ""
-        if cmd in ("release-dead", "release-stale"):
-            if not rest or " " in rest:
-                raise UsageError("usage: /release-dead NAME")
-            if not is_valid_name(rest):
-                raise UsageError(f"invalid agent name {rest!r}")
-            return "release-dead", rest, ""
-        raise UsageError(f"unknown command /{cmd}: {HELP}")
-    if line.startswith("@"):
-        target, _, text = line[1:].partition(" ")
-        text = text.strip()
-        if not target:
-            raise UsageError("who to? write @NAME text or @all text")
-        if not text:
-            raise UsageError(f"nothing to send to {target}: write @{target} followed by the message")
-        if target in ("all", "*"):
-            return "broadcast", "*", text
-        if not is_valid_name(target):
-            raise UsageError(f"invalid agent name {target!r}")
-        return "send", target, text
-    raise UsageError(f"start with @NAME or @all to send, or / for a command ({HELP})")
-
-
-def release_dead(mesh: Mesh, name: str) -> list[Row]:
-    """Release every claim held by ``name``, which must not be live; returns the released records.
-
-    Raises :class:`LiveAgent` for a live agent (message it instead) and
-    :class:`~pi_mesh_plugin.errors.UnknownAgent` when nothing is known of ``name``.
-    """
-    store = mesh.store
-    rec = store.get_agent(name)
-
-    def refuse_if_live(rec: Row | None) -> None:
-        if rec is not None and store.is_live(rec):
-            raise LiveAgent(f"{name} is live (pid {rec.get('pid')} on {rec.get('host')}): only a stale agent's "
-                            f"claims can be released - message it instead (@{name} ...)")
-
-    refuse_if_live(rec)
-    held = [r for r in store.reservations() if r["holder"] == name]
-    if rec is None and not held:
-        raise UnknownAgent(name)
-    if not held:
-        return []
-    refuse_if_live(store.get_agent(name))  # it may have come back while we looked
-    gone: list[Row] = store.release(name, sorted({r["path"] for r in held}))
-    if gone:
-        mesh.record("release-dead", holder=name, paths=[r["path"] for r in gone])
-    return gone
-
-
-def describe(ev: Row) -> Text:
-    """One feed event as a short coloured line."""
-    ts = str(ev.get("ts", ""))
-    clock = ts[11:19] if len(ts) >= 19 else ts
-    who = ev.get("agent") or "-"
-    kind = str(ev.get("event", "?"))
-    line = Text()
-    line.append(clock + " ", style="dim")
-    line.append(f"{who:<12} ", style="bold cyan")
-    colour = {"reserve": "yellow", "release": "green", "release-dead": "magenta", "refused": "red",
-              "blocked": "red", "join": "green", "leave": "dim", "message": "blue", "edit": "cyan",
-              "commit": "bold green", "test": "bold"}.get(kind, "")
-    line.append(f"{kind:<9} ", style=colour)
-    paths = ev.get("paths")
-    if kind == "message":
-        detail = f"-> {ev.get('to')}" + (f" ({ev.get('recipients')} recipients)" if ev.get("to") == "*" else "")
-        if ev.get("urgent"):
-            detail += " URGENT"
-    elif kind in ("reserve", "release", "release-dead", "refused") and isinstance(paths, list):
-        detail = " ".join(str(p) for p in paths)
-        if ev.get("reason"):
-            detail += f" - {ev['reason']}"
-        if ev.get("holders"):
-            detail += f" (held by {', '.join(ev['holders'])})"
-        if ev.get("holder"):
-            detail += f" (of {ev['holder']})"
-    elif kind == "join":
-        detail = f"{ev.get('harness') or ''} pid {ev.get('pid')}".strip()
-    elif kind == "edit" and isinstance(paths, list):
-        detail = f"{ev.get('tool') or ''} {' '.join(str(p) for p in paths)}".strip()
-    elif kind == "blocked":
-        detail = f"{ev.get('tool')} {ev.get('path')} (held by {ev.get('holder')})"
-    elif kind in ("commit", "test"):
-        detail = str(ev.get("command") or "")
-        if kind == "test":
-            detail += "  [passed]" if ev.get("ok") else "  [FAILED]"
-    else:
-        skip = {"ts", "event", "agent"}
-        detail = " ".join(f"{k}={v}" for k, v in ev.items() if k not in skip)
-    line.append(detail)
-    return line
-
-
-# -- the app ------------------------------------------------------------------
 
 class MeshChanged(TextualMessage):
     """Posted (from the watcher's thread) when the mesh changed."""
@@ -300,7 +90,7 @@ class MeshTop(App[None]):
 
     # -- lifecycle ------------------------------------------------------------
     def on_mount(self) -> None:
-        from .watcher import Watcher, feed_follower
+        from ..watcher import Watcher, feed_follower
 
         # watch first, then read: a change made while starting up is reported, never missed
         self.follower = follower = feed_follower(self.mesh.store)
@@ -547,7 +337,7 @@ class MeshTop(App[None]):
 
 def operator_mesh(root: str | None = None, name: str = OPERATOR, config_path: str | None = None) -> Mesh:
     """Open the mesh as the operator and join (owner: this process).  Raises NameTaken if a live one holds it."""
-    from .mesh import Mesh
+    from ..mesh import Mesh
 
     mesh = Mesh(root, name, config_path=config_path)
     mesh.join(name, harness="operator", pid=os.getpid(), status="supervising (pi-mesh top)")

@@ -130,9 +130,8 @@ class MeshMachine(RuleBasedStateMachine):
             [rec] = [r for r in store.reservations() if (r["holder"], r["path"], r["kind"]) == (holder, path, kind)]
             rec = {**rec, "id": new_id(), "expires": iso(time.time() - 1)}
             fsio.create_exclusive(os.path.join(store.claims.directory, rec["id"] + ".json"), fsio.dumps(rec))
-            store.claims._remove({"id": rec["id"]} | {"id": [r for r in store.reservations()
-                                                               if (r["holder"], r["path"], r["kind"]) == (holder, path, kind)
-                                                               and r["id"] != rec["id"]][0]["id"]})
+            store.claims._unlink([r for r in store.reservations()
+                                  if (r["holder"], r["path"], r["kind"]) == (holder, path, kind) and r["id"] != rec["id"]][:1])
         self.claims.discard((holder, path, kind))
 
     @precondition(lambda self: self.alive["c"])

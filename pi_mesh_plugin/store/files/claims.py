@@ -343,16 +343,15 @@ class ClaimStore:
             conflicts = find_conflicts(holder, wanted, alive)
             if conflicts:
                 raise ReservationConflict(conflict_message(wanted, conflicts, now), conflicts)
-            for r in dead:
-                self._remove(r)
-            made = []
+            self._unlink(dead)
+            made, renewed = [], []
             expires = iso(now + ttl)
             for path, kind in dict.fromkeys(wanted):
                 rec, old = new_claim(holder, session, path, kind, reason, now, expires, alive)
                 fsio.create_exclusive(os.path.join(self.directory, rec["id"] + ".json"), fsio.dumps(rec))
-                for r in old:
-                    self._remove(r)
+                renewed += old
                 made.append(rec)
+            self._unlink(renewed)  # a renewal's new file exists (durably) before the old one goes
             index.rescan()
             index.write_index_file()
             return made
@@ -363,11 +362,7 @@ class ClaimStore:
             gone = [r for r in self.index.all() if r["holder"] == holder
                     and (paths is None or r["path"] in paths)
                     and (session is None or r.get("session") in (session, None))]
-            for r in gone:
-                self._remove(r)
-            if gone:
-                self.index.rescan()
-                self.index.write_index_file()
+            self._drop(gone)
             return gone
 
     def drop_dead(self) -> list[dict]:
@@ -377,19 +372,25 @@ class ClaimStore:
             self.index.rescan()
             holders: dict = {}
             gone = [r for r in self.index.all() if not self.live(r, now, holders)]
-            for r in gone:
-                self._remove(r)
-            if gone:
-                self.index.rescan()
-                self.index.write_index_file()
+            self._drop(gone)
             return gone
 
-    def _remove(self, rec: dict) -> None:
-        try:
-            os.unlink(os.path.join(self.directory, rec["id"] + ".json"))
-        except FileNotFoundError:
-            pass
-        fsio.fsync_dir(self.directory)
+    def _drop(self, recs: list[dict]) -> None:
+        """Remove these claims and bring the index (and its file) up to date.  Under the lock."""
+        if recs:
+            self._unlink(recs)
+            self.index.rescan()
+            self.index.write_index_file()
+
+    def _unlink(self, recs: list[dict]) -> None:
+        """Remove the claim files, then fsync the directory once.  Under the lock."""
+        for rec in recs:
+            try:
+                os.unlink(os.path.join(self.directory, rec["id"] + ".json"))
+            except FileNotFoundError:
+                pass
+        if recs:
+            fsio.fsync_dir(self.directory)
 
 
 def find_conflicts(holder: str, wanted: list[tuple[str, str]], alive: list[dict]) -> list[dict]:

@@ -105,13 +105,8 @@ def examine(store: FileStore, fix: bool) -> list[dict]:
                         add("bad-file", full, str(e))
         tmpd = os.path.join(box, "tmp")
         for fn in fsio.listdir(tmpd):
-            full = os.path.join(tmpd, fn)
-            if store.temp_is_stale(full, fn):
-                fixed = False
-                if fix:
-                    os.unlink(full)
-                    fixed = True
-                add("temp-file", full, "an unfinished delivery (never in new/, never acknowledged)", fixed)
+            _temp_file(store, add, os.path.join(tmpd, fn), fn, fix,
+                       "an unfinished delivery (never in new/, never acknowledged)")
         unread = len(fsio.listdir(os.path.join(box, "new")))
         if name not in agents and unread:
             add("orphan-inbox", box, f"{unread} unread message(s) for {name}, who is not registered (mail kept)")
@@ -123,14 +118,16 @@ def examine(store: FileStore, fix: bool) -> list[dict]:
         except OSError:
             continue
         for fn in names:
-            full = os.path.join(d, fn)
-            if store.temp_is_stale(full, fn):
-                fixed = False
-                if fix:
-                    os.unlink(full)
-                    fixed = True
-                add("temp-file", full, "an unfinished atomic write", fixed)
+            _temp_file(store, add, os.path.join(d, fn), fn, fix, "an unfinished atomic write")
     return found
+
+
+def _temp_file(store: FileStore, add: Callable[..., None], full: str, name: str, fix: bool, detail: str) -> None:
+    """Report a temp file whose writer is gone (removed with ``fix``: it was never acknowledged)."""
+    if store.temp_is_stale(full, name):
+        if fix:
+            os.unlink(full)
+        add("temp-file", full, detail, fix)
 
 
 def _bad(add: Callable[..., None], full: str, why: str, fix: bool, dest: str) -> None:

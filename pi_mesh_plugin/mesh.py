@@ -164,14 +164,17 @@ class Mesh:
         return out
 
     # -- messages -----------------------------------------------------------
-    def _message(self, to: str, text: str, urgent: bool, reply_to: str | None, msg_id: str,
+    @staticmethod
+    def _message(sender: str, to: str, text: str, urgent: bool, reply_to: str | None, msg_id: str, created: str,
                  broadcast: bool = False, thread: str | None = None) -> dict:
-        return {"schema": 1, "id": msg_id, "from": self._need_agent(), "to": to, "text": text,
-                "urgent": bool(urgent), "reply_to": reply_to, "thread": thread, "created": iso(now()),
-                **({"broadcast": True} if broadcast else {})}
+        rec = {"schema": 1, "id": msg_id, "from": sender, "to": to, "text": text, "urgent": bool(urgent),
+               "reply_to": reply_to, "thread": thread, "created": created}
+        if broadcast:
+            rec["broadcast"] = True
+        return rec
 
     def _check_text(self, text: str) -> None:
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or not text or text.isspace():  # isspace: the test strip() does, no copy
             raise UsageError("message text is empty")
         if len(text) > MAX_TEXT:
             raise TooLarge(f"message text is {len(text)} characters; the limit is {MAX_TEXT}")
@@ -182,27 +185,29 @@ class Mesh:
         self._check_text(text)
         if reply_to is not None:
             validate_name(reply_to, "message id")
-        if self.store.get_agent(to) is None:
+        if not self.store.has_agent(to):
             raise UnknownAgent(to)
         thread = None
         if reply_to:
             orig = self.store.get_message(sender, reply_to)
             thread = (orig.get("thread") or orig["id"]) if orig else reply_to
-        rec = self._message(to, text, urgent, reply_to, new_id(), thread=thread)
+        t = now()
+        rec = self._message(sender, to, text, urgent, reply_to, new_id(t), iso(t), thread=thread)
         self.store.deliver([rec])
-        self._feed("message", to=to, id=rec["id"], urgent=bool(urgent))
+        self._feed("message", rec["created"], to=to, id=rec["id"], urgent=rec["urgent"])
         return Message.from_record(rec, read=False)
 
     def broadcast(self, text: str, urgent: bool = False) -> list[Message]:
         """One message (one shared id) to every live agent but the sender."""
         sender = self._need_agent()
         self._check_text(text)
-        msg_id = new_id()
-        recs = [self._message(a.name, text, urgent, None, msg_id, broadcast=True)
+        t = now()
+        msg_id, created = new_id(t), iso(t)
+        recs = [self._message(sender, a.name, text, urgent, None, msg_id, created, broadcast=True)
                 for a in self.agents(include_dead=False) if a.name != sender]
         if recs:
             self.store.deliver(recs)
-        self._feed("message", to="*", id=msg_id, recipients=len(recs), urgent=bool(urgent))
+        self._feed("message", created, to="*", id=msg_id, recipients=len(recs), urgent=bool(urgent))
         return [Message.from_record(r, read=False) for r in recs]
 
     def read_inbox(self, unread_only: bool = True, peek: bool = False) -> list[Message]:
@@ -384,8 +389,8 @@ class Mesh:
                      expires=r.expires, reservation_id=r.id, message=msg)
 
     # -- feed and upkeep ----------------------------------------------------
-    def _feed(self, event: str, **fields: object) -> None:
-        ev = {"ts": iso(now()), "event": event, "agent": self.agent, **fields}
+    def _feed(self, event: str, ts: str | None = None, /, **fields: object) -> None:
+        ev = {"ts": ts or iso(now()), "event": event, "agent": self.agent, **fields}
         try:
             self.store.append_feed(ev)
         except OSError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 from hypothesis import given
@@ -51,6 +52,15 @@ def test_iso_round_trips_to_the_microsecond(ts):
     assert math.isclose(parse_iso(text), ts, abs_tol=2e-6)
 
 
+@given(st.one_of(st.floats(min_value=0, max_value=4_000_000_000, allow_nan=False),
+                 st.integers(0, 4_000_000_000_000_000).map(lambda us: us / 1e6 + 5e-7),  # exact half-microseconds
+                 st.integers(0, 4_000_000_000).map(lambda s: s - 1e-9)))               # just below a whole second
+def test_iso_formats_exactly_as_datetime(ts):
+    from datetime import UTC, datetime
+
+    assert iso(ts) == datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 @pytest.mark.parametrize("bad", ["", "yesterday", "2026-13-01T00:00:00Z", None, 5])
 def test_parse_iso_rejects_non_timestamps(bad):
     with pytest.raises(ValueError):
@@ -86,3 +96,37 @@ def test_id_time_recovers_the_creation_time():
         assert abs(id_time(i) - t) < 1e-3
     finally:
         clock._last_us[0] = saved  # do not leave this worker minting ids eleven days ahead
+
+
+def test_id_random_digits_are_never_shared_by_threads():
+    import threading
+
+    out: list[list[str]] = [[] for _ in range(8)]
+
+    def draw(k: int) -> None:
+        for _ in range(1000):
+            out[k].append(new_id().split("-")[1])
+
+    threads = [threading.Thread(target=draw, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    suffixes = [s for o in out for s in o]
+    assert len(set(suffixes)) == len(suffixes) == 8000
+
+
+def test_a_forked_child_does_not_reuse_the_parents_random_digits():
+    new_id()  # the parent's pool is filled before the fork
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(r)
+        os.write(w, " ".join(new_id().split("-")[1] for _ in range(50)).encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        child = set(f.read().split())
+    os.waitpid(pid, 0)
+    parent = {new_id().split("-")[1] for _ in range(50)}
+    assert len(child) == 50 and not child & parent

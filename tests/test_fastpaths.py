@@ -121,6 +121,16 @@ def test_dumps_writes_exactly_what_json_dumps_with_indent_writes(record: dict) -
     assert fsio.dumps(record) == expected
 
 
+@settings(max_examples=300, deadline=None)
+@given(event=st.dictionaries(st.text(max_size=8), _values, max_size=8))
+def test_feed_lines_are_exactly_what_json_dumps_compact_writes(event: dict) -> None:
+    flat = fsio.flat_json(event, "{", ":", ",", "}")
+    if flat is not None:  # None: not flat, the feed falls back to json's encoder
+        assert flat == json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    else:
+        assert not event or any(type(v) not in (str, int, bool, type(None)) for v in event.values())
+
+
 def _claim_files(project: str, claims: list[tuple[str, str]]) -> str:
     """Write claim files (as the store does) held by a live agent; returns the mesh dir."""
     from pi_mesh_plugin.clock import iso, new_id, now
@@ -206,3 +216,18 @@ def test_changing_a_returned_agent_record_does_not_change_the_next_read(project,
     again = reg.read("alice")
     assert again.get("status") != "changed" and again["activity"] == {"last": "edit", "files_touched": ["a.py"],
                                                                       "edits": 1}
+
+
+def test_temp_files_of_a_forked_child_carry_the_childs_pid() -> None:
+    """Temp names carry the writer's pid (doctor tells a leftover from a write in progress by it);
+    the pid is cached, so a forked child must not inherit the parent's."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(w, f"{fsio._pid[0]} {os.getpid()}".encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        cached, real = f.read().split()
+    os.waitpid(pid, 0)
+    assert cached == real != str(os.getpid())

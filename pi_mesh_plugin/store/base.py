@@ -45,6 +45,9 @@ class Store(Protocol):
 
     def get_agent(self, name: str) -> dict | None: ...
 
+    def has_agent(self, name: str) -> bool:
+        """Whether ``name`` is registered (live or not) - what ``send`` asks of every recipient."""
+
     def list_agents(self) -> list[dict]: ...
 
     def is_live(self, agent: dict) -> bool:

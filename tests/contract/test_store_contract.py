@@ -185,6 +185,23 @@ def test_messaging_refusals(backend, mk):
     assert a.unread_count("bob") == 0
     big = a.send("bob", "y" * (64 * 1024))  # exactly at the limit is fine
     assert a.store.get_message("bob", big.id)["text"] == "y" * (64 * 1024)
+    with pytest.raises(UsageError):
+        a.send("bob", "\u2003\n\t")  # whitespace of any kind is empty
+
+
+def test_a_recipient_who_left_is_unknown_at_once(backend, mk):
+    """``send`` knows every recipient it has sent to; one who leaves (here: through another Mesh,
+    as another process would) is unknown to the very next send."""
+    a, b = mk("alice"), mk("bob")
+    time.sleep(0.1)  # past the file store's racy window: alice's process now keeps bob's record cached
+    a.send("bob", "one")
+    assert a.store.has_agent("bob") and not a.store.has_agent("nobody")
+    b.leave()
+    assert not a.store.has_agent("bob")
+    with pytest.raises(UnknownAgent):
+        a.send("bob", "two")
+    mk("bob")  # back again: known again
+    a.send("bob", "three")
 
 
 def test_broadcast_reaches_live_agents_only(backend, mk, dead_pid):

@@ -87,6 +87,9 @@ class FileStore:
     def get_agent(self, name: str) -> dict | None:
         return self.registry.get(name)
 
+    def has_agent(self, name: str) -> bool:
+        return self.registry.exists(name)
+
     def list_agents(self) -> list[dict]:
         return self.registry.all(self.warnings)
 

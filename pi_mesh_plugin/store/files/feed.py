@@ -5,16 +5,37 @@ from concurrent writers never interleave.  When the file passes
 ``MAX_BYTES`` it is rotated (``feed.jsonl`` → ``feed.1.jsonl`` → … →
 ``feed.<KEEP>.jsonl``, the oldest dropped) under ``locks/feed.lock``, which
 bounds the feed to about ``(KEEP + 1) × MAX_BYTES``.
+
+A process keeps ``feed.jsonl`` open between events (every ``send`` appends
+one, and opening the file again each time was a third of what ``send``
+costs beyond its own fsyncs).  Before each write one ``fstat`` of the open
+descriptor tells whether it is still the feed: the rotation clears the
+write bits of the file it moves to ``feed.1.jsonl``, a deleted file has no
+links left, and a descriptor closed and reused by someone else has another
+inode; any of these opens ``feed.jsonl`` afresh.  A file renamed by hand is
+noticed by a ``stat`` of the path at most a second later.
 """
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
+import time
+
+from .fsio import flat_json
 
 MAX_BYTES = 1 << 20
 KEEP = 3
 MAX_LINE = 4000
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # made once: json.dumps makes one a call
+PATH_CHECK_S = 1.0  # how long a feed renamed by hand may still receive this process's events
+_KEEP_OPEN = 4      # feeds (projects) this process keeps open at once
+
+# path -> [fd, st_dev, st_ino, monotonic time of the last check of the path]; one lock, so that no
+# thread closes a descriptor that another is about to write to
+_open: dict[str, list] = {}
+_lock = _thread.allocate_lock()
 
 
 class Feed:
@@ -24,24 +45,57 @@ class Feed:
         self.max_bytes = max_bytes
 
     def append(self, event: dict) -> None:
-        line = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+        line = flat_json(event, "{", ":", ",", "}") or _ENCODER.encode(event)
         if len(line) > MAX_LINE:
             event = {k: (v[:200] + "…" if isinstance(v, str) and len(v) > 200 else v) for k, v in event.items()}
             line = json.dumps(event, ensure_ascii=False, separators=(",", ":"))[:MAX_LINE]
             if not line.endswith("}"):
                 line = json.dumps({k: event[k] for k in ("ts", "event", "agent") if k in event})
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            try:
-                data = (line + "\n").encode("utf-8")
-            except UnicodeEncodeError:  # a lone surrogate (a non-UTF-8 file name): \u-escape it, as fsio.dumps does
-                data = (json.dumps(json.loads(line), separators=(",", ":")) + "\n").encode("ascii")
+            data = (line + "\n").encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (a non-UTF-8 file name): \u-escape it, as fsio.dumps does
+            data = (json.dumps(json.loads(line), separators=(",", ":")) + "\n").encode("ascii")
+        with _lock:
+            fd, size = self._descriptor()
             os.write(fd, data)
-            size = os.fstat(fd).st_size
-        finally:
-            os.close(fd)
-        if size > self.max_bytes:
+        if size + len(data) > self.max_bytes:
             self.rotate()
+
+    def _descriptor(self) -> tuple[int, int]:
+        """The open ``feed.jsonl`` and its size before this write (call with ``_lock`` held)."""
+        ent = _open.get(self.path)
+        if ent is not None:
+            fd = ent[0]
+            try:
+                st = os.fstat(fd)
+            except OSError:  # closed behind our back: nothing of ours to close
+                del _open[self.path]
+            else:
+                if st.st_ino != ent[2] or st.st_dev != ent[1]:
+                    del _open[self.path]  # the number now names someone else's file: leave it alone
+                elif st.st_nlink == 0 or not st.st_mode & 0o200 or not self._still_named(ent, st):
+                    del _open[self.path]
+                    os.close(fd)  # deleted, rotated, or renamed by hand
+                else:
+                    return fd, st.st_size
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        st = os.fstat(fd)
+        if len(_open) >= _KEEP_OPEN:
+            oldest = next(iter(_open))
+            os.close(_open.pop(oldest)[0])
+        _open[self.path] = [fd, st.st_dev, st.st_ino, time.monotonic()]
+        return fd, st.st_size
+
+    def _still_named(self, ent: list, st: os.stat_result) -> bool:
+        t = time.monotonic()
+        if t - ent[3] < PATH_CHECK_S:
+            return True
+        try:
+            named = os.stat(self.path)
+        except OSError:
+            return False
+        ent[3] = t
+        return (named.st_ino, named.st_dev) == (st.st_ino, st.st_dev)
 
     def rotate(self) -> None:
         from filelock import FileLock
@@ -57,6 +111,10 @@ class Feed:
                 if os.path.exists(older):
                     os.replace(older, self.generation(i + 1))
             os.replace(self.path, self.generation(1))
+            try:
+                os.chmod(self.generation(1), 0o444)  # tells writers holding it open to open feed.jsonl afresh
+            except OSError:
+                pass  # not ours to change: writers holding it notice the rename within PATH_CHECK_S
 
     def generation(self, i: int) -> str:
         return self.path if i == 0 else self.path[: -len(".jsonl")] + f".{i}.jsonl"

@@ -33,6 +33,9 @@ from json.encoder import encode_basestring as _encode_basestring
 
 MAX_RECORD_BYTES = 1 << 20  # no record we write comes near 1 MiB
 _CRASH_AT = os.environ.get("PI_MESH_CRASH_AT") or None
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+_pid = [os.getpid()]  # names temp files on every delivery: getpid(2) once, again in a forked child
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
 
 
 def crash_point(step: str) -> None:
@@ -51,7 +54,7 @@ def set_crash_point(step: str | None) -> None:
 def dumps(record: dict) -> bytes:
     """The record as written to disk: ``json.dumps(record, ensure_ascii=False, indent=1)`` plus a newline."""
     try:
-        fast = _dumps_flat(record)
+        fast = flat_json(record, "{\n ", ": ", ",\n ", "\n}\n")
         if fast is not None:
             return fast.encode("utf-8")
         return (json.dumps(record, ensure_ascii=False, sort_keys=False, indent=1) + "\n").encode("utf-8")
@@ -61,13 +64,16 @@ def dumps(record: dict) -> bytes:
         return (json.dumps(record, ensure_ascii=True, sort_keys=False, indent=1) + "\n").encode("ascii")
 
 
-def _dumps_flat(record: dict) -> str | None:
-    """Byte-for-byte what ``json.dumps(record, ensure_ascii=False, indent=1) + "\\n"`` gives, for a
+def flat_json(record: dict, start: str, colon: str, comma: str, end: str) -> str | None:
+    """Byte-for-byte what ``json.dumps(record, ensure_ascii=False, ...)`` gives with that layout, for a
     non-empty dict of str keys and str/int/bool/None values (``None`` for anything else).
 
-    With ``indent`` set, json's C encoder is not used and the pure-Python one costs several
-    microseconds per record - on every message delivered.  Strings go through the same escaping
-    function json uses (``json.encoder.encode_basestring``); a test compares the two on random records.
+    ``("{\\n ", ": ", ",\\n ", "\\n}\\n")`` is ``indent=1`` plus a newline (a record file);
+    ``("{", ":", ",", "}")`` is ``separators=(",", ":")`` (a feed line).  json's own encoder
+    costs several microseconds per call for either (with ``indent`` its C encoder is not used;
+    with ``separators`` a new encoder is built each call) - on every message delivered.  Strings go
+    through the escaping function json uses (``json.encoder.encode_basestring``); a test compares
+    the two on random records.
     """
     if not record:
         return None
@@ -89,8 +95,8 @@ def _dumps_flat(record: dict) -> str | None:
             return None
         if type(k) is not str:
             return None
-        parts.append(enc(k) + ": " + s)
-    return "{\n " + ",\n ".join(parts) + "\n}\n"
+        parts.append(enc(k) + colon + s)
+    return start + comma.join(parts) + end
 
 
 def fsync_dir(path: str) -> None:
@@ -168,12 +174,15 @@ def deliver(items: list[tuple[str, str, bytes]]) -> None:
     and per directory; otherwise the fsyncs of each phase run concurrently
     (:func:`fsync_all`) so the file system can commit them together.
     """
+    if len(items) == 1:
+        _deliver_one(*items[0])
+        return
     staged: list[tuple[str, str]] = []
     fds: list[int] = []
     try:
         for inbox, name, data in items:
-            tmp = os.path.join(inbox, "tmp", f"{name}.{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            tmp = os.path.join(inbox, "tmp", f"{name}.{_pid[0]}.tmp")
+            fd = os.open(tmp, _CREATE, 0o644)
             fds.append(fd)
             staged.append((tmp, os.path.join(inbox, "new", name)))
             _write_fd(fd, data)
@@ -203,6 +212,38 @@ def deliver(items: list[tuple[str, str, bytes]]) -> None:
             os.close(fd)
         for tmp, _ in staged:
             _unlink_quiet(tmp)
+
+
+def _deliver_one(inbox: str, name: str, data: bytes) -> None:
+    """:func:`deliver` of one message (every ``send``): the same steps, crash points and clean-up,
+    without the bookkeeping of a batch."""
+    tmp = f"{inbox}/tmp/{name}.{_pid[0]}.tmp"
+    fd = os.open(tmp, _CREATE, 0o644)
+    try:
+        try:
+            n = os.write(fd, data)
+            if n != len(data):
+                _write_fd(fd, data[n:])
+            if _CRASH_AT is not None:
+                crash_point("temp-write")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if _CRASH_AT is not None:
+            crash_point("file-fsync")
+        os.rename(tmp, f"{inbox}/new/{name}")
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+    if _CRASH_AT is not None:
+        crash_point("rename")
+    dfd = os.open(f"{inbox}/new", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    if _CRASH_AT is not None:
+        crash_point("dir-fsync")
 
 
 _POOL: list = []

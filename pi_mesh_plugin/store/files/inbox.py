@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from ...names import is_valid_name, validate_name
+from ...schema import validate
 from . import fsio
 
 SUBDIRS = ("tmp", "new", "cur")
@@ -33,8 +34,6 @@ class Inboxes:
         return d
 
     def deliver(self, messages: list[dict]) -> None:
-        from ...schema import validate
-
         items = []
         for m in messages:
             validate("message", m, "message")  # on write as on read: never deliver what a reader would set aside
@@ -55,8 +54,6 @@ class Inboxes:
         self._seen.update(m["to"] for m in messages)
 
     def _read_dir(self, name: str, sub: str, warnings: list[str]) -> list[dict]:
-        from ...schema import validate
-
         d = os.path.join(self.dir(name), sub)
         prefix = os.path.join(d, "")
         out = []

@@ -47,6 +47,21 @@ class Registry:
     def path(self, name: str) -> str:
         return os.path.join(self.directory, validate_name(name) + ".json")
 
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` has a readable record: :meth:`get` without the copy when the cache is current."""
+        hit = self._cache.get(name)
+        if hit is not None:
+            try:
+                st = os.lstat(self.path(name))
+            except FileNotFoundError:
+                self._cache.pop(name, None)
+                return False
+            except OSError:
+                st = None
+            if st is not None and hit[0] == (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns):
+                return True
+        return self.get(name) is not None
+
     def read(self, name: str) -> dict | None:
         """The agent record, ``None`` if absent; :class:`CorruptRecord` if unreadable."""
         p = self.path(name)

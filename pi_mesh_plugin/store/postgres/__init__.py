@@ -122,6 +122,9 @@ class PostgresStore:
     def get_agent(self, name: str) -> Rec | None:
         return self.registry.get_agent(name)
 
+    def has_agent(self, name: str) -> bool:
+        return self.registry.has_agent(name)
+
     def list_agents(self) -> list[Rec]:
         return self.registry.list_agents()
 

@@ -134,6 +134,11 @@ class Registry:
                                (self.db.project, name), "reading the registry")
         return agent_row(row) if row else None
 
+    def has_agent(self, name: str) -> bool:
+        row = self.db.fetchone("SELECT 1 FROM {s}.agents WHERE project = %s AND name = %s",
+                               (self.db.project, name), "reading the registry")
+        return row is not None
+
     def list_agents(self) -> list[Rec]:
         rows = self.db.fetchall(f"SELECT {_AGENT_COLS} FROM {{s}}.agents WHERE project = %s ORDER BY name",
                                 (self.db.project,), "reading the registry")

@@ -126,6 +126,27 @@ def fmt_ratio(r: float | None) -> str:
 
 
 # -- the machine -----------------------------------------------------------
+def fsync_latency(directory: str, n: int = 30, size: int = 1400) -> float:
+    """Median seconds of one small write + fsync in ``directory``.
+
+    A virtual machine's disk may be rate-limited: after sustained fsync load its fsync latency can
+    rise several-fold for minutes, which moves every fsync-bound ratio.  The report quotes this
+    probe at the start and right before the message rows, so a reader can see which regime a
+    figure was taken in.
+    """
+    os.makedirs(directory, exist_ok=True)
+    times = []
+    for i in range(n):
+        path = os.path.join(directory, f"probe-{i}")
+        t0 = perf()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, b"x" * size)
+        os.fsync(fd)
+        os.close(fd)
+        times.append(perf() - t0)
+    return Stats(times).median
+
+
 def machine(repo: str) -> dict:
     info: dict = {"nproc": os.cpu_count(), "kernel": platform.release(), "python": sys.version.split()[0],
                   "implementation": platform.python_implementation(), "platform": platform.platform()}

@@ -37,6 +37,12 @@ def _md(s: str) -> str:
     return s.replace("|", "\\|")
 
 
+def _fsync(m: dict) -> str:
+    parts = [f"{fmt_time(m[k])} {label}" for k, label in (("fsync_at_start_s", "at the start"),
+             ("fsync_before_messages_s", "right before the message rows")) if m.get(k) is not None]
+    return ", ".join(parts) or "not measured"
+
+
 def markdown(result: dict) -> str:
     m = result["machine"]
     out = ["# Benchmarks", "",
@@ -51,7 +57,10 @@ def markdown(result: dict) -> str:
             f"- kernel: Linux {m['kernel']} ({m['platform']})",
             f"- Python: {m['implementation']} {m['python']}",
             f"- filesystem of the repository (scratch projects live in build/bench-tmp): {m['filesystem']}",
-            f"- load average at start: {m.get('load_avg', '?')}", "",
+            f"- load average at start: {m.get('load_avg', '?')}",
+            f"- disk: median write + fsync of 1.4 KiB {_fsync(m)} (this VM's disk is rate-limited: after "
+            "minutes of fsync load the latency rises several-fold for a while, and every fsync-bound "
+            "ratio moves with it)", "",
             "## Table", "",
             "| " + " | ".join(HEAD) + " |", "| " + " | ".join("---" for _ in HEAD) + " |"]
     for r in result["rows"]:

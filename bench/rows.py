@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 from .fixtures import CHECKED, Project, new_project
-from .harness import Stats, fmt_ratio, fmt_time, paired, perf, run_process, sample
+from .harness import Stats, fmt_ratio, fmt_time, fsync_latency, paired, perf, run_process, sample
 
 PASS, FAIL, REPORT, NA = "pass", "FAIL", "report", "n/a"
 
@@ -280,6 +280,7 @@ class BareDurable:
 
 
 def message_rows(ctx: Ctx) -> list[Row]:
+    ctx.shared["fsync_before_messages"] = fsync_latency(os.path.join(ctx.base, "probe-messages"))
     proj = ctx.project("send")
     alice, bob = proj.join(2)
     text = "x" * 1024

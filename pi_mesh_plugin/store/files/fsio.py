@@ -78,25 +78,38 @@ def flat_json(record: dict, start: str, colon: str, comma: str, end: str) -> str
     if not record:
         return None
     enc = _encode_basestring
-    parts = []
+    keys = _keys.get(colon)
+    if keys is None:
+        keys = _keys[colon] = {}
+    parts = [start]
+    add = parts.append
     for k, v in record.items():
         t = type(v)
         if t is str:
             s = enc(v)
+        elif t is bool:
+            s = "true" if v else "false"
         elif v is None:
             s = "null"
-        elif v is True:
-            s = "true"
-        elif v is False:
-            s = "false"
         elif t is int:
             s = int.__repr__(v)
         else:
             return None
-        if type(k) is not str:
-            return None
-        parts.append(enc(k) + colon + s)
-    return start + comma.join(parts) + end
+        key = keys.get(k) if type(k) is str else None
+        if key is None:
+            if type(k) is not str:
+                return None
+            key = enc(k) + colon
+            if len(keys) < 256:  # the field names of our records; anything else is encoded each time
+                keys[k] = key
+        add(key)
+        add(s)
+        add(comma)
+    parts[-1] = end
+    return "".join(parts)
+
+
+_keys: dict[str, dict[str, str]] = {}  # colon -> {field name: its JSON string + colon}
 
 
 def fsync_dir(path: str) -> None:

@@ -8,7 +8,8 @@ past a claim on another spelling:
 2. a relative path is taken relative to the caller's working directory;
 3. symlinks are resolved through the longest existing prefix (the file may not
    exist yet), and ``.``, ``..`` and ``//`` collapse on the way
-   (:func:`os.path.realpath`, non-strict);
+   (:func:`os.path.realpath`, non-strict; for a plain path beneath the root,
+   only the components below the already-resolved root are looked at);
 4. the result is put in Unicode NFC, and case folded when the filesystem of
    the project is case-insensitive (detected, never assumed);
 5. it is stored relative to the project root as a POSIX path; the root itself
@@ -53,7 +54,7 @@ def canonicalise(path: str, cwd: str, root: str, casefold: bool = False) -> str 
         path = os.path.expanduser(path)
     if not os.path.isabs(path):
         path = os.path.join(cwd, path)
-    full = _nfc(_realpath(path))
+    full = _nfc(_resolve(path, root))
     return relative_to_root(full, root, casefold)
 
 
@@ -143,6 +144,33 @@ def _nfc(s: str) -> str:
     import unicodedata  # only for non-ASCII paths
 
     return unicodedata.normalize("NFC", s)
+
+
+def _resolve(path: str, root: str) -> str:
+    """``os.path.realpath(path)`` (non-strict), walking from the real ``root`` when ``path`` is a plain
+    path beneath it.
+
+    realpath ``lstat``s every component from ``/``; the root's components are already resolved
+    (:func:`normalise_root`), so only those below it need a look.  That is most of the cost of a
+    guard check, which runs before every edit.  Anything else - a ``.``, ``..`` or empty component,
+    a symlink on the way, a path not spelled under the root - is left to realpath itself; a hypothesis
+    test compares the two on trees full of symlinks.
+    """
+    if root != "/" and path.startswith(root) and path[len(root):len(root) + 1] == "/":
+        rest = path[len(root) + 1:]
+        names = rest.split("/")
+        if "" not in names and "." not in names and ".." not in names:
+            cur = root
+            for name in names:
+                cur = cur + "/" + name
+                try:
+                    mode = os.lstat(cur).st_mode
+                except OSError:
+                    return path  # the rest does not exist (or cannot be looked at): nothing more to resolve
+                if mode & 0o170000 == 0o120000:  # S_IFLNK, without importing stat on the guard path
+                    return _realpath(path)
+            return path
+    return _realpath(path)
 
 
 def _realpath(path: str) -> str:

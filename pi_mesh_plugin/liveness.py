@@ -54,14 +54,24 @@ def _stat_fields(pid: int) -> list[str] | None:
     finally:
         os.close(fd)
     # comm may hold spaces and parentheses: split after the last ')'.  The fields after it are
-    # ASCII numbers and a state letter: split the bytes, then decode once (one call, not 50).
-    tail = raw[raw.rfind(b")") + 2:].split()
+    # ASCII numbers and a state letter; only the first 20 (state ... start time) are wanted.
+    tail = raw[raw.rfind(b")") + 2:].split(None, 20)[:20]
     return b"\0".join(tail).decode("ascii", "replace").split("\0")
+
+
+def _have_proc() -> bool:
+    """Whether /proc describes processes (Linux); looked up once per process."""
+    if not _PROC:
+        _PROC.append(os.path.isdir("/proc/self"))
+    return _PROC[0]
+
+
+_PROC: list[bool] = []
 
 
 def process_start(pid: int) -> str | None:
     """An opaque start-time token for ``pid``, or ``None`` when it cannot be read."""
-    if not os.path.isdir("/proc/self"):
+    if not _have_proc():
         return None
     fields = _stat_fields(pid)
     if fields is None or len(fields) < 20:
@@ -73,13 +83,13 @@ def process_alive(pid: int, start: str | None) -> bool:
     """True when the process ``pid`` exists and, if ``start`` is known, began at ``start``."""
     if pid <= 0:
         return False
-    if os.path.isdir("/proc/self"):
+    if _have_proc():
         fields = _stat_fields(pid)
         if fields is None:
             return False
         if fields[0] in ("Z", "X", "x"):  # zombie or dead: gone, only not yet reaped
             return False
-        return start is None or fields[19] == start
+        return start is None or (len(fields) > 19 and fields[19] == start)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -203,8 +203,9 @@ class Mesh:
         self._check_text(text)
         t = now()
         msg_id, created = new_id(t), iso(t)
-        recs = [self._message(sender, a.name, text, urgent, None, msg_id, created, broadcast=True)
-                for a in self.agents(include_dead=False) if a.name != sender]
+        store = self.store  # records, not Agent objects: only the names of the live ones are needed
+        recs = [self._message(sender, a["name"], text, urgent, None, msg_id, created, broadcast=True)
+                for a in store.list_agents() if a["name"] != sender and store.is_live(a)]
         if recs:
             self.store.deliver(recs)
         self._feed("message", created, to="*", id=msg_id, recipients=len(recs), urgent=bool(urgent))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -128,3 +129,22 @@ def test_concurrent_writers_rotating_lose_nothing_and_keep_old_generations_bound
             # a writer may land a line or two between another's rotation and its own fstat; never more
             assert os.path.getsize(feed.generation(i)) <= max_bytes + 2 * writers * line
             assert not os.stat(feed.generation(i)).st_mode & 0o200
+
+
+def test_a_child_forked_while_another_thread_appends_can_append(mesh_dir):
+    feed = Feed(mesh_dir)
+    feed.append({"event": "parent"})
+    feedmod._lock.acquire()  # as if another thread were inside append() at the moment of the fork
+    try:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                signal.alarm(10)  # a child stuck on the inherited lock dies (and the test fails) instead of hanging
+                feed.append({"event": "child"})
+            finally:
+                os._exit(0)
+    finally:
+        feedmod._lock.release()
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    assert {"event": "child"} in lines(feed.path)

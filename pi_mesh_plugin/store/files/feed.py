@@ -38,6 +38,14 @@ _open: dict[str, list] = {}
 _lock = _thread.allocate_lock()
 
 
+def _after_fork() -> None:
+    global _lock
+    _lock = _thread.allocate_lock()  # a fork while another thread held it must not leave the child locked
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 class Feed:
     def __init__(self, mesh_dir: str, max_bytes: int = MAX_BYTES) -> None:
         self.path = os.path.join(mesh_dir, "feed.jsonl")

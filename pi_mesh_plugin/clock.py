@@ -14,7 +14,7 @@ import os
 import time
 
 _last_us = [0]
-_sec_cache: list = [None, ""]
+_sec_cache: list[tuple[int | None, str]] = [(None, "")]
 
 
 def now() -> float:
@@ -36,9 +36,10 @@ def iso(ts: float) -> str:
         whole -= 1
         us += 1_000_000
     sec = int(whole)
-    if sec != _sec_cache[0]:
-        _sec_cache[:] = [sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))]
-    return f"{_sec_cache[1]}.{us:06d}Z"
+    cached = _sec_cache[0]  # one (second, text) pair, read once: another thread may replace it meanwhile
+    if cached[0] != sec:
+        cached = _sec_cache[0] = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+    return f"{cached[1]}.{us:06d}Z"
 
 
 def parse_iso(text: str) -> float:

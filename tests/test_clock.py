@@ -130,3 +130,4 @@ def test_a_forked_child_does_not_reuse_the_parents_random_digits():
     os.waitpid(pid, 0)
     parent = {new_id().split("-")[1] for _ in range(50)}
     assert len(child) == 50 and not child & parent
+

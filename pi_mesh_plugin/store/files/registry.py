@@ -58,7 +58,7 @@ class Registry:
                 return False
             except OSError:
                 st = None
-            if st is not None and hit[0] == (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns):
+            if st is not None and hit[0] == _identity(st):
                 return True
         return self.get(name) is not None
 
@@ -72,7 +72,7 @@ class Registry:
             return None
         except OSError:
             st = None
-        ident = None if st is None else (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        ident = None if st is None else _identity(st)
         hit = self._cache.get(name)
         if hit is not None and hit[0] == ident:
             return _copy(hit[1])
@@ -173,6 +173,11 @@ class Registry:
             if rec is not None:
                 out.append(rec)
         return out
+
+
+def _identity(st: os.stat_result) -> tuple:
+    """What tells one version of a registry file from another (every writer replaces the file)."""
+    return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _copy(rec: dict) -> dict:

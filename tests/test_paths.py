@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from pi_mesh_plugin import paths as P
 from pi_mesh_plugin.errors import OutsideProject, ReservationConflict, UsageError
 from pi_mesh_plugin.mesh import Mesh
+from tests.torture.common import env
 
 # -- reference model -----------------------------------------------------------
 
@@ -116,24 +117,6 @@ def test_canonicalise_rejects_empty_and_nul(tmp_path, bad):
 
 
 # -- a real tree with aliases -------------------------------------------------------
-
-@contextlib.contextmanager
-def env(**values: str | None):
-    old = {k: os.environ.get(k) for k in values}
-    try:
-        for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
 
 class Tree:
     """A project with symlinks in, out and across, agents h (holder) and me (checker), HOME inside it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -116,3 +117,22 @@ def scan_store(root: str) -> dict:
         out["atomic_tmp"] += [os.path.join(d, f) for f in os.listdir(d) if f.startswith(".tmp-")] \
             if os.path.isdir(d) else []
     return out
+
+
+@contextlib.contextmanager
+def env(**values: str | None):
+    """Set (or, with ``None``, unset) environment variables for the block, then put them back."""
+    old = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

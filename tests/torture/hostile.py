@@ -15,21 +15,7 @@ import tempfile
 import time
 import unicodedata
 
-from .common import kill9, new_project, spawn, wait_line
-
-
-@contextlib.contextmanager
-def _env(**kw: str):
-    old = {k: os.environ.get(k) for k in kw}
-    os.environ.update(kw)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+from .common import env, kill9, new_project, spawn, wait_line
 
 
 @contextlib.contextmanager
@@ -167,7 +153,7 @@ def aliases(base: str) -> dict:
             if not blocked:
                 bypasses.append(f"{via}: {path[:120]!r} (cwd {cwd})")
 
-    with _env(HOME=base), _chdir(root):
+    with env(HOME=base), _chdir(root):
         for target in ("src/auth/login.py", "src/auth/new_file.py", "src/a.py", f"src/{nfc}/x.py"):
             for spelling, cwd in alias_forms(root, base, target):
                 expect_block(spelling, cwd)

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.insert(0, REPO)
     from .growth import run_growth
-    from .harness import fsync_latency, machine
+    from .harness import disk_probe, machine
     from .report import markdown, table
     from .rows import ROWS, Ctx
 
@@ -61,10 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     compileall.compile_dir(os.path.join(REPO, "pi_mesh_plugin"), quiet=1)
     ctx = Ctx(scratch, quick=args.quick)
     info = machine(scratch)
-    info["fsync_at_start_s"] = fsync_latency(os.path.join(scratch, "probe-start"))
+    info["disk_at_start"] = disk_probe(os.path.join(scratch, "probe-start"))
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     print(f"pi-mesh benchmarks{' (QUICK: toy sizes)' if args.quick else ''} - {info.get('cpu', '?')}, "
-          f"{info['nproc']} CPUs, Python {info['python']}, {info['filesystem']}", flush=True)
+          f"{info['nproc']} CPUs, Python {info['python']}, {info['filesystem']}; file create "
+          f"{info['disk_at_start']['create_s'] * 1e6:.0f} us, fsync {info['disk_at_start']['fsync_s'] * 1e6:.0f} us",
+          flush=True)
     rows = []
     t0 = time.perf_counter()
     try:
@@ -91,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
     wall = time.perf_counter() - t0
-    if "fsync_before_messages" in ctx.shared:
-        info["fsync_before_messages_s"] = ctx.shared["fsync_before_messages"]
+    if "disk_before_messages" in ctx.shared:
+        info["disk_before_messages"] = ctx.shared["disk_before_messages"]
     result = {"started": started, "quick": args.quick, "machine": info, "wall_s": wall,
               "rows": [r.to_dict() for r in rows], "growth": growth}
     print()

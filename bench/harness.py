@@ -126,25 +126,31 @@ def fmt_ratio(r: float | None) -> str:
 
 
 # -- the machine -----------------------------------------------------------
-def fsync_latency(directory: str, n: int = 30, size: int = 1400) -> float:
-    """Median seconds of one small write + fsync in ``directory``.
+def disk_probe(directory: str, n: int = 30, size: int = 1400) -> dict:
+    """Medians of creating a new file and of one small write + fsync in ``directory`` (seconds).
 
-    A virtual machine's disk may be rate-limited: after sustained fsync load its fsync latency can
-    rise several-fold for minutes, which moves every fsync-bound ratio.  The report quotes this
-    probe at the start and right before the message rows, so a reader can see which regime a
-    figure was taken in.
+    Both move every fsync-bound ratio, and both drift on a virtual machine.  Creating a file is the
+    surprising one: on ext4 without a journal (this machine's root file system) a new inode is found
+    by skipping inodes deleted in the last ~30 s whose table blocks are not written back yet, so for
+    half a minute after a large deletion (a test run's temporary trees) a create can cost 0.5 ms of
+    kernel time instead of 30 us.  The report quotes this probe at the start and right before the
+    message rows, so a reader can see which regime a figure was taken in.
     """
     os.makedirs(directory, exist_ok=True)
-    times = []
+    creates, fsyncs = [], []
     for i in range(n):
         path = os.path.join(directory, f"probe-{i}")
         t0 = perf()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        t1 = perf()
         os.write(fd, b"x" * size)
+        t2 = perf()
         os.fsync(fd)
+        t3 = perf()
         os.close(fd)
-        times.append(perf() - t0)
-    return Stats(times).median
+        creates.append(t1 - t0)
+        fsyncs.append(t3 - t2)
+    return {"create_s": Stats(creates).median, "fsync_s": Stats(fsyncs).median}
 
 
 def machine(repo: str) -> dict:

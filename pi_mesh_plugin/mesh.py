@@ -204,12 +204,12 @@ class Mesh:
         t = now()
         msg_id, created = new_id(t), iso(t)
         store = self.store  # records, not Agent objects: only the names of the live ones are needed
-        recs = [self._message(sender, a["name"], text, urgent, None, msg_id, created, broadcast=True)
-                for a in store.list_agents() if a["name"] != sender and store.is_live(a)]
-        if recs:
-            self.store.deliver(recs)
-        self._feed("message", created, to="*", id=msg_id, recipients=len(recs), urgent=bool(urgent))
-        return [Message.from_record(r, read=False) for r in recs]
+        names = [a["name"] for a in store.list_agents() if a["name"] != sender and store.is_live(a)]
+        rec = self._message(sender, "*", text, urgent, None, msg_id, created, broadcast=True)
+        if names:
+            store.broadcast(rec, names)
+        self._feed("message", created, to="*", id=msg_id, recipients=len(names), urgent=bool(urgent))
+        return [Message.from_record({**rec, "to": n}, read=False) for n in names]
 
     def read_inbox(self, unread_only: bool = True, peek: bool = False) -> list[Message]:
         """Messages in id (= arrival) order.  Unless ``peek``, unread ones are then marked read.

@@ -78,19 +78,48 @@ def test_send_recreates_an_inbox_removed_behind_its_back(project, mesh_factory) 
     assert [m.text for m in bob.read_inbox()] == ["two", "three"]
 
 
-def test_broadcast_delivers_one_complete_file_per_recipient_and_leaves_no_temp(project, mesh_factory) -> None:
+def test_broadcast_is_one_file_linked_into_every_inbox(project, mesh_factory) -> None:
+    """One inode, a name in each recipient's new/, 'to' '*' on disk; each reader gets its own name as 'to'
+    and moves only its own name to cur/."""
     sender = mesh_factory("sender")
     others = [mesh_factory(f"r{i}") for i in range(12)]
     sent = sender.broadcast("to all", urgent=True)
     assert sorted(m.to for m in sent) == sorted(o.agent for o in others)
+    inodes = set()
     for o in others:
         d = os.path.join(project, ".pi", "mesh", "inbox", o.agent)
         assert os.listdir(os.path.join(d, "tmp")) == []
         (fn,) = os.listdir(os.path.join(d, "new"))
+        st = os.stat(os.path.join(d, "new", fn))
+        inodes.add((st.st_dev, st.st_ino))
+        assert st.st_nlink == len(others)
         with open(os.path.join(d, "new", fn), "rb") as f:
             rec = json.loads(f.read())
-        assert rec["to"] == o.agent and rec["text"] == "to all" and rec["urgent"] is True
-        assert [m.id for m in o.read_inbox()] == [sent[0].id]
+        assert rec["to"] == "*" and rec["broadcast"] is True and rec["text"] == "to all" and rec["urgent"] is True
+    assert len(inodes) == 1
+    first, rest = others[0], others[1:]
+    got = first.read_inbox()
+    assert [(m.id, m.to, m.broadcast) for m in got] == [(sent[0].id, first.agent, True)]
+    assert first.unread_count() == 0 and all(o.unread_count() == 1 for o in rest)
+    assert [m.to for m in first.read_inbox(unread_only=False)] == [first.agent]
+    assert first.store.get_message(first.agent, sent[0].id)["to"] == first.agent
+    for o in rest:
+        assert [(m.id, m.to) for m in o.read_inbox()] == [(sent[0].id, o.agent)]
+
+
+def test_a_star_message_without_broadcast_is_set_aside(project, mesh_factory) -> None:
+    """'*' is only a broadcast's recipient: a hand-placed file saying '*' without broadcast is not mail."""
+    alice, bob = mesh_factory("alice"), mesh_factory("bob")
+    m = alice.send("bob", "real")
+    new = os.path.join(project, ".pi", "mesh", "inbox", "bob", "new")
+    with open(os.path.join(new, m.id + ".json")) as f:
+        rec = json.load(f)
+    rec.update(id=m.id[:-1] + ("0" if m.id[-1] != "0" else "1"), to="*")
+    with open(os.path.join(new, rec["id"] + ".json"), "w") as f:
+        json.dump(rec, f)
+    assert [x.text for x in bob.read_inbox()] == ["real"]
+    assert any("for '*'" in w for w in bob.warnings)
+    assert os.listdir(os.path.join(project, ".pi", "mesh", "inbox", "bob", "bad")) == [rec["id"] + ".json"]
 
 
 def test_fsync_all_raises_the_error_of_a_bad_descriptor(tmp_path) -> None:

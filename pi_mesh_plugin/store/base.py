@@ -14,7 +14,9 @@ relative to the project root.  A backend owns atomicity and liveness:
 * ``covering`` answers from current state - a claim is visible to every
   process the moment ``claim`` returned;
 * ``deliver`` makes each message durable before it returns; a message is
-  never deleted because reading it failed (bad records are quarantined).
+  never deleted because reading it failed (bad records are quarantined);
+  ``broadcast`` does the same for one message to many (``to`` is ``*``; each
+  recipient fetches it addressed to itself).
 
 Records cross this interface as ``dict``; times as ISO 8601 strings.
 """
@@ -22,7 +24,6 @@ Records cross this interface as ``dict``; times as ISO 8601 strings.
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
-
 
 @runtime_checkable
 class Store(Protocol):
@@ -56,6 +57,13 @@ class Store(Protocol):
     # -- messages ---------------------------------------------------------
     def deliver(self, messages: list[dict]) -> None:
         """Durably deliver each message record to its ``to`` inbox."""
+
+    def broadcast(self, message: dict, recipients: list[str]) -> None:
+        """Durably deliver one message (``to`` is ``*``, ``broadcast`` true) to each recipient.
+
+        Each recipient fetches it with ``to`` set to its own name.  The file store writes one
+        file and links it into every inbox; PostgreSQL inserts a row per recipient.
+        """
 
     def fetch(self, name: str, unread_only: bool = True) -> list[tuple[dict, bool]]:
         """Messages of ``name`` in id order, each with its read flag; no state changes."""

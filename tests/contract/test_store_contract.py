@@ -210,10 +210,27 @@ def test_broadcast_reaches_live_agents_only(backend, mk, dead_pid):
     ghost.join(pid=dead_pid)
     sent = a.broadcast("standup in 5", urgent=True)
     assert sorted(m.to for m in sent) == ["bob", "carol"] and len({m.id for m in sent}) == 1
-    for m in (b, c):
-        [got] = m.read_inbox()
-        assert got.broadcast and got.urgent and got.text == "standup in 5" and got.id == sent[0].id
+    [got] = b.read_inbox()
+    assert got.broadcast and got.urgent and got.text == "standup in 5" and got.id == sent[0].id and got.to == "bob"
+    assert c.unread_count() == 1  # bob reading it leaves carol's unread
+    [got] = c.read_inbox()
+    assert got.id == sent[0].id and got.to == "carol"
+    assert c.store.get_message("carol", sent[0].id)["to"] == "carol"
+    assert [m.to for m in b.read_inbox(unread_only=False)] == ["bob"]
     assert a.unread_count() == 0 and a.unread_count("ghost") == 0
+
+
+def test_store_broadcast_refuses_what_is_not_a_broadcast(backend, mk):
+    a, b = mk("alice"), mk("bob")
+    rec = {"schema": 1, "id": "01TESTBROADCAST", "from": "alice", "to": "bob", "text": "x", "urgent": False,
+           "created": "2026-11-25T00:00:00.000000Z"}
+    with pytest.raises(ValueError):
+        a.store.broadcast(rec, ["bob"])  # to is not '*'
+    with pytest.raises(ValueError):
+        a.store.broadcast({**rec, "to": "*"}, ["bob"])  # '*' without broadcast
+    with pytest.raises(ValueError):
+        a.store.deliver([{**rec, "to": "*", "broadcast": True}])  # '*' is not an inbox
+    assert b.unread_count() == 0
 
 
 def test_wait_for_mail_wakes_on_delivery(backend, mk):

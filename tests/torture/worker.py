@@ -139,7 +139,12 @@ def crasher(a: dict) -> None:
     if a["op"] != "join":
         m.join(harness="torture")
     fsio.set_crash_point(a["step"])
-    if a["op"] == "send":
+    if a["op"] == "send-rename":
+        from pi_mesh_plugin.store.files import delivery
+
+        delivery.use_unnamed(False)  # the fallback way, as on a file system without O_TMPFILE
+        m.send(a["to"], "crash test " + a["step"])
+    elif a["op"] == "send":
         m.send(a["to"], "crash test " + a["step"])
     elif a["op"] == "reserve":
         m.reserve([a["path"]], "crash test", ttl=600, cwd=a["root"])

@@ -107,6 +107,10 @@ class FileStore:
         self.ensure_layout()
         self.inboxes.deliver(messages)
 
+    def broadcast(self, message: dict, recipients: list[str]) -> None:
+        self.ensure_layout()
+        self.inboxes.deliver_linked(message, recipients)
+
     def fetch(self, name: str, unread_only: bool = True) -> list[tuple[dict, bool]]:
         return self.inboxes.fetch(name, unread_only, self.warnings)
 

@@ -16,6 +16,7 @@ import time
 from ...clock import parse_iso
 from ...names import is_valid_name
 from . import fsio
+from .inbox import received
 
 # ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
@@ -98,9 +99,7 @@ def examine(store: FileStore, fix: bool) -> list[dict]:
 
                         if not fn.endswith(".json") or not is_valid_name(fn[:-5]):
                             raise ValueError("is not named <message id>.json")
-                        rec = validate("message", fsio.read_json(full), full)
-                        if rec["id"] != fn[:-5] or rec["to"] != name:  # the reader quarantines these too
-                            raise ValueError(f"holds message {rec['id']!r} for {rec['to']!r}")
+                        received(validate("message", fsio.read_json(full), full), fn, name)  # as the reader
                     except (ValueError, OSError) as e:
                         add("bad-file", full, str(e))
         tmpd = os.path.join(box, "tmp")

@@ -6,9 +6,8 @@
 * :func:`create_exclusive` - the same, but ``os.link`` instead of replace, so
   it fails with ``FileExistsError`` if the name is taken (O_EXCL semantics
   with atomic content).
-* :func:`deliver` - Maildir delivery of several files at once: every file is
-  written in ``tmp/``, all are fsynced (concurrently), then each is renamed into
-  ``new/``, then each distinct directory is fsynced once (concurrently).
+* :func:`sync_batch` - several descriptors made durable together (Maildir
+  delivery, :mod:`.delivery`, builds on these).
 * :func:`read_json` - refuses symlinks, non-regular files and files over a
   size limit before reading a byte.
 
@@ -19,8 +18,8 @@ Crash points for the torture suite: when ``PI_MESH_CRASH_AT`` names one of
 itself right after that step of the next write.
 
 Temp files are named ``.tmp-<pid>-<random>-<final name>`` (in ``tmp/`` for
-messages: ``<id>.<pid>.tmp``) so ``doctor`` can tell a leftover from a write in
-progress.
+messages delivered by rename: ``<id>.<pid>.tmp``) so ``doctor`` can tell a
+leftover from a write in progress.
 """
 
 from __future__ import annotations
@@ -174,89 +173,6 @@ def create_exclusive(path: str, data: bytes) -> None:
     crash_point("rename")
     fsync_dir(directory)
     crash_point("dir-fsync")
-
-
-def deliver(items: list[tuple[str, str, bytes]]) -> None:
-    """Maildir delivery of several messages with batched fsyncs.
-
-    Each item is ``(inbox_dir, file_name, data)``; the file goes
-    ``inbox_dir/tmp/<name>.<pid>.tmp`` → ``inbox_dir/new/<name>``.  Every
-    temp file is written first, then all are made durable, then renamed, then
-    every directory entry is made durable (:func:`sync_batch`): for a broadcast
-    that is one ``syncfs(2)`` per phase on Linux instead of one fsync per file
-    and per directory; otherwise the fsyncs of each phase run concurrently
-    (:func:`fsync_all`) so the file system can commit them together.
-    """
-    if len(items) == 1:
-        _deliver_one(*items[0])
-        return
-    staged: list[tuple[str, str]] = []
-    fds: list[int] = []
-    try:
-        for inbox, name, data in items:
-            tmp = os.path.join(inbox, "tmp", f"{name}.{_pid[0]}.tmp")
-            fd = os.open(tmp, _CREATE, 0o644)
-            fds.append(fd)
-            staged.append((tmp, os.path.join(inbox, "new", name)))
-            _write_fd(fd, data)
-            crash_point("temp-write")
-        sync_batch(fds)
-        crash_point("file-fsync")
-        for fd in fds:
-            os.close(fd)
-        fds = []
-        dirs: list[str] = []
-        for tmp, final in staged:
-            os.rename(tmp, final)
-            crash_point("rename")
-            d = os.path.dirname(final)
-            if d not in dirs:
-                dirs.append(d)
-        staged = []
-        dir_fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
-        try:
-            sync_batch(dir_fds)
-        finally:
-            for fd in dir_fds:
-                os.close(fd)
-        crash_point("dir-fsync")
-    finally:
-        for fd in fds:  # only on failure before the renames
-            os.close(fd)
-        for tmp, _ in staged:
-            _unlink_quiet(tmp)
-
-
-def _deliver_one(inbox: str, name: str, data: bytes) -> None:
-    """:func:`deliver` of one message (every ``send``): the same steps, crash points and clean-up,
-    without the bookkeeping of a batch."""
-    tmp = f"{inbox}/tmp/{name}.{_pid[0]}.tmp"
-    fd = os.open(tmp, _CREATE, 0o644)
-    try:
-        try:
-            n = os.write(fd, data)
-            if n != len(data):
-                _write_fd(fd, data[n:])
-            if _CRASH_AT is not None:
-                crash_point("temp-write")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if _CRASH_AT is not None:
-            crash_point("file-fsync")
-        os.rename(tmp, f"{inbox}/new/{name}")
-    except BaseException:
-        _unlink_quiet(tmp)
-        raise
-    if _CRASH_AT is not None:
-        crash_point("rename")
-    dfd = os.open(f"{inbox}/new", os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-    if _CRASH_AT is not None:
-        crash_point("dir-fsync")
 
 
 _POOL: list = []

@@ -1,7 +1,8 @@
 """Inboxes: ``inbox/<name>/{tmp,new,cur,bad}/``, Maildir-style.
 
-A message is written in ``tmp/``, fsynced, and renamed into ``new/``: it is
-delivered exactly when it appears there, complete.  Reading moves it to
+A message is written and fsynced, then given its name in ``new/`` (see
+:mod:`.delivery`): it is delivered exactly when it appears there, complete.  A broadcast is one file
+hard-linked into every recipient's ``new/`` (``to`` is ``*``).  Reading moves it to
 ``cur/`` (``ls new/`` is the unread mail).  A file that fails to parse or
 validate is moved to ``bad/`` with a warning - never deleted, never crashing
 the reader.  Ids sort by time, so a directory listing sorted by name is the
@@ -11,12 +12,28 @@ arrival order.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from ...names import is_valid_name, validate_name
 from ...schema import validate
-from . import fsio
+from ..addressing import BROADCAST, check_addressed, check_broadcast
+from . import delivery, fsio
 
 SUBDIRS = ("tmp", "new", "cur")
+
+
+def received(rec: dict, file_name: str, inbox: str) -> dict:
+    """A validated message record found as ``file_name`` in ``inbox``'s directories, as its reader gets it.
+
+    Raises ``ValueError`` if it does not belong there: another id than its name, another recipient,
+    or ``*`` without ``broadcast``.  A broadcast's ``to`` becomes the reader's own name.
+    """
+    to = rec["to"]
+    if rec["id"] != file_name[:-5] or (to != inbox and (to != BROADCAST or rec.get("broadcast") is not True)):
+        raise ValueError(f"holds message {rec['id']!r} for {to!r}")
+    if to == BROADCAST:
+        rec["to"] = inbox
+    return rec
 
 
 class Inboxes:
@@ -34,24 +51,40 @@ class Inboxes:
         return d
 
     def deliver(self, messages: list[dict]) -> None:
+        check_addressed(messages)
         items = []
         for m in messages:
             validate("message", m, "message")  # on write as on read: never deliver what a reader would set aside
-            to = m["to"]
-            # An inbox this process has made or seen is not made again for every message; if it has
-            # vanished since, the first open in its tmp/ fails and the whole batch is retried below.
-            d = self.dir(to) if to in self._seen else self.ensure(to)
-            items.append((d, validate_name(m["id"], "message id") + ".json", fsio.dumps(m)))
+            items.append((self._inbox(m["to"]), validate_name(m["id"], "message id") + ".json", fsio.dumps(m)))
+        self._retrying([m["to"] for m in messages], lambda: delivery.deliver(items))
+
+    def deliver_linked(self, message: dict, recipients: list[str]) -> None:
+        """A broadcast: ``message`` (``to`` ``*``, ``broadcast`` true) as one file named in each recipient's inbox."""
+        check_broadcast(message)
+        validate("message", message, "message")
+        recipients = list(dict.fromkeys(recipients))
+        if not recipients:
+            return
+        boxes = [self._inbox(r) for r in recipients]
+        name, data = validate_name(message["id"], "message id") + ".json", fsio.dumps(message)
+        self._retrying(recipients, lambda: delivery.deliver_linked(boxes, name, data))
+
+    def _inbox(self, name: str) -> str:
+        # An inbox this process has made or seen is not made again for every message; if it has vanished
+        # since, opening its new/ (or tmp/) fails before anything is named, and the delivery is retried.
+        return self.dir(name) if name in self._seen else self.ensure(name)
+
+    def _retrying(self, recipients: list[str], deliver: Callable[[], None]) -> None:
         try:
-            fsio.deliver(items)
+            deliver()
         except FileNotFoundError:
-            if not any(m["to"] in self._seen for m in messages):
+            if not any(r in self._seen for r in recipients):
                 raise
-            self._seen.clear()  # nothing was renamed yet (every temp file is written first): start again
-            for m in messages:
-                self.ensure(m["to"])
-            fsio.deliver(items)
-        self._seen.update(m["to"] for m in messages)
+            self._seen.clear()  # nothing was named yet (every directory is opened first): start again
+            for r in recipients:
+                self.ensure(r)
+            deliver()
+        self._seen.update(recipients)
 
     def _read_dir(self, name: str, sub: str, warnings: list[str]) -> list[dict]:
         d = os.path.join(self.dir(name), sub)
@@ -62,10 +95,7 @@ class Inboxes:
             try:
                 if not fn.endswith(".json") or not is_valid_name(fn[:-5]):
                     raise ValueError("is not named <message id>.json")
-                rec = validate("message", fsio.read_json(full, 1 << 20), full)
-                if rec["id"] != fn[:-5] or rec["to"] != name:
-                    raise ValueError(f"holds message {rec['id']!r} for {rec['to']!r}")
-                out.append(rec)
+                out.append(received(validate("message", fsio.read_json(full, 1 << 20), full), fn, name))
             except FileNotFoundError:
                 continue  # another reader moved it
             except (ValueError, OSError) as e:
@@ -112,7 +142,7 @@ class Inboxes:
         fn = validate_name(msg_id, "message id") + ".json"
         for sub in ("new", "cur"):
             try:
-                return validate("message", fsio.read_json(os.path.join(self.dir(name), sub, fn)))
+                return received(validate("message", fsio.read_json(os.path.join(self.dir(name), sub, fn))), fn, name)
             except (OSError, ValueError):
                 continue
         return None

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..addressing import check_addressed, check_broadcast
 from . import migrations
 from .claims import Claims
 from .connection import DEFAULT_SCHEMA, Database, channel, mask_url, split_url
@@ -133,7 +134,15 @@ class PostgresStore:
 
     # -- messages -----------------------------------------------------------------
     def deliver(self, messages: list[Rec]) -> None:
+        check_addressed(messages)
         self.mail.deliver(messages)
+
+    def broadcast(self, message: Rec, recipients: list[str]) -> None:
+        from ...schema import validate
+
+        check_broadcast(message)
+        validate("message", message, "message")
+        self.mail.deliver([{**message, "to": r} for r in dict.fromkeys(recipients)])  # a row per recipient
 
     def fetch(self, name: str, unread_only: bool = True) -> list[tuple[Rec, bool]]:
         return self.mail.fetch(name, unread_only)

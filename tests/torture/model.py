@@ -105,6 +105,21 @@ class MeshModel(RuleBasedStateMachine):
         assert to in self.alive
         self.unread[to][msg.id] = text
 
+    @precondition(lambda self: bool(self.alive))
+    @rule(frm=NAMES, text=st.text(min_size=1, max_size=40).filter(lambda t: t.strip() != ""))
+    def broadcast(self, frm: str, text: str) -> None:
+        """One file linked into every live recipient's inbox; each reads (and marks) only its own."""
+        _count("broadcast")
+        if frm not in self.alive:
+            return
+        sent = self._mesh(frm).broadcast(text)
+        assert sorted(m.to for m in sent) == self._live_others(frm), (sent, self.alive)
+        for m in sent:
+            self.unread[m.to][m.id] = text
+
+    def _live_others(self, name: str) -> list[str]:
+        return sorted(n for n, live in self.alive.items() if live and n != name)
+
     @rule(name=NAMES)
     def read(self, name: str) -> None:
         _count("read")
@@ -168,11 +183,13 @@ class MeshModel(RuleBasedStateMachine):
         self.owners[name].wait()
         self.alive[name] = False
 
-    @rule(op=st.sampled_from(["send", "register"]), step=STEPS, frm=NAMES, to=NAMES)
+    @rule(op=st.sampled_from(["send", "register", "broadcast"]), step=STEPS, frm=NAMES, to=NAMES)
     def crash_and_reopen(self, op: str, step: str, frm: str, to: str) -> None:
         """A forked child SIGKILLs itself at a named crash point; then every handle is reopened."""
         _count("crash_and_reopen")
         if op == "send" and (frm not in self.alive or to not in self.alive):
+            return
+        if op == "broadcast" and (frm not in self.alive or not self._live_others(frm)):
             return
         if op == "register" and frm in self.alive:
             return
@@ -187,6 +204,8 @@ class MeshModel(RuleBasedStateMachine):
                 fsio.set_crash_point(step)
                 if op == "send":
                     m.send(to, text)
+                elif op == "broadcast":
+                    m.broadcast(text)
                 else:
                     m.join(pid=owner.pid, harness="model")  # type: ignore[union-attr]
             finally:
@@ -203,6 +222,21 @@ class MeshModel(RuleBasedStateMachine):
             new = {i: t for i, t in box.items() if i not in self.unread[to]}
             assert len(new) == (1 if landed else 0) and all(t == text for t in new.values()), (op, step, new)
             self.unread[to].update(new)
+        elif op == "broadcast":
+            # killed before the file was named: nobody has it; right after naming it in the first inbox:
+            # exactly one recipient; after the last step: every live recipient (one id, one text)
+            recipients = self._live_others(frm)
+            got = {}
+            for r in recipients:
+                box = {m.id: m.text for m in self._mesh(r).read_inbox(peek=True)}
+                got[r] = {i: t for i, t in box.items() if i not in self.unread[r]}
+            have = [r for r in recipients if got[r]]
+            want = 0 if not landed else 1 if step == "rename" else len(recipients)
+            assert len(have) == want, (op, step, got)
+            assert all(len(g) == 1 and list(g.values()) == [text] for g in got.values() if g), got
+            assert len({i for g in got.values() for i in g}) <= 1, got
+            for r in have:
+                self.unread[r].update(got[r])
         else:
             if landed:
                 self.alive[frm] = True

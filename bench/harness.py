@@ -196,4 +196,16 @@ def filesystem_of(path: str) -> str:
     except OSError:
         return "unknown"
     mnt, fstype, dev = best
-    return f"{fstype} on {dev} (mounted at {mnt})"
+    return f"{fstype}{_journal(fstype, dev)} on {dev} (mounted at {mnt})"
+
+
+def _journal(fstype: str, dev: str) -> str:
+    """`` without a journal`` for an ext4 file system that has none (it changes what create and fsync cost)."""
+    name = os.path.basename(dev)
+    if fstype != "ext4" or not os.path.isdir(f"/proc/fs/ext4/{name}"):
+        return ""
+    try:
+        journals = os.listdir("/proc/fs/jbd2")
+    except OSError:
+        journals = []
+    return "" if any(j.startswith(name + "-") for j in journals) else " without a journal"

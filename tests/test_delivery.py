@@ -243,3 +243,26 @@ def test_doctor_removes_the_rename_ways_leftover(mesh_factory, project):
     fixed = [f for f in alice.doctor(fix=True) if f["kind"] == "temp-file"]
     assert fixed and fixed[0]["fixed"]
     assert os.listdir(f"{box}/tmp") == []
+
+
+@pytest.mark.parametrize("mode", MODES, indirect=True)
+def test_linked_delivery_gives_an_inbox_on_another_file_system_its_own_copy(tmp_path, mode):
+    """An inbox moved by hand onto another file system (a symlink to tmpfs) cannot share the inode."""
+    elsewhere = "/dev/shm"
+    if not os.path.isdir(elsewhere) or os.stat(elsewhere).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs a second file system at /dev/shm")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=elsewhere) as away:
+        boxes = [inbox(tmp_path, "a0"), str(tmp_path / "inbox" / "a1"), inbox(tmp_path, "a2")]
+        for sub in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(away, sub))
+        os.symlink(away, boxes[1])
+        delivery.deliver_linked(boxes, "b.json", b"to all")
+        stats = [os.stat(f"{b}/new/b.json") for b in boxes]
+        assert stats[0].st_ino == stats[2].st_ino and stats[0].st_nlink == 2
+        assert stats[1].st_dev != stats[0].st_dev and stats[1].st_nlink == 1
+        for b in boxes:
+            with open(f"{b}/new/b.json", "rb") as f:
+                assert f.read() == b"to all"
+            assert ls(f"{b}/tmp") == []

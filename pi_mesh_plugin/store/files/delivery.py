@@ -213,50 +213,72 @@ def deliver_linked(inboxes: list[str], name: str, data: bytes) -> None:
     """One file named ``name`` in the ``new/`` of every inbox (distinct directories), durably.
 
     Every ``new/`` is opened before anything is written, so a missing inbox raises
-    ``FileNotFoundError`` before any name appears.
+    ``FileNotFoundError`` before any name appears.  An inbox on another file system than the
+    first (a hand-made symlink) cannot share the inode: it gets its own copy, delivered after.
     """
     dfds: list[int] = []
     try:
         for inbox in inboxes:
             dfds.append(os.open(f"{inbox}/new", _DIR))
+        apart = None
         if _unnamed[0] is not False and unnamed_supported():
-            try:
-                fd = os.open(".", _TMPFILE, 0o644, dir_fd=dfds[0])
-            except OSError as e:
-                if not _refused(e):
-                    raise
-            else:
-                try:
-                    _write_fd(fd, data)
-                    crash_point("temp-write")
-                    os.fsync(fd)
-                    crash_point("file-fsync")
-                    src = f"/proc/self/fd/{fd}"
-                    for dfd in dfds:
-                        os.link(src, name, dst_dir_fd=dfd)
-                        crash_point("rename")
-                finally:
-                    os.close(fd)
-                sync_batch(dfds)
-                crash_point("dir-fsync")
-                return
-        tmp = f"{inboxes[0]}/tmp/{name}.{fsio._pid[0]}.tmp"
-        fd = os.open(tmp, _CREATE, 0o644)
-        try:
-            try:
-                _write_fd(fd, data)
-                crash_point("temp-write")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            crash_point("file-fsync")
-            for dfd in dfds:
-                os.link(tmp, name, dst_dir_fd=dfd)
-                crash_point("rename")
-        finally:
-            _unlink_quiet(tmp)
-        sync_batch(dfds)
+            apart = _linked_unnamed(dfds, name, data)
+        if apart is None:
+            apart = _linked_renamed(inboxes[0], dfds, name, data)
+        sync_batch([dfd for i, dfd in enumerate(dfds) if i not in apart])
         crash_point("dir-fsync")
+        if apart:
+            deliver([(inboxes[i], name, data) for i in apart])
     finally:
         for dfd in dfds:
             os.close(dfd)
+
+
+def _linked_unnamed(dfds: list[int], name: str, data: bytes) -> list[int] | None:
+    """Write and fsync one unnamed file, link it into each directory; ``None``: no O_TMPFILE here."""
+    try:
+        fd = os.open(".", _TMPFILE, 0o644, dir_fd=dfds[0])
+    except OSError as e:
+        if _refused(e):
+            return None
+        raise
+    try:
+        _write_fd(fd, data)
+        crash_point("temp-write")
+        os.fsync(fd)
+        crash_point("file-fsync")
+        return _link_each(f"/proc/self/fd/{fd}", name, dfds)
+    finally:
+        os.close(fd)
+
+
+def _linked_renamed(first_inbox: str, dfds: list[int], name: str, data: bytes) -> list[int]:
+    """The same through a temp file in the first inbox's ``tmp/``, removed once every link is made."""
+    tmp = f"{first_inbox}/tmp/{name}.{fsio._pid[0]}.tmp"
+    fd = os.open(tmp, _CREATE, 0o644)
+    try:
+        try:
+            _write_fd(fd, data)
+            crash_point("temp-write")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        crash_point("file-fsync")
+        return _link_each(tmp, name, dfds)
+    finally:
+        _unlink_quiet(tmp)
+
+
+def _link_each(src: str, name: str, dfds: list[int]) -> list[int]:
+    """Link ``src`` as ``name`` into each directory; the indexes of those on another file system."""
+    apart = []
+    for i, dfd in enumerate(dfds):
+        try:
+            os.link(src, name, dst_dir_fd=dfd)  # linkat(AT_SYMLINK_FOLLOW): never replaces a name
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+            apart.append(i)
+            continue
+        crash_point("rename")
+    return apart

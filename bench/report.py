@@ -118,8 +118,6 @@ FAST_PATHS = """\
   layout check); the ancestor set for directory queries is built only when needed.
 - Holders: an agent record is reused while its file's identity (inode, size, mtime, ctime) is unchanged, with the
   same racy-window rule; listings and `reserve()` judge each holder once per operation, not once per claim.
-- Broadcast: live recipients are picked from the registry records (no `Agent` objects); liveness looks up `/proc`
-  once per process and splits only the 20 fields of `/proc/<pid>/stat` it uses.
 - Delivery (Linux): a message is written into an unnamed inode opened in the inbox's `new/` (`O_TMPFILE`),
   fsynced, named with `linkat(2)`, and `new/` fsynced - one directory entry made, where the bare loop creates
   one in `tmp/`, renames it and so changes two directories. A killed writer leaves nothing to clean up.
@@ -128,7 +126,9 @@ FAST_PATHS = """\
 - Broadcast: one message, one file - written and fsynced once, then hard-linked into each recipient's `new/`
   (`"to": "*"`; a reader gets its own name), and the directories made durable with one `syncfs(2)`. It was
   ten files (2.98-3.2x one send(); creating an inode costs ~0.1-0.4 ms of kernel time on this machine's
-  journal-less ext4, most of it skipping recently deleted inodes); ten links cost ~20 us each.
+  journal-less ext4, most of it skipping recently deleted inodes); ten links cost ~20 us each. Live recipients
+  are picked from the registry records (no `Agent` objects); liveness looks up `/proc` once per process and
+  splits only the 20 fields of `/proc/<pid>/stat` it uses.
 - Records: written by a flat-record encoder that produces the same bytes as `json.dumps(indent=1)` (whose
   pure-Python encoder is slow); read with one `read(2)`; `Message`/`Reservation` slots filled directly;
   `/proc/<pid>/stat` decoded in one call.

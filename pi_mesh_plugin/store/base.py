@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+
 @runtime_checkable
 class Store(Protocol):
     url: str

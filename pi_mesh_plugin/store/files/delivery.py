@@ -33,8 +33,8 @@ from __future__ import annotations
 import errno
 import os
 
-from .fsio import _CREATE, _unlink_quiet, _write_fd, crash_point, sync_batch
 from . import fsio
+from .fsio import _CREATE, _unlink_quiet, _write_fd, crash_point, sync_batch
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY
 _TMPFILE = getattr(os, "O_TMPFILE", 0) | os.O_WRONLY
@@ -51,7 +51,7 @@ def unnamed_supported() -> bool:
 
 
 def use_unnamed(on: bool | None) -> None:
-    """Force one way (``False``: rename) or, with ``None``, decide again on next use (tests, ``doctor``)."""
+    """Force the rename way (``False``), or with ``None`` decide again on next use (for tests)."""
     _unnamed[0] = on
 
 

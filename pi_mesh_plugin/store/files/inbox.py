@@ -1,12 +1,12 @@
 """Inboxes: ``inbox/<name>/{tmp,new,cur,bad}/``, Maildir-style.
 
 A message is written and fsynced, then given its name in ``new/`` (see
-:mod:`.delivery`): it is delivered exactly when it appears there, complete.  A broadcast is one file
-hard-linked into every recipient's ``new/`` (``to`` is ``*``).  Reading moves it to
-``cur/`` (``ls new/`` is the unread mail).  A file that fails to parse or
-validate is moved to ``bad/`` with a warning - never deleted, never crashing
-the reader.  Ids sort by time, so a directory listing sorted by name is the
-arrival order.
+:mod:`.delivery`): it is delivered exactly when it appears there, complete.
+A broadcast is one file hard-linked into every recipient's ``new/`` (``to`` is
+``*``).  Reading moves a name to ``cur/`` (``ls new/`` is the unread mail).  A
+file that fails to parse or validate is moved to ``bad/`` with a warning -
+never deleted, never crashing the reader.  Ids sort by time, so a directory
+listing sorted by name is the arrival order.
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """Delivery latency: from ``send()`` returning to the recipient's watcher callback.
 
-Three recipients are measured, one after the other, each for the same number
-of messages:
+These recipients are measured, one after the other:
 
 * ``sidecar`` - the product path for Pi: a real ``pi-mesh serve`` joined as the
   recipient; the time runs until its ``{"event": "message"}`` line is read
   from its stdout; each message is then acked (``stage: delivered``), which
   marks it read, as the extension does.
 * ``Watcher`` - :class:`pi_mesh_plugin.watcher.Watcher` on the recipient's
-  store with ``topics={"inbox"}`` (default debounce, and ``debounce=0``).
+  store with ``topics={"inbox"}`` (default debounce, and ``debounce=0``), and
+  its polling fallback (``mode="poll"``, 0.1 s interval, default debounce, 40
+  messages sent at random phases: expect half an interval plus the debounce).
 * ``watchdog`` - a bare watchdog observer on ``inbox/<name>/new``.
 
 The headline is the sidecar when it is there, else the library watcher with
@@ -22,6 +23,7 @@ moves files, which would wake their watchers with events of their own).
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 
@@ -30,9 +32,11 @@ from .harness import Stats, perf
 GAP = 0.02
 
 
-def _loop(ctx, alice, bob_name: str, wait, after=None) -> Stats:  # wait(timeout) -> fired time
+def _loop(ctx, alice, bob_name: str, wait, after=None, n: int = 150,
+          jitter: float = 0.0) -> Stats:  # wait(timeout) -> fired time
     lat = []
-    for i in range(ctx.n(150, 8)):
+    rng = random.Random(6)
+    for i in range(ctx.n(n, 8)):
         t_before = perf()
         alice.send(bob_name, f"ping {i} " * 20)
         t_ret = perf()
@@ -40,7 +44,7 @@ def _loop(ctx, alice, bob_name: str, wait, after=None) -> Stats:  # wait(timeout
         lat.append(max(0.0, fired - t_ret))
         if after:
             after()
-        time.sleep(GAP)
+        time.sleep(GAP + rng.uniform(0, jitter))  # jitter: so sends do not fall in step with a poll
     return Stats(lat)
 
 
@@ -75,7 +79,10 @@ def measure_delivery(ctx) -> tuple[Stats, str, dict]:  # ctx: rows.Ctx
     if has_module("pi_mesh_plugin.watcher"):
         from pi_mesh_plugin.watcher import Watcher
 
-        for label, kw in (("Watcher(debounce=0)", {"debounce": 0.0}), ("Watcher(default debounce)", {})):
+        # the polling fallback (no inotify, no NOTIFY) answers within its interval: expect about half of it
+        for label, kw in (("Watcher(debounce=0)", {"debounce": 0.0}), ("Watcher(default debounce)", {}),
+                          ("Watcher(polling fallback, poll_interval=0.1 s, default debounce)",
+                           {"mode": "poll", "poll_interval": 0.1})):
             fired: list[float] = []
             ev = threading.Event()
 
@@ -87,7 +94,9 @@ def measure_delivery(ctx) -> tuple[Stats, str, dict]:  # ctx: rows.Ctx
             w = Watcher(bob.store, cb, topics={"inbox"}, **kw).start()
             try:
                 time.sleep(0.2)
-                results[label] = _loop(ctx, alice, bob.agent, _waiter(fired, ev, label))
+                poll = kw.get("mode") == "poll"
+                results[label] = _loop(ctx, alice, bob.agent, _waiter(fired, ev, label), n=40 if poll else 150,
+                                       jitter=0.1 if poll else 0.0)
             finally:
                 w.stop()
             results[label + " mode"] = w.mode

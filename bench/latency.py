@@ -79,7 +79,7 @@ def measure_delivery(ctx) -> tuple[Stats, str, dict]:  # ctx: rows.Ctx
     if has_module("pi_mesh_plugin.watcher"):
         from pi_mesh_plugin.watcher import Watcher
 
-        # the polling fallback (no inotify, no NOTIFY) answers within its interval: expect about half of it
+        # the polling fallback (no inotify, no NOTIFY): about half an interval plus the debounce
         for label, kw in (("Watcher(debounce=0)", {"debounce": 0.0}), ("Watcher(default debounce)", {}),
                           ("Watcher(polling fallback, poll_interval=0.1 s, default debounce)",
                            {"mode": "poll", "poll_interval": 0.1})):

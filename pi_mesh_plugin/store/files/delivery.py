@@ -82,6 +82,31 @@ def _name(fd: int, dfd: int, name: str) -> None:
     os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dfd)  # linkat(AT_SYMLINK_FOLLOW)
 
 
+def _write_durable(fd: int, data: bytes) -> None:
+    """Write all of ``data`` and fsync (crash points ``temp-write``, ``file-fsync``)."""
+    n = os.write(fd, data)
+    if n != len(data):
+        _write_fd(fd, data[n:])
+    crash_point("temp-write")
+    os.fsync(fd)
+    crash_point("file-fsync")
+
+
+def _durable_temp(inbox: str, name: str, data: bytes) -> str:
+    """``data`` written and fsynced as ``inbox/tmp/<name>.<pid>.tmp`` (removed again on failure); its path."""
+    tmp = f"{inbox}/tmp/{name}.{fsio._pid[0]}.tmp"
+    fd = os.open(tmp, _CREATE, 0o644)
+    try:
+        try:
+            _write_durable(fd, data)
+        finally:
+            os.close(fd)
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+    return tmp
+
+
 def _deliver_unnamed_one(inbox: str, name: str, data: bytes) -> bool:
     """One message (every ``send``), without a batch's bookkeeping.  False: not supported here."""
     dfd = os.open(f"{inbox}/new", _DIR)
@@ -93,22 +118,13 @@ def _deliver_unnamed_one(inbox: str, name: str, data: bytes) -> bool:
                 return False
             raise
         try:
-            n = os.write(fd, data)
-            if n != len(data):
-                _write_fd(fd, data[n:])
-            if fsio._CRASH_AT is not None:
-                crash_point("temp-write")
-            os.fsync(fd)
-            if fsio._CRASH_AT is not None:
-                crash_point("file-fsync")
+            _write_durable(fd, data)
             _name(fd, dfd, name)
         finally:
             os.close(fd)
-        if fsio._CRASH_AT is not None:
-            crash_point("rename")
+        crash_point("rename")
         os.fsync(dfd)
-        if fsio._CRASH_AT is not None:
-            crash_point("dir-fsync")
+        crash_point("dir-fsync")
         return True
     finally:
         os.close(dfd)
@@ -152,16 +168,8 @@ def _deliver_unnamed(items: list[tuple[str, str, bytes]]) -> bool:
 
 
 def _deliver_renamed_one(inbox: str, name: str, data: bytes) -> None:
-    tmp = f"{inbox}/tmp/{name}.{fsio._pid[0]}.tmp"
-    fd = os.open(tmp, _CREATE, 0o644)
+    tmp = _durable_temp(inbox, name, data)
     try:
-        try:
-            _write_fd(fd, data)
-            crash_point("temp-write")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        crash_point("file-fsync")
         os.rename(tmp, f"{inbox}/new/{name}")
     except BaseException:
         _unlink_quiet(tmp)
@@ -243,10 +251,7 @@ def _linked_unnamed(dfds: list[int], name: str, data: bytes) -> list[int] | None
             return None
         raise
     try:
-        _write_fd(fd, data)
-        crash_point("temp-write")
-        os.fsync(fd)
-        crash_point("file-fsync")
+        _write_durable(fd, data)
         return _link_each(f"/proc/self/fd/{fd}", name, dfds)
     finally:
         os.close(fd)
@@ -254,16 +259,8 @@ def _linked_unnamed(dfds: list[int], name: str, data: bytes) -> list[int] | None
 
 def _linked_renamed(first_inbox: str, dfds: list[int], name: str, data: bytes) -> list[int]:
     """The same through a temp file in the first inbox's ``tmp/``, removed once every link is made."""
-    tmp = f"{first_inbox}/tmp/{name}.{fsio._pid[0]}.tmp"
-    fd = os.open(tmp, _CREATE, 0o644)
+    tmp = _durable_temp(first_inbox, name, data)
     try:
-        try:
-            _write_fd(fd, data)
-            crash_point("temp-write")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        crash_point("file-fsync")
         return _link_each(tmp, name, dfds)
     finally:
         _unlink_quiet(tmp)

@@ -42,6 +42,29 @@ def ls(path: str) -> list[str]:
     return sorted(os.listdir(path))
 
 
+def _deliverer(kind: str, boxes: list[str]):
+    def deliver(name: str, data: bytes) -> None:
+        if kind == "linked":
+            delivery.deliver_linked(boxes, name, data)
+        else:
+            delivery.deliver([(b, name, data) for b in boxes])
+    return deliver
+
+
+def _refuse_links_through_proc(monkeypatch, code: int) -> list[str]:
+    real_link = os.link
+    refused: list[str] = []
+
+    def fake_link(src, dst, *, src_dir_fd=None, dst_dir_fd=None, follow_symlinks=True):
+        if str(src).startswith("/proc/self/fd/"):
+            refused.append(dst)
+            raise OSError(code, os.strerror(code))
+        return real_link(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd, follow_symlinks=follow_symlinks)
+
+    monkeypatch.setattr(os, "link", fake_link)
+    return refused
+
+
 def test_unnamed_is_the_way_on_linux():
     """The fast way must really be in use where it exists (or the benchmark measures the fallback)."""
     delivery.use_unnamed(None)
@@ -116,13 +139,7 @@ def test_a_file_system_without_o_tmpfile_falls_back_to_rename(tmp_path, monkeypa
 
     monkeypatch.setattr(os, "open", fake_open)
     boxes = [inbox(tmp_path, f"a{i}") for i in range(1 if kind == "one" else 3)]
-
-    def deliver(name: str, data: bytes) -> None:
-        if kind == "linked":
-            delivery.deliver_linked(boxes, name, data)
-        else:
-            delivery.deliver([(b, name, data) for b in boxes])
-
+    deliver = _deliverer(kind, boxes)
     try:
         deliver("m.json", b"x")
         assert refused and delivery._unnamed[0] is False  # switched for the rest of the process
@@ -133,6 +150,49 @@ def test_a_file_system_without_o_tmpfile_falls_back_to_rename(tmp_path, monkeypa
         delivery.use_unnamed(None)
     for b in boxes:
         assert ls(f"{b}/new") == ["m.json", "m2.json"] and ls(f"{b}/tmp") == []
+
+
+@pytest.mark.parametrize("kind", ["one", "batch", "linked"])
+@pytest.mark.parametrize("code", [errno.EPERM, errno.ENOENT, errno.EXDEV])
+def test_a_sandbox_that_will_not_link_through_proc_gets_rename(tmp_path, monkeypatch, kind, code):
+    """The process's first link of an unnamed file fails (as under some sandboxes): the message is
+    delivered by rename instead, and the process stays with rename."""
+    if not hasattr(os, "O_TMPFILE"):
+        pytest.skip("no O_TMPFILE")
+    delivery.use_unnamed(None)
+    refused = _refuse_links_through_proc(monkeypatch, code)
+    boxes = [inbox(tmp_path, f"a{i}") for i in range(1 if kind == "one" else 3)]
+    deliver = _deliverer(kind, boxes)
+    try:
+        deliver("m.json", b"x")
+        assert len(refused) == 1 and delivery._unnamed[0] is False
+        deliver("m2.json", b"y")
+        assert len(refused) == 1
+    finally:
+        delivery.use_unnamed(None)
+    for b in boxes:
+        assert ls(f"{b}/new") == ["m.json", "m2.json"] and ls(f"{b}/tmp") == []
+        with open(f"{b}/new/m.json", "rb") as f:
+            assert f.read() == b"x"
+
+
+@pytest.mark.parametrize("kind", ["one", "linked"])
+def test_once_unnamed_delivery_has_worked_a_link_error_is_an_error(tmp_path, monkeypatch, kind):
+    """No silent switch later on: a full disk after the first success is the caller's error."""
+    delivery.use_unnamed(None)
+    if not delivery.unnamed_supported():
+        pytest.skip("no O_TMPFILE")
+    boxes = [inbox(tmp_path, f"a{i}") for i in range(1 if kind == "one" else 3)]
+    deliver = _deliverer(kind, boxes)
+    try:
+        deliver("m.json", b"x")
+        _refuse_links_through_proc(monkeypatch, errno.ENOSPC)
+        with pytest.raises(OSError) as e:
+            deliver("m2.json", b"y")
+        assert e.value.errno == errno.ENOSPC and delivery._unnamed[0] is True
+    finally:
+        delivery.use_unnamed(None)
+    assert all(ls(f"{b}/new") == ["m.json"] and ls(f"{b}/tmp") == [] for b in boxes)
 
 
 def test_another_open_error_is_raised_not_taken_for_a_missing_feature(tmp_path, monkeypatch):

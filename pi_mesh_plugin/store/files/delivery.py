@@ -13,7 +13,8 @@ Two ways, the same promise and the same crash points (``temp-write``, ``file-fsy
   the rename leaves its temp file, which ``doctor`` finds and removes.
 
 The unnamed way is tried first; the first time the file system refuses it (``EOPNOTSUPP`` and
-kin on ``O_TMPFILE``, or ``/proc`` absent) this process uses rename from then on.  It does the
+kin on ``O_TMPFILE``, ``/proc`` absent, or the process's first link through ``/proc`` failing,
+as a sandbox may make it) this process uses rename from then on.  It does the
 same durable work with fewer directory changes (one directory entry, not a create, a rename and
 a removal) - the margin that keeps ``send()`` within 1.15x of a bare loop (issue 6).
 
@@ -41,6 +42,7 @@ _TMPFILE = getattr(os, "O_TMPFILE", 0) | os.O_WRONLY
 # what open(O_TMPFILE) gives where the file system or kernel lacks it
 _NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOTSUP}
 _unnamed: list[bool | None] = [None]  # None: not tried yet in this process
+_proven = [False]  # an unnamed file has been named in this process
 
 
 def unnamed_supported() -> bool:
@@ -53,6 +55,7 @@ def unnamed_supported() -> bool:
 def use_unnamed(on: bool | None) -> None:
     """Force the rename way (``False``), or with ``None`` decide again on next use (for tests)."""
     _unnamed[0] = on
+    _proven[0] = False
 
 
 def deliver(items: list[tuple[str, str, bytes]]) -> None:
@@ -78,8 +81,22 @@ def _refused(e: OSError) -> bool:
     return False
 
 
-def _name(fd: int, dfd: int, name: str) -> None:
-    os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dfd)  # linkat(AT_SYMLINK_FOLLOW)
+def _name(fd: int, dfd: int, name: str) -> bool:
+    """Give the unnamed file ``fd`` its name in ``dfd`` (linkat through /proc, never replacing a name).
+
+    False - and the rename way from then on - if the process's very first attempt fails with anything
+    but ``EEXIST``: a sandbox or kernel that will not link through ``/proc``.  The rename way then
+    meets any real error (a vanished inbox, a full disk) itself.  Once one has worked, errors are raised.
+    """
+    try:
+        os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dfd)  # linkat(AT_SYMLINK_FOLLOW)
+    except OSError as e:
+        if _proven[0] or e.errno == errno.EEXIST:
+            raise
+        _unnamed[0] = False
+        return False
+    _proven[0] = True
+    return True
 
 
 def _write_durable(fd: int, data: bytes) -> None:
@@ -119,7 +136,8 @@ def _deliver_unnamed_one(inbox: str, name: str, data: bytes) -> bool:
             raise
         try:
             _write_durable(fd, data)
-            _name(fd, dfd, name)
+            if not _name(fd, dfd, name):
+                return False
         finally:
             os.close(fd)
         crash_point("rename")
@@ -152,7 +170,8 @@ def _deliver_unnamed(items: list[tuple[str, str, bytes]]) -> bool:
         sync_batch(fds)
         crash_point("file-fsync")
         for fd, dfd, name in staged:
-            _name(fd, dfd, name)
+            if not _name(fd, dfd, name):
+                return False  # only ever the first: nothing is named yet
             crash_point("rename")
         for fd in fds:
             os.close(fd)
@@ -252,7 +271,10 @@ def _linked_unnamed(dfds: list[int], name: str, data: bytes) -> list[int] | None
         raise
     try:
         _write_durable(fd, data)
-        return _link_each(f"/proc/self/fd/{fd}", name, dfds)
+        if not _name(fd, dfds[0], name):
+            return None
+        crash_point("rename")
+        return [i + 1 for i in _link_each(f"/proc/self/fd/{fd}", name, dfds[1:])]
     finally:
         os.close(fd)
 

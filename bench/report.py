@@ -39,7 +39,8 @@ def _md(s: str) -> str:
 
 def _fsync(m: dict) -> str:
     parts = [f"create {fmt_time(m[k]['create_s'])}, fsync {fmt_time(m[k]['fsync_s'])} {label}"
-             for k, label in (("disk_at_start", "at the start"), ("disk_before_messages", "right before the message rows"))
+             for k, label in (("disk_at_start", "at the start"),
+                              ("disk_before_messages", "right before the message rows"))
              if isinstance(m.get(k), dict)]
     return "; ".join(parts) or "not measured"
 
@@ -121,8 +122,8 @@ FAST_PATHS = """\
 - Delivery (Linux): a message is written into an unnamed inode opened in the inbox's `new/` (`O_TMPFILE`),
   fsynced, named with `linkat(2)`, and `new/` fsynced - one directory entry made, where the bare loop creates
   one in `tmp/`, renames it and so changes two directories. A killed writer leaves nothing to clean up.
-  Where the file system refuses `O_TMPFILE` the process falls back to `tmp/` + rename. Known inboxes are not
-  re-created per message.
+  Where the file system refuses `O_TMPFILE` (or a sandbox the link) the process falls back to `tmp/` +
+  rename. Known inboxes are not re-created per message.
 - Broadcast: one message, one file - written and fsynced once, then hard-linked into each recipient's `new/`
   (`"to": "*"`; a reader gets its own name), and the directories made durable with one `syncfs(2)`. It was
   ten files (2.98-3.2x one send(); creating an inode costs ~0.1-0.4 ms of kernel time on this machine's

@@ -277,6 +277,27 @@ def test_inbox_messages_are_pushed_and_marked_read_only_when_acked(sidecars, bob
         s2.event(timeout=0.5)
 
 
+def test_a_broadcast_reaches_each_session_which_acks_its_own(sidecars, bob_on_backend) -> None:
+    """On the file store a broadcast is one file linked into both inboxes: each sidecar pushes it addressed
+    to its own agent, and one session's ack marks only its own copy read."""
+    bob = bob_on_backend
+    s1, s2 = sidecars("--poll", "30"), sidecars("--poll", "30")
+    hello(s1, "pi-1")
+    hello(s2, "pi-2")
+    sent = bob.broadcast("all: freeze src/auth/ for ten minutes")
+    assert sorted(m.to for m in sent) == ["pi-1", "pi-2"]
+    ev1, ev2 = s1.event(), s2.event()
+    for ev in (ev1, ev2):
+        assert (ev["event"], ev["id"], ev["from"], ev["broadcast"]) == ("message", sent[0].id, "bob", True)
+        assert ev["text"] == "all: freeze src/auth/ for ten minutes"
+    assert s1.ok("ack", ids=[sent[0].id]) == {"marked": 1}
+    assert bob.unread_count("pi-1") == 0 and bob.unread_count("pi-2") == 1
+    assert s2.ok("ack", ids=[sent[0].id]) == {"marked": 1}
+    assert bob.unread_count("pi-2") == 0
+    for s in (s1, s2):
+        assert s.close() == (0, "")
+
+
 def test_heartbeat_refreshes_last_seen(sidecars, project, mesh_factory) -> None:
     with open(os.path.join(project, "hooks.toml"), "w") as f:
         f.write('[defaults]\nheartbeat_ttl = "1.5s"\n')

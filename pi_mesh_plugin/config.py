@@ -37,6 +37,7 @@ DEFAULTS: dict = {
     "sidecar_timeout": "5s",
     "harness": None,
 }
+ALWAYS_GUARDED = frozenset({"commit"})
 _DURATIONS = ("reservation_ttl", "heartbeat_ttl", "sidecar_timeout")
 
 
@@ -71,7 +72,10 @@ class AgentConfig:
         return (_matches(tool, self.tools) and not _matches(tool, self.deny))
 
     def guards(self, tool: str) -> bool:
-        return _matches(tool, self.guard)
+        """Is ``tool`` checked against the claims before it runs?  ``commit`` (the git hooks, installed on
+        purpose) always is; the others when ``guard`` lists them."""
+        return tool in ALWAYS_GUARDED or _matches(tool, self.guard)
+
 
     def denies(self, tool: str) -> bool:
         return _matches(tool, self.deny)

@@ -1,19 +1,16 @@
-"""The reservation guard: decides whether one tool call may run.
+"""The reservation rule: may these writes land, given every live claim of another agent?
 
-This is the decision every adapter asks for, in the built-in plugin's
-``pi_mesh_pre_tool_call`` and - when the mesh is the only plugin configured,
-so that pluggy need not even be imported - directly from the per-call hook
-commands.  Order of the rules:
+The built-in plugin's ``pi_mesh_pre_tool_call`` answers with :func:`check_call`,
+and :func:`pi_mesh_plugin.host.decide` calls the same function directly when
+the mesh is the only plugin configured, so that pluggy need not even be
+imported on the per-call path.  Whether a call is guarded at all, denied,
+malformed, and what an unreadable mesh means, is decided once, in
+:func:`~pi_mesh_plugin.host.decide`; this module only knows claims.
 
-1. a tool denied to this agent by ``hooks.toml`` is refused outright;
-2. a tool not guarded passes;
-3. each path the call would write is checked against every live claim of
-   another agent; the first claim found blocks, naming holder and reason;
-4. if the mesh cannot be read, the call is blocked unless the agent's
-   ``on_store_error`` is ``allow`` (fail closed by default).
-
-Reads are never blocked: ``read`` is not a guarded tool, and ``bash`` is
-guarded only for the paths its command would write (:mod:`.shell`).
+Each ``(path, kind)`` the call writes is checked against every live claim of
+another agent; the first claim found blocks, naming holder and reason.  Store
+errors propagate (``decide`` applies ``on_store_error`` and records blocks in
+the feed).
 """
 
 from __future__ import annotations
@@ -27,43 +24,21 @@ if TYPE_CHECKING:
 
 
 def check_call(mesh: Mesh, call: ToolCall) -> Block | None:
-    config = mesh.config
-    if config.denies(call.tool):
-        return Block(tool=call.tool, message=f"BLOCKED: the tool {call.tool} is denied to agent "
-                     f"{mesh.agent or '(unnamed)'} by {config.source or 'the configuration'}.")
-    if not config.guards(call.tool):
+    """The block the claims put on ``call``'s writes, or ``None``.
+
+    A call that only carries writes computed elsewhere (a shell command, a commit) is checked by
+    ``decide`` through its derived ``write`` calls, one per path, so this checks calls with ``paths``
+    and those derived calls - never the same write twice."""
+    tool = call.via or call.tool
+    if not call.paths or not mesh.config.guards(tool):
         return None
-    try:
-        targets = write_targets(call)
-        note = getattr(targets, "note", None)  # a shell command that could not be parsed (see the shell package)
-        if note and config.fail_open:  # check only what could be parsed
-            rough: frozenset[tuple[str, str]] = getattr(targets, "rough", frozenset())
-            targets, note = [t for t in targets if t not in rough], None
-        for path, kind in targets:
-            block = mesh.check(path, call.tool, cwd=call.cwd, kind=kind)
-            if block is not None:
-                mesh.record("blocked", tool=call.tool, path=block.canonical, holder=block.holder)
-                return block.replace(message=block.message + "\n" + note) if note else block
-    except Exception as e:  # noqa: BLE001 - any failure to read the mesh is a store error here
-        from .errors import UsageError
+    return check_writes(mesh, tool, call.writes, call.cwd)
 
-        if isinstance(e, UsageError):
-            return Block(tool=call.tool, message=f"BLOCKED: {call.tool}: {e}")
-        if config.fail_open:
-            return None
-        return Block(tool=call.tool, message=(
-            f"BLOCKED: pi-mesh could not read the reservations ({type(e).__name__}: {e}); guarded tools are "
-            f"blocked while the mesh is unreadable (on_store_error = \"block\"). Run `pi-mesh doctor`."))
+
+def check_writes(mesh: Mesh, tool: str, writes: tuple[tuple[str, str], ...] | list[tuple[str, str]],
+                 cwd: str | None) -> Block | None:
+    for path, kind in writes:
+        block = mesh.check(path, tool, cwd=cwd, kind=kind)
+        if block is not None:
+            return block
     return None
-
-
-def write_targets(call: ToolCall) -> list[tuple[str, str]]:
-    """``(path, kind)`` pairs the call would write."""
-    if call.tool == "bash" and not call.paths:
-        command = (call.input or {}).get("command")
-        if isinstance(command, str):
-            from .shell import shell_write_targets
-
-            return shell_write_targets(command)
-        return []
-    return [(p, "file") for p in call.paths]

@@ -11,15 +11,13 @@ names match a spec below; it may take any subset of a spec's arguments
 * ``config`` - its :class:`~pi_mesh_plugin.config.AgentConfig`.
 
 The built-in mesh behaviour (:mod:`pi_mesh_plugin.plugins.mesh`) is itself a
-plugin of these hooks.  Third-party plugins are found through the entry-point
+plugin of these hooks, registered the way third-party plugins are.  Third-party plugins are found through the entry-point
 group ``pi_mesh`` and loaded when ``hooks.toml`` lists them in ``plugins``.
 """
 
 from __future__ import annotations
 
-import pluggy
-
-# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+# ``typing`` and pluggy stay off the guard path: mypy treats any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,8 +29,37 @@ if TYPE_CHECKING:
 
     Register = Callable[[str, str, dict, Callable[..., Any]], None]
 
-hookspec = pluggy.HookspecMarker("pi_mesh")
-hookimpl = pluggy.HookimplMarker("pi_mesh")
+PROJECT = "pi_mesh"
+
+
+class _Marker:
+    """A marker that sets exactly the attribute pluggy's ``HookspecMarker`` / ``HookimplMarker`` set
+    (``pi_mesh_spec`` / ``pi_mesh_impl``, with pluggy's option names), so that pluggy reads it as its own -
+    without importing pluggy, which a plugin module on the per-call path would otherwise pay for.  A test
+    compares every option combination with pluggy's markers."""
+
+    def __init__(self, kind: str, defaults: dict) -> None:
+        self.attr, self.defaults = f"{PROJECT}_{kind}", defaults
+
+    def __call__(self, function: Any = None, **options: Any) -> Any:
+        unknown = set(options) - set(self.defaults)
+        if unknown:
+            raise TypeError(f"{self.attr} marker: unknown option(s) {sorted(unknown)}")
+        opts = {**self.defaults, **options}
+        if opts.get("historic") and opts.get("firstresult"):
+            raise ValueError("cannot have a historic firstresult hook")
+
+        def mark(func: Any) -> Any:
+            setattr(func, self.attr, dict(opts))
+            return func
+
+        return mark if function is None else mark(function)
+
+
+hookspec = _Marker("spec", {"firstresult": False, "historic": False, "warn_on_impl": None,
+                            "warn_on_impl_args": None})
+hookimpl = _Marker("impl", {"wrapper": False, "hookwrapper": False, "optionalhook": False, "tryfirst": False,
+                            "trylast": False, "specname": None})
 
 
 @hookspec(firstresult=True)
@@ -44,7 +71,13 @@ def pi_mesh_pre_tool_call(call: ToolCall, mesh: Mesh, config: AgentConfig) -> Bl
     instead), or ``None`` to have no objection.  There is no "allow" answer:
     the first block wins and later plugins are not asked, but returning
     ``None`` never overrides another plugin's block.  Must be fast: it runs
-    before every guarded call, in a fresh process for per-call harnesses.
+    before every call, in a fresh process for per-call harnesses.
+
+    ``call.writes`` are the ``(path, kind)`` pairs the call would write.  A
+    call whose writes are not named by the harness - a shell command, a git
+    commit - is also put to this hook as one ``write`` call per path it writes
+    (``call.via`` names the tool it comes from), so a plugin that vetoes the
+    write of a path vetoes every way of writing it without knowing bash or git.
     """
 
 

@@ -1,33 +1,192 @@
-"""The plugin host: one pluggy ``PluginManager`` per agent session.
+"""The plugin host, and the one decision every entry point asks for.
 
-It registers the built-in mesh plugin, loads the third-party plugins that
-``hooks.toml`` names (entry-point group ``pi_mesh``; ``"*"`` loads every
-installed one; ``$PI_MESH_LOAD_PLUGINS``, a comma list, narrows that further),
-collects the tools every plugin registers, and answers the three questions an
-adapter asks: which tools are there, may this call run, and run this tool.
+:func:`decide` answers "may this tool call run?" for every entry point - the
+Pi sidecar, the Claude Code / Codex / Gemini hook commands, ``pi-mesh check``,
+the git hooks and the MCP server's tool calls.  The rules, each written here
+once:
+
+1. a tool denied to the agent by ``hooks.toml`` is refused outright;
+2. a guarded tool whose call names nothing to write (an ``edit`` with no
+   path, a ``bash`` call with no command) is refused as malformed;
+3. every plugin's ``pi_mesh_pre_tool_call`` is asked about the call (the
+   built-in ``mesh`` plugin checks the claims, :mod:`pi_mesh_plugin.guard`);
+   a guarded call whose writes are not its own ``paths`` - a shell command's
+   parsed targets, a commit's changed files - is also put to them as one
+   ``write`` call per path (``via`` = the tool), so a plugin's veto of a
+   write holds for every way of writing; the first block wins;
+4. when the mesh cannot be read or a plugin fails, the call is blocked -
+   unless ``on_store_error = "allow"``, which lets it through.  A plugin that
+   is misconfigured (not installed, a misspelled ``@hookimpl``) always blocks:
+   that is a configuration to fix, not a store to wait for.
+
+When ``mesh`` is the only plugin, the claims are checked directly and pluggy
+is never imported (the per-call path).  Otherwise the implementations come
+from :mod:`pi_mesh_plugin.loading` in pluggy's call order, without pluggy
+either; a hook wrapper, which only pluggy can drive, sends the call through
+pluggy.  ``PI_MESH_TRACE_PLUGINS=1`` prints each implementation called, its
+plugin and its answer to stderr.
+
+:class:`PluginHost` is the pluggy ``PluginManager`` of one agent session: the
+tools every plugin registers, and the post-call hook.
 """
 
 from __future__ import annotations
 
 import os
 
-import pluggy
-
-from . import hookspecs
-from .errors import MeshError, ToolDenied, UsageError
+from .errors import ConfigError, MeshError, StoreError, ToolDenied, UsageError
 from .records import Block, ToolCall
 
-# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+# ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    import pluggy
+
     from .mesh import Mesh
 
 BUILTIN = "mesh"
+PRE = "pi_mesh_pre_tool_call"
+_SHELL_TOOLS = ("bash",)
 
 
+# -- the decision ------------------------------------------------------------------------------------
+def decide(mesh: Mesh, call: ToolCall, plugins: list[tuple[str, object]] | None = None, *,
+           dry_run: bool = False) -> Block | None:
+    """``None`` if ``call`` may run, else the :class:`Block` whose ``message`` the model is shown.
+
+    ``plugins`` are the ``(name, plugin)`` pairs to ask, in registration order (a :class:`PluginHost`
+    passes its own); by default those ``hooks.toml`` names for the agent.  A block is recorded in the
+    feed (``blocked``) unless ``dry_run`` (``pi-mesh check`` asks without trying)."""
+    block = _decide(mesh, call, plugins)
+    if block is not None and not dry_run:
+        mesh.record("blocked", tool=call.tool, path=block.canonical, holder=block.holder)
+    return block
+
+
+def _decide(mesh: Mesh, call: ToolCall, plugins: list[tuple[str, object]] | None) -> Block | None:
+    config = mesh.config
+    if config.denies(call.tool):
+        return Block(tool=call.tool, message=f"BLOCKED: the tool {call.tool} is denied to agent "
+                     f"{mesh.agent or '(unnamed)'} by {config.source or 'the configuration'}.")
+    guarded = config.guards(call.tool)
+    try:
+        if guarded:
+            malformed = _malformed(call)
+            if malformed:
+                return Block(tool=call.tool, message=f"BLOCKED: malformed {call.raw_tool or call.tool} call: "
+                             f"{malformed}; nothing was run.")
+        calls = [call] + (_derived(call, config.fail_open) if guarded else [])
+        if plugins is None and list(config.plugins) == [BUILTIN]:
+            from .guard import check_call
+
+            for c in calls:
+                block = check_call(mesh, c)
+                if block is not None:
+                    return _noted(block, call, c)
+            return None
+        if plugins is None:
+            from . import loading
+
+            plugins = loading.plugins(list(config.plugins), mesh.local_dir)
+        return _ask_plugins(mesh, calls, call, plugins)
+    except ConfigError as e:
+        return Block(tool=call.tool, message=f"BLOCKED: pi-mesh is misconfigured: {e}")
+    except UsageError as e:
+        return Block(tool=call.tool, message=f"BLOCKED: {call.tool}: {e}")
+    except MeshError as e:
+        if not isinstance(e, StoreError):  # a plugin's refusal (ToolDenied, ...): its text says why
+            return Block(tool=call.tool, message=f"BLOCKED: {e}")
+        if config.fail_open:
+            return None
+        return Block(tool=call.tool, message=(
+            f"BLOCKED: pi-mesh could not read the reservations ({e}); guarded tools are blocked while the "
+            f"mesh is unreadable (on_store_error = \"block\"). Run `pi-mesh doctor`."))
+    except Exception as e:  # noqa: BLE001 - an unreadable mesh or a crashing plugin never lets a call through silently
+        if config.fail_open:
+            return None
+        plugin = getattr(e, "_pi_mesh_plugin", None)
+        what = (f"the pi-mesh plugin {plugin} failed" if plugin and plugin != BUILTIN
+                else "pi-mesh could not read the reservations")
+        return Block(tool=call.tool, message=(
+            f"BLOCKED: {what} ({type(e).__name__}: {' '.join(str(e).split())[:300]}); guarded tools are "
+            f"blocked until it is fixed (on_store_error = \"block\"). Run `pi-mesh doctor`."))
+
+
+def _malformed(call: ToolCall) -> str | None:
+    if call.tool in _SHELL_TOOLS:
+        command = (call.input or {}).get("command")
+        return None if isinstance(command, str) else "it has no command string"
+    if call.via is None and call._writes is None and not call.paths:
+        return "it names no path to write"
+    return None
+
+
+def _derived(call: ToolCall, fail_open: bool) -> list[ToolCall]:
+    """One ``write`` call per path a call writes when those are not its own ``paths`` (bash, commit)."""
+    if call.paths or call.via:
+        return []
+    rough = call.rough_writes
+    out = []
+    for path, kind in call.writes:
+        if fail_open and (path, kind) in rough:
+            continue  # with on_store_error = "allow", guesses from an unparsable command are not enforced
+        out.append(ToolCall(tool="write", input={"path": path}, paths=(path,), writes=[(path, kind)],
+                            agent=call.agent, cwd=call.cwd, harness=call.harness, raw_tool=call.raw_tool,
+                            via=call.tool))
+    return out
+
+
+def _noted(block: Block, call: ToolCall, derived: ToolCall) -> Block:
+    note = call.write_note if derived is not call and derived.writes[0] in call.rough_writes else None
+    return block.replace(message=block.message + "\n" + note) if note else block
+
+
+def _ask_plugins(mesh: Mesh, calls: list[ToolCall], call: ToolCall, pairs: list[tuple[str, object]]) -> Block | None:
+    from . import loading
+
+    chain = loading.impls(pairs, PRE)
+    trace = _tracer()
+    for c in calls:
+        if chain is None:  # a hook wrapper: only pluggy can drive the chain
+            block = PluginHost.for_mesh(mesh).pm.hook.pi_mesh_pre_tool_call(call=c, mesh=mesh, config=mesh.config)
+        else:
+            block = None
+            for impl in chain:
+                try:
+                    block = impl(call=c, mesh=mesh, config=mesh.config)
+                except Exception as e:
+                    if trace:
+                        trace(impl.plugin, c, f"raised {type(e).__name__}: {e}")
+                    if not isinstance(e, MeshError):
+                        e._pi_mesh_plugin = impl.plugin  # type: ignore[attr-defined]
+                    raise
+                if trace:
+                    trace(impl.plugin, c, "no objection" if block is None else f"BLOCK: {block}")
+                if block is not None:
+                    break
+        if block is not None:
+            if not isinstance(block, Block):
+                raise TypeError(f"a {PRE} returned {type(block).__name__}, not a Block or None")
+            return _noted(block, call, c)
+    return None
+
+
+def _tracer() -> Callable[[str, ToolCall, str], None] | None:
+    if not os.environ.get("PI_MESH_TRACE_PLUGINS"):
+        return None
+    import sys
+
+    def trace(plugin: str, call: ToolCall, answer: str) -> None:
+        what = f"{call.tool}{' via ' + call.via if call.via else ''} {list(call.paths) or ''}".rstrip()
+        sys.stderr.write(f"pi-mesh trace: {PRE} [{plugin}] {what} -> {' '.join(answer.split())[:300]}\n")
+
+    return trace
+
+
+# -- the host: tools and the post-call hook -----------------------------------------------------------
 class ToolSpec:
     """A tool a plugin registered: name, description, JSON Schema of its parameters, and the function."""
 
@@ -44,44 +203,20 @@ class ToolSpec:
         return f"ToolSpec({self.name!r} from {self.plugin})"
 
 
-def make_plugin_manager(plugins: list[str]) -> pluggy.PluginManager:
-    pm = pluggy.PluginManager("pi_mesh")
+def make_plugin_manager(plugins: list[str], mesh_dir: str | None = None) -> pluggy.PluginManager:
+    """A pluggy ``PluginManager`` with the hook specifications and the plugins ``plugins`` names."""
+    import pluggy
+
+    from . import hookspecs, loading
+
+    pm = pluggy.PluginManager(loading.GROUP)
     pm.add_hookspecs(hookspecs)
-    if BUILTIN in plugins or "*" in plugins:
-        from .plugins import mesh as builtin
-
-        pm.register(builtin, name=BUILTIN)
-    wanted = [p for p in plugins if p != BUILTIN]
-    only = os.environ.get("PI_MESH_LOAD_PLUGINS")
-    allowed = {p.strip() for p in only.split(",") if p.strip()} if only is not None else None
-    if wanted:
-        if "*" in wanted:
-            from importlib.metadata import entry_points
-
-            names = sorted({ep.name for ep in entry_points(group="pi_mesh")} - {BUILTIN})
-        else:
-            names = wanted
-        for name in names:
-            # a plugin PI_MESH_LOAD_PLUGINS leaves out is never imported (a broken one cannot break the rest)
-            if allowed is None or name in allowed:
-                try:
-                    pm.load_setuptools_entrypoints("pi_mesh", name=name)
-                except Exception as e:  # noqa: BLE001 - a plugin that fails to import is a configuration error
-                    from .errors import ConfigError
-
-                    raise ConfigError(f"plugins: cannot load the plugin {name} (entry-point group pi_mesh): "
-                                      f"{type(e).__name__}: {e}") from None
-        if allowed is not None:
-            for name, plugin in list(pm.list_name_plugin()):
-                if name != BUILTIN and name not in allowed:
-                    pm.unregister(plugin)
-        missing = [n for n in wanted if n != "*" and pm.get_plugin(n) is None
-                   and (allowed is None or n in allowed)]
-        if missing:
-            from .errors import ConfigError
-
-            raise ConfigError(f"plugins = {plugins}: no installed plugin named {', '.join(missing)} "
-                              f"(entry-point group pi_mesh)")
+    for name, plugin in loading.plugins(plugins, mesh_dir):
+        pm.register(plugin, name=name)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as e:
+        raise ConfigError(f"plugin {e.plugin!r}: {e}") from None
     return pm
 
 
@@ -89,8 +224,17 @@ class PluginHost:
     def __init__(self, mesh: Mesh, pm: pluggy.PluginManager | None = None) -> None:
         self.mesh = mesh
         self.config = mesh.config
-        self.pm = pm or make_plugin_manager(list(self.config.plugins))
+        self.pm = pm or make_plugin_manager(list(self.config.plugins), mesh.local_dir)
         self._tools: dict[str, ToolSpec] | None = None
+
+    @classmethod
+    def for_mesh(cls, mesh: Mesh) -> PluginHost:
+        """The host of this Mesh, made once."""
+        host = getattr(mesh, "_host", None)
+        if host is None:
+            host = cls(mesh)
+            mesh._host = host
+        return host  # type: ignore[no-any-return]
 
     # -- tools ---------------------------------------------------------------
     def _collect(self) -> dict[str, ToolSpec]:
@@ -125,7 +269,7 @@ class PluginHost:
         raise UsageError(f"no tool named {name!r} (tools: {', '.join(t.name for t in self.tools())})")
 
     def call_tool(self, name: str, arguments: dict | None = None, cwd: str | None = None) -> Any:  # JSON-able
-        """Run a registered tool: validate its arguments, ask the pre-call hook, call it, tell the post-call hook."""
+        """Run a registered tool: validate its arguments, :func:`decide`, call it, tell the post-call hook."""
         spec = self.tool(name)
         args = dict(arguments or {})
         from jsonschema import Draft202012Validator
@@ -148,18 +292,10 @@ class PluginHost:
         self.post_tool_call(call, {"ok": True, "output": result})
         return result
 
-    # -- the guard -----------------------------------------------------------
+    # -- the guard and the post-call hook -------------------------------------
     def pre_tool_call(self, call: ToolCall) -> Block | None:
-        try:
-            block: Block | None = self.pm.hook.pi_mesh_pre_tool_call(call=call, mesh=self.mesh, config=self.config)
-            return block
-        except MeshError as e:
-            return Block(tool=call.tool, message=f"BLOCKED: {e}")
-        except Exception as e:  # noqa: BLE001 - a crashing plugin must not let a call through silently
-            if self.config.fail_open:
-                return None
-            return Block(tool=call.tool, message=f"BLOCKED: a pi-mesh plugin failed ({type(e).__name__}: {e}); "
-                         "guarded calls are blocked until it is fixed (on_store_error = \"block\").")
+        pairs = [(name, p) for name, p in self.pm.list_name_plugin() if p is not None]
+        return decide(self.mesh, call, pairs)
 
     def post_tool_call(self, call: ToolCall, result: dict) -> None:
         try:

@@ -66,6 +66,7 @@ class Mesh:
         self.cwd = os.path.abspath(cwd or os.getcwd())
         self.root = find_root(root, self.cwd)
         self.root_real = P.normalise_root(self.root)
+        self.local_dir = os.path.join(self.root, ".pi", "mesh")  # this checkout's files (and caches)
         name = agent or os.environ.get("PI_MESH_AGENT") or None
         self.config = config or load_config(self.root, name, config_path)
         if not name and self.config.default_agent:

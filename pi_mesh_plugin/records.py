@@ -193,13 +193,22 @@ class ToolCall(Record):
     """A tool call as the core sees it, whatever harness it came from.
 
     ``tool`` is the mesh's name for the tool (``edit``, ``write``, ``bash``,
-    ``read``, or a registered tool's name); ``paths`` are the file paths the
-    call would write, as the harness gave them (relative to ``cwd``).
-    ``input`` is the raw argument object, kept for plugins.
+    ``read``, ``commit``, or a registered tool's name); ``paths`` are the file
+    paths the call would write, as the harness gave them (relative to ``cwd``).
+    ``input`` is the raw argument object, kept for plugins.  :attr:`writes` is
+    what every guard checks: the ``(path, kind)`` pairs the call would write,
+    computed once, when first asked for (for ``bash`` by parsing the command);
+    a caller that knows them already (a commit's changed files) passes ``writes=``.
+    ``via`` is set on the ``write`` calls that :func:`~pi_mesh_plugin.host.decide`
+    derives from a call whose writes are not its own ``paths``: the tool they come
+    from (``bash``, ``commit``), so a plugin that vetoes a write vetoes them too.
     """
 
-    __slots__ = ("tool", "input", "paths", "agent", "cwd", "harness", "raw_tool")
-    _optional = {"input": None, "paths": (), "agent": None, "cwd": None, "harness": None, "raw_tool": None}
+    __slots__ = ("tool", "input", "paths", "agent", "cwd", "harness", "raw_tool", "via", "_writes", "_note",
+                 "_rough")
+    _optional = {"input": None, "paths": (), "agent": None, "cwd": None, "harness": None, "raw_tool": None,
+                 "via": None, "_writes": None, "_note": None, "_rough": frozenset()}
+    _derived = ("tool", "input", "paths", "cwd")  # a change of these makes the writes be computed again
     tool: str
     input: dict | None
     paths: tuple[str, ...] | list[str]
@@ -207,3 +216,55 @@ class ToolCall(Record):
     cwd: str | None
     harness: str | None
     raw_tool: str | None
+    via: str | None
+    _writes: tuple[tuple[str, str], ...] | None
+    _note: str | None
+    _rough: frozenset
+
+    def __init__(self, writes: object = None, **fields: object) -> None:
+        if writes is not None:
+            fields["_writes"] = tuple((str(p), str(k)) for p, k in writes)  # type: ignore[attr-defined]
+        super().__init__(**fields)
+
+    @property
+    def writes(self) -> tuple[tuple[str, str], ...]:
+        """``(path, kind)`` pairs (kind ``"file"`` or ``"dir"``) the call would write, relative to ``cwd``
+        unless absolute.  A shell command's pairs come from :func:`pi_mesh_plugin.shell.shell_write_targets`."""
+        if self._writes is None:
+            object.__setattr__(self, "_writes", self._compute_writes())
+        return self._writes  # type: ignore[return-value]
+
+    @property
+    def write_note(self) -> str | None:
+        """Why some pairs are only a guess (a shell command that could not be parsed), else ``None``."""
+        self.writes  # noqa: B018 - computes them
+        return self._note
+
+    @property
+    def rough_writes(self) -> frozenset:
+        """The pairs that are guessed (see :attr:`write_note`)."""
+        self.writes  # noqa: B018 - computes them
+        return self._rough
+
+    def _compute_writes(self) -> tuple[tuple[str, str], ...]:
+        if self.paths:
+            return tuple((p, "file") for p in self.paths)
+        command = (self.input or {}).get("command") if self.tool == "bash" else None
+        if not isinstance(command, str):
+            return ()
+        from .shell import shell_write_targets
+
+        targets = shell_write_targets(command)
+        object.__setattr__(self, "_note", targets.note)
+        object.__setattr__(self, "_rough", frozenset(targets.rough))
+        return tuple(targets)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__slots__ if not k.startswith("_")}
+
+    def replace(self, **changes: object) -> ToolCall:
+        d = self.to_dict()
+        d.update(changes)
+        if self._writes is not None and not any(k in changes for k in self._derived):
+            d.update(_writes=self._writes, _note=self._note, _rough=self._rough)
+        return ToolCall(**d)

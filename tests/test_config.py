@@ -8,7 +8,7 @@ import pytest
 
 from pi_mesh_plugin.config import load_config
 from pi_mesh_plugin.errors import ConfigError, ToolDenied, UsageError
-from pi_mesh_plugin.guard import check_call
+from pi_mesh_plugin.host import decide
 from pi_mesh_plugin.host import PluginHost
 from pi_mesh_plugin.mesh import Mesh
 from pi_mesh_plugin.records import ToolCall
@@ -156,7 +156,7 @@ def test_unknown_plugin_is_a_config_error_naming_it(project):
     assert "no-such-plugin" in str(info.value) and "pi_mesh" in str(info.value)
 
 
-# -- deny / guard / tools, through guard.check_call and the plugin host ----------------------------
+# -- deny / guard / tools, through host.decide and the plugin host ----------------------------
 
 CONFIG = """
 [defaults]
@@ -202,10 +202,10 @@ def call(tool: str, *paths: str, cwd: str | None = None) -> ToolCall:
 def test_denied_tools_are_refused_outright_even_on_free_paths(configured, project):
     rev = configured("reviewer")
     for tool in ("bash", "edit", "write"):
-        b = check_call(rev, call(tool, "README.md", cwd=project))
+        b = decide(rev, call(tool, "README.md", cwd=project))
         assert b is not None and "denied" in b.message and "reviewer" in b.message and "hooks.toml" in b.message
         assert PluginHost(rev).pre_tool_call(call(tool, "README.md", cwd=project)) is not None
-    assert check_call(rev, call("read", "src/auth/login.py", cwd=project)) is None
+    assert decide(rev, call("read", "src/auth/login.py", cwd=project)) is None
     host = PluginHost(rev)
     names = {t.name for t in host.tools()}
     assert "reserve" not in names and {"send_message", "read_inbox", "release", "list_agents"} <= names
@@ -217,24 +217,24 @@ def test_denied_tools_are_refused_outright_even_on_free_paths(configured, projec
 def test_guarded_tools_are_checked_reads_never(configured, project):
     other = configured("other")
     for tool in ("edit", "write"):
-        b = check_call(other, call(tool, "src/auth/login.py", cwd=project))
+        b = decide(other, call(tool, "src/auth/login.py", cwd=project))
         assert b is not None and b.holder == "holder" and b.reason == "auth refactor"
-        assert check_call(other, call(tool, "src/other.py", cwd=project)) is None
+        assert decide(other, call(tool, "src/other.py", cwd=project)) is None
     for tool in ("read", "grep", "notebook_edit", "bash"):
-        assert check_call(other, call(tool, "src/auth/login.py", cwd=project)) is None, tool
+        assert decide(other, call(tool, "src/auth/login.py", cwd=project)) is None, tool
     # relative to the call's cwd
-    b = check_call(other, call("edit", "login.py", cwd=os.path.join(project, "src", "auth")))
+    b = decide(other, call("edit", "login.py", cwd=os.path.join(project, "src", "auth")))
     assert b is not None and b.canonical == "src/auth/login.py"
     # several paths: the first blocked one is reported
-    b = check_call(other, call("write", "src/free.py", "src/auth/new.py", cwd=project))
+    b = decide(other, call("write", "src/free.py", "src/auth/new.py", cwd=project))
     assert b is not None and b.canonical == "src/auth/new.py"
 
 
 def test_guard_patterns_and_empty_guard(configured, project):
     bld = configured("builder")
-    assert check_call(bld, call("notebook_edit", "src/auth/nb.ipynb", cwd=project)) is not None
+    assert decide(bld, call("notebook_edit", "src/auth/nb.ipynb", cwd=project)) is not None
     narrow = configured("narrow")
-    assert check_call(narrow, call("edit", "src/auth/login.py", cwd=project)) is None  # guard = []
+    assert decide(narrow, call("edit", "src/auth/login.py", cwd=project)) is None  # guard = []
 
 
 def test_tools_list_limits_what_is_exposed(configured):
@@ -254,18 +254,18 @@ def _break_store(project: str) -> None:
 def test_unreadable_store_fails_closed_by_default(configured, project):
     other = configured("other")
     _break_store(project)
-    b = check_call(other, call("edit", "src/free.py", cwd=project))
+    b = decide(other, call("edit", "src/free.py", cwd=project))
     assert b is not None and "could not read the reservations" in b.message and "pi-mesh doctor" in b.message
-    assert check_call(other, call("read", "src/free.py", cwd=project)) is None  # reads never blocked
+    assert decide(other, call("read", "src/free.py", cwd=project)) is None  # reads never blocked
 
 
 def test_on_store_error_allow_fails_open(configured, project):
     careless = configured("careless")
     _break_store(project)
     assert careless.config.fail_open
-    assert check_call(careless, call("edit", "src/free.py", cwd=project)) is None
+    assert decide(careless, call("edit", "src/free.py", cwd=project)) is None
 
 
 def test_bad_path_in_a_call_blocks_with_a_one_line_reason(configured, project):
-    b = check_call(configured("other"), call("edit", "", cwd=project))
+    b = decide(configured("other"), call("edit", "", cwd=project))
     assert b is not None and b.message.startswith("BLOCKED: edit: ") and "\n" not in b.message

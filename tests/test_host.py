@@ -229,7 +229,7 @@ def test_crashing_plugin_blocks_unless_configured_to_allow(claimed, mesh_factory
     host = PluginHost(mesh_factory("bob", cwd=claimed))
     host.pm.register(Boom(), name="boom")
     b = host.pre_tool_call(edit("src/free.py", claimed))
-    assert b is not None and "plugin failed (RuntimeError: plugin bug)" in b.message
+    assert b is not None and "plugin boom failed (RuntimeError: plugin bug)" in b.message
     host.pm.unregister(name="boom")
     host.pm.register(Refuses(), name="refuses")
     assert host.pre_tool_call(edit("src/free.py", claimed)).message == "BLOCKED: not today"

@@ -1,4 +1,4 @@
-"""Path aliasing against the guard: every spelling of a claimed path is blocked (check and check_call)."""
+"""Path aliasing against the guard: every spelling of a claimed path is blocked (check and decide)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Unit tests pin each form the parser understands; the property tests build
 commands from those forms - chained, nested in subshells, groups, loops,
 ``bash -c``, ``eval``, command substitutions and prefixes - around a path and
-ask the real guard (``guard.check_call`` → ``Mesh.check`` on the file store)
+ask the real guard (``host.decide`` → ``Mesh.check`` on the file store)
 whether a ``bash`` call running it may go ahead.  Every generated command is
 first checked to be valid bash (``bash -n``); the rare one bash rejects is
 discarded, so the generator cannot drift into syntax no shell would run.
@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from pi_mesh_plugin.guard import check_call
+from pi_mesh_plugin.host import decide
 from pi_mesh_plugin.records import ToolCall
 from pi_mesh_plugin.shell import shell_write_targets
 
@@ -160,7 +160,7 @@ def guarded(project, mesh_factory):
     bob = mesh_factory("bob")
 
     def check(cmd: str, cwd: str = project):
-        return check_call(bob, ToolCall(tool="bash", input={"command": cmd}, agent="bob", cwd=cwd))
+        return decide(bob, ToolCall(tool="bash", input={"command": cmd}, agent="bob", cwd=cwd))
     check.project = project
     ROOT[0] = project
     check.bob = bob
@@ -171,7 +171,7 @@ def test_guard_blocks_a_bash_write_like_an_edit(guarded):
     b = guarded("sed -i 's/pass/return 1/' src/auth/login.py")
     assert b is not None and b.holder == "alice" and b.reason == "refactoring auth"
     assert b.message.startswith("BLOCKED: bash of src/auth/login.py - src/auth/ is reserved by agent alice")
-    edit = check_call(guarded.bob, ToolCall(tool="edit", paths=("src/auth/login.py",), agent="bob",
+    edit = decide(guarded.bob, ToolCall(tool="edit", paths=("src/auth/login.py",), agent="bob",
                                             cwd=guarded.project))
     assert edit.message.replace("edit of", "bash of") == b.message
     assert guarded("sed -i 's/pass/return 1/' src/other.py") is None
@@ -183,7 +183,7 @@ def test_bash_is_not_guarded_by_default(project, mesh_factory):
     alice = mesh_factory("alice")
     alice.reserve(["src/auth/"], "mine", cwd=project)
     bob = mesh_factory("bob")
-    assert check_call(bob, ToolCall(tool="bash", input={"command": "rm -rf src/auth"}, cwd=project)) is None
+    assert decide(bob, ToolCall(tool="bash", input={"command": "rm -rf src/auth"}, cwd=project)) is None
 
 
 def test_unparsable_command_blocked_only_when_it_mentions_a_claim(guarded, project):
@@ -196,13 +196,13 @@ def test_unparsable_command_blocked_only_when_it_mentions_a_claim(guarded, proje
 
     lax = Mesh(project, "carol")
     try:
-        assert check_call(lax, ToolCall(tool="bash", input={"command": "case $1 in y) rm src/auth/login.py;; esac"},
+        assert decide(lax, ToolCall(tool="bash", input={"command": "case $1 in y) rm src/auth/login.py;; esac"},
                                         cwd=project)) is None
-        assert check_call(lax, ToolCall(tool="bash", input={"command": "rm src/auth/login.py"},
+        assert decide(lax, ToolCall(tool="bash", input={"command": "rm src/auth/login.py"},
                                         cwd=project)) is not None
         # what could be parsed is still checked: `bash -c` of an unparsable string next to a plain write
         both = "touch src/auth/x.py; bash -c 'case $1 in y) cat src/auth/y.py;; esac'"
-        assert check_call(lax, ToolCall(tool="bash", input={"command": both}, cwd=project)).holder == "alice"
+        assert decide(lax, ToolCall(tool="bash", input={"command": both}, cwd=project)).holder == "alice"
     finally:
         lax.close()
 

@@ -82,10 +82,16 @@ def written_paths(changes: list[tuple[str, list[str]]]) -> list[str]:
 
 
 def check_commit(mesh: Mesh, top: str) -> list[Block]:
-    """Every block the staged changes of the worktree at ``top`` run into."""
+    """Every block the staged changes of the worktree at ``top`` run into: each changed path is put to
+    :func:`~pi_mesh_plugin.host.decide` as a ``commit`` that writes it (so a plugin's veto of a write
+    holds for a commit too)."""
+    from ..host import decide
+    from ..records import ToolCall
+
     blocks = []
     for path in written_paths(staged_changes(top)):
-        b = mesh.check(path, "commit", cwd=top)
+        b = decide(mesh, ToolCall(tool="commit", writes=[(path, "file")], agent=mesh.agent, cwd=top,
+                                  harness="git", raw_tool="git commit"))
         if b is not None:
             blocks.append(b)
     return blocks
@@ -95,8 +101,11 @@ def refusal(blocks: list, agent: str | None) -> str:
     who = f"agent {agent}" if agent else "a committer who is no mesh agent (PI_MESH_AGENT is unset)"
     lines = [f"BLOCKED by pi-mesh: this commit by {who} touches paths reserved by other agents:"]
     for b in blocks:
-        lines.append(f"  {b.canonical} - reserved by agent {b.holder}: \"{b.reason}\" (expires {b.expires})")
-    holders = sorted({b.holder for b in blocks})
+        if b.holder:
+            lines.append(f"  {b.canonical} - reserved by agent {b.holder}: \"{b.reason}\" (expires {b.expires})")
+        else:  # a plugin's veto, or the mesh could not be read
+            lines.append("  " + " ".join(b.message.split()))
+    holders = sorted({b.holder for b in blocks if b.holder})
     lines.append("Coordinate first: " + "; ".join(f"pi-mesh send {h} \"...\"" for h in holders)
                  + " - or unstage those paths (git restore --staged PATH). "
                  "Only a person who is sure may bypass this with git commit --no-verify.")
@@ -138,11 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_REFUSED
     if not blocks:
         return 0
-    try:
-        for b in blocks:
-            mesh.record("blocked", tool="commit", path=b.canonical, holder=b.holder)
-    finally:
-        mesh.close()
+    mesh.close()  # decide() recorded each block in the feed
     sys.stderr.write(refusal(blocks, mesh.agent) + "\n")
     return EXIT_REFUSED
 

@@ -3,8 +3,8 @@
 The harness starts this once per guarded tool call, with its hook input (JSON) on
 stdin.  The per-harness module translates the input into a
 :class:`~pi_mesh_plugin.records.ToolCall`; the core decides
-(:func:`pi_mesh_plugin.guard.check_call` when the built-in ``mesh`` is the only
-plugin configured, else the pluggy host); the module translates a block back.
+(:func:`pi_mesh_plugin.host.decide`, the one decision of every entry point); the
+module translates a block back.
 
 * allow: nothing on stdout, exit 0;
 * block: the harness's deny object on stdout, exit 0 (the reason - holder,
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from ..mesh import Mesh
-    from ..records import Block, ToolCall
 
 HARNESSES = {"claude-code": "claude_code", "claude": "claude_code", "codex": "codex", "gemini": "gemini"}
 USAGE = "usage: pi-mesh hook {claude-code|codex|gemini} [--agent NAME]  (hook input as JSON on stdin)"
@@ -155,6 +154,8 @@ def _run(adapter: ModuleType, harness: str, agent: str | None, state: dict) -> i
         call = call.replace(agent=mesh.agent)
     if not call.cwd:
         call = call.replace(cwd=mesh.cwd)
+    from ..host import decide
+
     block = decide(mesh, call)
     if block is not None and mesh.agent is None and block.holder:
         me = owner_ancestor(mesh, block.holder, adapter.HARNESS)
@@ -167,16 +168,6 @@ def _run(adapter: ModuleType, harness: str, agent: str | None, state: dict) -> i
         return 0
     _out(adapter.deny_output(block.message))
     return 0
-
-
-def decide(mesh: Mesh, call: ToolCall) -> Block | None:
-    if list(mesh.config.plugins) == ["mesh"]:
-        from ..guard import check_call
-
-        return check_call(mesh, call)
-    from ..host import PluginHost
-
-    return PluginHost(mesh).pre_tool_call(call)
 
 
 def post(adapter: ModuleType, harness: str, agent: str | None, event: dict) -> int:

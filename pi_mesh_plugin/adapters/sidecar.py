@@ -31,7 +31,7 @@ is noticed through the core's watcher (inotify on the file store, LISTEN/NOTIFY
 on PostgreSQL), with a slow safety poll; without either, by polling.
 
 The sidecar decides nothing itself: checks go to
-:class:`~pi_mesh_plugin.host.PluginHost` (hence :func:`~pi_mesh_plugin.guard.check_call`).
+:func:`~pi_mesh_plugin.host.decide`, through :class:`~pi_mesh_plugin.host.PluginHost`.
 The Mesh is used under one lock by the request loop and the mail pump.
 Request validation and message events live in :mod:`.sidecar_protocol`, the
 mail pump in :mod:`.mailpump`; this module is the request loop and the ops.

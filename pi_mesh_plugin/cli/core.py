@@ -194,19 +194,16 @@ def claims(ctx: Context, show_all: bool) -> None:
 @click.option("--tool", default="edit", show_default=True, help="The tool that would write it.")
 @pass_ctx
 def check(ctx: Context, path: str, tool: str) -> None:
-    """Would TOOL on PATH be blocked?  Exit 3 and the holder's name if so."""
-    mesh = ctx.mesh
-    if mesh.config.denies(tool):  # the guard's answer: a denied tool is refused wherever it writes...
-        from ..guard import check_call
-        from ..records import ToolCall
+    """Would TOOL on PATH be blocked?  Exit 3 and the holder's name if so (the guard's own answer)."""
+    from ..host import decide
+    from ..records import ToolCall
 
-        block = check_call(mesh, ToolCall(tool=tool, paths=[path], cwd=mesh.cwd))
-    elif not mesh.config.guards(tool):  # ...and a tool that is not guarded (read) is never blocked
-        block = None
-    else:
-        block = mesh.check(path, tool)
+    mesh = ctx.mesh
+    canonical = mesh.canonical(path)  # a path that is no path is a usage error (exit 2), not a block
+    block = decide(mesh, ToolCall(tool=tool, input={"path": path}, paths=(path,), agent=mesh.agent, cwd=mesh.cwd,
+                                  raw_tool=tool), dry_run=True)
     if block is None:
-        ctx.out({"blocked": False, "path": path, "canonical": ctx.mesh.canonical(path)}, f"{path}: free")
+        ctx.out({"blocked": False, "path": path, "canonical": canonical}, f"{path}: free")
         return
     ctx.out({"blocked": True, **block.to_dict()}, block.message)
     sys.exit(EXIT_BLOCKED)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 @hookimpl
 def pi_mesh_pre_tool_call(call: ToolCall, mesh: Mesh) -> Block | None:
+    """The claims: a write into another live agent's claim is blocked (:mod:`pi_mesh_plugin.guard`)."""
     from ..guard import check_call
 
     return check_call(mesh, call)

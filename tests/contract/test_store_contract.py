@@ -544,12 +544,12 @@ def test_pg_unreachable_server_is_one_line_and_guard_fails_closed(project):
     r = run_cli("agents", cwd=project, env={"PI_MESH_STORE": bad})
     assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "127.0.0.1" in r.stderr and "secret" not in r.stderr
-    from pi_mesh_plugin.guard import check_call
+    from pi_mesh_plugin.host import decide
     from pi_mesh_plugin.records import ToolCall
     from pi_mesh_plugin.store.postgres import PostgresStore
 
     m = Mesh(project, "alice", cwd=project, store=PostgresStore(bad, project))
-    block = check_call(m, ToolCall(tool="edit", paths=("src/auth/login.py",), cwd=project))
+    block = decide(m, ToolCall(tool="edit", paths=("src/auth/login.py",), cwd=project))
     assert block is not None and "could not read the reservations" in block.message
 
 

@@ -29,12 +29,12 @@ def _chdir(d: str):
 
 
 def _blocked(mesh, path: str, cwd: str, kind: str = "file") -> tuple[bool, bool]:
-    """(blocked by Mesh.check, blocked by the guard's check_call) for an edit of ``path``."""
-    from pi_mesh_plugin.guard import check_call
+    """(blocked by Mesh.check, blocked by the decide) for an edit of ``path``."""
+    from pi_mesh_plugin.host import decide
     from pi_mesh_plugin.records import ToolCall
 
     by_check = mesh.check(path, "edit", cwd=cwd, kind=kind) is not None
-    by_guard = check_call(mesh, ToolCall(tool="edit", paths=(path,), cwd=cwd, input={"path": path})) is not None
+    by_guard = decide(mesh, ToolCall(tool="edit", paths=(path,), cwd=cwd, input={"path": path})) is not None
     return by_check, by_guard
 
 
@@ -173,7 +173,7 @@ def aliases(base: str) -> dict:
         expect_block("src/auth", root)  # a file-kind target named like the claimed directory
 
     # shell commands writing through aliases (guard includes bash; the parser sees literal targets)
-    from pi_mesh_plugin.guard import check_call
+    from pi_mesh_plugin.host import decide
     from pi_mesh_plugin.records import ToolCall
 
     shell_tried = 0
@@ -185,10 +185,10 @@ def aliases(base: str) -> dict:
                 "(cd src/sub && echo x > up_to_auth/new.py)"):
         shell_tried += 1
         tried += 1
-        if check_call(intruder, ToolCall(tool="bash", input={"command": cmd}, cwd=root)) is None:
+        if decide(intruder, ToolCall(tool="bash", input={"command": cmd}, cwd=root)) is None:
             bypasses.append(f"bash: {cmd!r}")
     shell_allowed = [c for c in ("echo x > src/b.py", "cat src/auth/login.py", "ls -la src/auth")
-                     if check_call(intruder, ToolCall(tool="bash", input={"command": c}, cwd=root)) is not None]
+                     if decide(intruder, ToolCall(tool="bash", input={"command": c}, cwd=root)) is not None]
 
     # the same spellings through the real per-call hook process (Claude Code's PreToolUse wire format)
     hook_tried = 0

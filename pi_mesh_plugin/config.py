@@ -145,11 +145,13 @@ def _read_cached(root: str, path: str) -> dict:
     key = [os.path.abspath(path), st.st_ino, st.st_size, st.st_mtime_ns]
     cache = os.path.join(root, ".pi", "mesh", "index", "config.json")
     try:
-        with open(cache, "rb") as f:
-            cached = json.loads(f.read())
-        if cached.get("key") == key:
-            return cached["data"]  # type: ignore[no-any-return]
-    except (OSError, ValueError, AttributeError):
+        from .store.files.fsio import read_json  # bounded: no symlink, no fifo, no 1,000-level nesting
+
+        cached = read_json(cache)
+        data = cached.get("data")
+        if cached.get("key") == key and _plausible(data):
+            return data  # type: ignore[no-any-return]
+    except (OSError, ValueError):
         pass
     data = parse_config_file(path)
     if time.time_ns() - st.st_mtime_ns > 2_500_000_000 and os.path.isdir(os.path.dirname(cache)):
@@ -160,6 +162,29 @@ def _read_cached(root: str, path: str) -> dict:
         except OSError:
             pass
     return data
+
+
+_LISTS = ("plugins", "tools", "guard", "deny")
+_SCALARS = ("reservation_ttl", "heartbeat_ttl", "sidecar_timeout", "harness", "on_store_error")
+
+
+def _plausible(data: object) -> bool:
+    """A cached parse has the types ``parse_config_file`` lets through (a cheap check of every value
+    the loader uses, without jsonschema); anything else - a damaged or hand-placed cache - is
+    ignored and hooks.toml parsed again."""
+    if type(data) is not dict or not all(type(v) is dict for v in data.values()):
+        return False
+    agents = data.get("agents", {})
+    if not all(type(a) is dict for a in agents.values()):
+        return False
+    for section in [data.get("defaults", {}), *agents.values()]:
+        for k, v in section.items():
+            if k in _LISTS:
+                if type(v) is not list or not all(type(x) is str for x in v):
+                    return False
+            elif k not in _SCALARS or type(v) not in (str, int, float):
+                return False
+    return all(type(v) is str for k in ("store", "mesh") for v in data.get(k, {}).values())
 
 
 def parse_config_file(path: str) -> dict:

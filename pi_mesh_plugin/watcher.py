@@ -483,14 +483,6 @@ def feed_follower(store: Any) -> FeedTailer | StoreFeedFollower:
 
 
 def _parse(data: bytes) -> list[Event]:
-    out = []
-    for raw in data.splitlines():
-        if not raw.strip():
-            continue
-        try:
-            ev = json.loads(raw)
-        except ValueError:
-            continue  # a torn or hand-edited line is skipped, as Feed.read does
-        if isinstance(ev, dict):
-            out.append(ev)
-    return out
+    from .store.files.feed import parse_lines
+
+    return parse_lines(data)  # a torn, hand-edited or hostile line is skipped, as Feed.read does

@@ -24,3 +24,16 @@ def test_stale_locks_do_not_wedge(tmp_path) -> None:
     f = stale_locks(str(tmp_path))
     print(f["line"])
     assert f["ok"], f
+
+
+def test_deeply_nested_json_crashes_no_reader_server_or_hook(tmp_path) -> None:
+    from tests.torture.hostile_store import deep_nesting
+
+    f = deep_nesting(str(tmp_path))
+    print(f["line"])
+    assert f["crashed"] == {}, f["crashed"]
+    assert f["failed"] == [], {k: f["exit_codes"][k] for k in f["failed"]}
+    assert f["doctor_missed"] == []
+    assert f["sidecar_answered_after"] and f["mcp_answered_after"]
+    assert f["real_claim_still_enforced"] and f["earlier_mail_delivered"]
+    assert f["ok"], f

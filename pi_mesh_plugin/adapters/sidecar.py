@@ -46,6 +46,7 @@ import threading
 from typing import Any, BinaryIO
 
 from ..errors import EXIT_BLOCKED, EXIT_USAGE, MeshError
+from ..safejson import loads
 from ..records import ToolCall
 from .mailpump import DEFAULT_POLL, WATCH_SAFETY_POLL, MailPump
 from .sidecar_protocol import (
@@ -137,8 +138,8 @@ class Sidecar(MailPump):
         if not line.strip():
             return None
         try:
-            req = json.loads(line)
-        except (ValueError, UnicodeDecodeError) as e:
+            req = loads(line)
+        except ValueError as e:
             return {"id": None, "ok": False, "code": "bad_json",
                     "error": f"line {self.lines}: not JSON ({_one_line(e, 200)})"}
         if not isinstance(req, dict):

@@ -241,9 +241,11 @@ def tool(ctx: Context, name: str, arguments: str) -> None:
     from ..host import PluginHost
 
     try:
-        args = json.loads(arguments)
+        from ..safejson import loads
+
+        args = loads(arguments)
     except ValueError as e:
-        raise UsageError(f"ARGUMENTS must be a JSON object: {e}") from None
+        raise UsageError(f"ARGUMENTS must be a JSON object: {' '.join(str(e).split())[:200]}") from None
     if not isinstance(args, dict):
         raise UsageError("ARGUMENTS must be a JSON object")
     result = PluginHost(ctx.mesh).call_tool(name, args)

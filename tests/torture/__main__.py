@@ -16,7 +16,7 @@ from .common import REPO
 from .scenarios import FULL, QUICK, concurrent_senders, killed_readers, killed_writers, reservation_exclusivity
 
 SCENARIOS = ["concurrent_senders", "killed_writers", "killed_readers", "reservations", "model", "aliases", "names",
-             "hand_placed_files", "stale_locks"]
+             "hand_placed_files", "stale_locks", "deep_nesting"]
 
 
 def machine(directory: str) -> dict:
@@ -55,9 +55,10 @@ def run(names: list[str], full: bool, base: str) -> dict:
 
             f = run_model(size.max_examples, size.step_count)
         else:
-            from . import hostile
+            from . import hostile, hostile_store
 
-            f = getattr(hostile, name)(base)
+            f = getattr(hostile, name, None) or getattr(hostile_store, name)
+            f = f(base)
         f.setdefault("wall_s", round(time.monotonic() - t, 2))
         out[name] = f
         print(("PASS " if f["ok"] else "FAIL ") + f["line"], flush=True)

@@ -40,6 +40,7 @@ import time
 from stat import S_ISDIR
 
 from ... import paths as P
+from ...safejson import loads
 from ...clock import iso, new_id, parse_iso
 from . import fsio
 
@@ -68,7 +69,7 @@ def _lazy_header(raw: bytes) -> dict | None:
     if not first.endswith(b',"claims":['):
         return None
     try:
-        head = json.loads(first[: -len(',"claims":[')] + b"}")
+        head = loads(first[: -len(',"claims":[')] + b"}")
         n = head["count"]
         if type(n) is not int or type(head["mtime_ns"]) is not int or type(head["ino"]) is not int \
                 or type(head["scan_start_ns"]) is not int:
@@ -171,7 +172,7 @@ class ClaimIndex:
 
     def _parse_index(self, raw: bytes, stamp: tuple[int, int]) -> bool:
         try:
-            data = json.loads(raw)
+            data = loads(raw)
             if (data["mtime_ns"], data["ino"]) != stamp or _racy(data["scan_start_ns"], stamp[0]):
                 return False
             files = {c["id"] + ".json": c for c in data["claims"]}
@@ -284,7 +285,7 @@ class ClaimIndex:
                 end = raw.index(b"\n", i + 1)
                 line = raw[i + 1:end]
                 try:
-                    rec = json.loads(line[:-1] if line.endswith(b",") else line)
+                    rec = loads(line[:-1] if line.endswith(b",") else line)
                 except ValueError:
                     return None
                 if not isinstance(rec, dict) or not all(type(rec.get(k)) is str for k in _INDEXED_KEYS):

@@ -23,6 +23,7 @@ import json
 import os
 import time
 
+from ...safejson import loads
 from .fsio import flat_json
 
 MAX_BYTES = 1 << 20
@@ -130,16 +131,68 @@ class Feed:
     def read(self, limit: int | None = None) -> list[dict]:
         out: list[dict] = []
         for i in range(KEEP, -1, -1):
-            try:
-                with open(self.generation(i), "rb") as f:
-                    data = f.read()
-            except FileNotFoundError:
-                continue
-            for raw in data.splitlines():
-                try:
-                    ev = json.loads(raw)
-                except ValueError:
-                    continue  # a torn or hand-edited line is skipped, not fatal
-                if isinstance(ev, dict):
-                    out.append(ev)
+            data = read_tail(self.generation(i), 2 * self.max_bytes)
+            if data is not None:
+                out += parse_lines(data)
         return out[-limit:] if limit else out
+
+
+_STR_FIELDS = ("ts", "event", "agent", "to", "tool", "path", "holder", "reason", "command", "harness")
+_LIST_FIELDS = ("paths", "holders")
+
+
+def feed_event(raw: bytes) -> dict | None:
+    """One feed line as an event, or ``None`` for a line no reader should meet: torn, hand-edited,
+    over twice ``MAX_LINE``, nested too deeply, or with a shown field of the wrong type."""
+    if len(raw) > 2 * MAX_LINE:
+        return None
+    try:
+        ev = loads(raw)
+    except ValueError:
+        return None
+    if type(ev) is not dict:
+        return None
+    for k in _STR_FIELDS:
+        v = ev.get(k)
+        if v is not None and type(v) is not str:
+            return None
+    for k in _LIST_FIELDS:
+        v = ev.get(k)
+        if v is not None and (type(v) is not list or not all(type(x) is str for x in v)):
+            return None
+    return ev
+
+
+def parse_lines(data: bytes) -> list[dict]:
+    """The events of a run of feed lines; bad lines are skipped, never fatal."""
+    out = []
+    for raw in data.splitlines():
+        if raw.strip():
+            ev = feed_event(raw)
+            if ev is not None:
+                out.append(ev)
+    return out
+
+
+def read_tail(path: str, limit: int) -> bytes | None:
+    """The last ``limit`` bytes of a feed file (whole lines only), ``None`` if absent or not a regular file.
+
+    A symlink is not followed and a fifo is not waited on: the feed is always a file the mesh made."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        start = max(0, st.st_size - limit)
+        data = os.pread(fd, st.st_size - start, start)
+    finally:
+        os.close(fd)
+    if start:
+        nl = data.find(b"\n")
+        data = data[nl + 1:] if nl != -1 else b""
+    return data

@@ -30,6 +30,9 @@ import os
 import stat
 from json.encoder import encode_basestring as _encode_basestring
 
+from ...safejson import describe as _describe
+from ...safejson import loads as _loads
+
 MAX_RECORD_BYTES = 1 << 20  # no record we write comes near 1 MiB
 _CRASH_AT = os.environ.get("PI_MESH_CRASH_AT") or None
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
@@ -233,8 +236,8 @@ def read_json(path: str, max_bytes: int = MAX_RECORD_BYTES) -> dict:
     """Read one JSON object from a regular file.
 
     Raises ``ValueError`` (with a short reason) for a symlink, a directory or
-    other non-regular file, a file over ``max_bytes``, bad UTF-8, bad JSON or a
-    JSON value that is not an object; ``FileNotFoundError`` if it vanished;
+    other non-regular file, a file over ``max_bytes``, bad UTF-8, bad JSON, JSON
+    nested too deeply (:mod:`pi_mesh_plugin.safejson`) or a JSON value that is not an object; ``FileNotFoundError`` if it vanished;
     ``PermissionError`` if it cannot be read.
     """
     try:
@@ -271,11 +274,9 @@ def read_json(path: str, max_bytes: int = MAX_RECORD_BYTES) -> dict:
     finally:
         os.close(fd)
     try:
-        value = json.loads(first if len(chunks) == 1 else b"".join(chunks))
-    except UnicodeDecodeError:
-        raise ValueError("is not UTF-8") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        value = _loads(first if len(chunks) == 1 else b"".join(chunks))
+    except ValueError as e:
+        raise ValueError(_describe(e)) from None
     if not isinstance(value, dict):
         raise ValueError("is not a JSON object")
     return value

@@ -107,3 +107,12 @@ class CorruptRecord(StoreError):
         super().__init__(f"{where}: {why}")
         self.where = where
         self.why = why
+
+
+class SymlinkRefused(StoreError):
+    """An entry of ``.pi/mesh`` (or ``.pi/mesh`` itself) is a symlink the mesh did not make: never followed."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"{where} is a symlink, which the mesh never follows (nothing was read or written "
+                         f"through it); run `pi-mesh doctor` for how to repair it")
+        self.where = where

@@ -338,8 +338,8 @@ class FeedTailer:
 
     def _open(self, seek_end: bool) -> bool:
         try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a link or fifo is not the feed
+        except (FileNotFoundError, OSError):
             self._fd, self._ino, self._offset = None, None, 0
             return False
         st = os.fstat(fd)
@@ -422,11 +422,11 @@ class FeedTailer:
         out: list[Event] = []
         if self._gen is not None:
             for i in range(self._keep, 0, -1):
-                try:
-                    with open(self._gen(i), "rb") as f:
-                        out += _parse(f.read())
-                except FileNotFoundError:
-                    continue
+                from .store.files.feed import MAX_BYTES, read_tail
+
+                data = read_tail(self._gen(i), 2 * MAX_BYTES)  # bounded; a symlink is not followed
+                if data is not None:
+                    out += _parse(data)
         if self._fd is not None and self._start:
             out += _parse(os.pread(self._fd, self._start, 0))
         if limit is not None:

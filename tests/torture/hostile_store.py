@@ -140,3 +140,129 @@ def deep_nesting(base: str) -> dict:
                  f"crashed or hung {len(crashed)}; failed {len(failed)}; doctor missed {len(doctor_missed)}; "
                  f"quarantined {len(quarantined)}; servers answered after {int(served) + int(mcp_answered)}/2")
     return f
+
+
+# -- symlinks the mesh did not make ------------------------------------------------------------
+LINK_CASES = (".pi", ".pi/mesh", "agents", "inbox", "inbox/bob", "inbox/bob/new", "inbox/bob/cur",
+              "inbox/bob/tmp", "reservations", "feed.jsonl", "index", "index/claims.json", "bad", "locks")
+
+
+def _snapshot(d: str) -> dict:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(d):
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            out[os.path.relpath(p, d)] = (st.st_size, st.st_mtime_ns, st.st_mode)
+    return out
+
+
+def _ops(root: str, joiner: str) -> dict:
+    """Every everyday operation, each in a fresh process-like Mesh; ``{op: None | error text}``."""
+    from pi_mesh_plugin.errors import MeshError
+    from pi_mesh_plugin.mesh import Mesh
+
+    def as_(agent: str, fn) -> str | None:
+        m = Mesh(root, agent, cwd=root)
+        try:
+            fn(m)
+            return None
+        except MeshError as e:
+            return "refused: " + str(e)
+        except Exception as e:  # noqa: BLE001 - counted as a crash
+            return f"CRASH {type(e).__name__}: {e}"
+        finally:
+            m.close()
+
+    return {
+        "send": as_("alice", lambda m: m.send("bob", "hello")),
+        "read_inbox": as_("bob", lambda m: m.read_inbox()),
+        "broadcast": as_("alice", lambda m: m.broadcast("all")),
+        "reserve": as_("alice", lambda m: m.reserve(["src/b.py"], "r", ttl=60)),
+        "claims": as_("bob", lambda m: m.reservations()),
+        "check": as_("bob", lambda m: m.check("src/a.py")),
+        "agents": as_("bob", lambda m: m.agents()),
+        "feed": as_("bob", lambda m: m.feed()),
+        "join": as_(joiner, lambda m: m.join(pid=0)),
+    }
+
+
+def _link_case(base: str, rel: str) -> dict:
+    import shutil
+
+    from pi_mesh_plugin.mesh import Mesh
+
+    case_dir = os.path.join(base, rel.replace("/", "_").strip("._") or "dot")
+    os.makedirs(case_dir)
+    root = new_project(case_dir, "proj")
+    with open(os.path.join(root, "hooks.toml"), "w") as f:
+        f.write('[defaults]\nguard = ["edit", "write"]\n')
+    alice, bob = Mesh(root, "alice", cwd=root), Mesh(root, "bob", cwd=root)
+    alice.join(pid=0)
+    bob.join(pid=0)
+    alice.reserve(["src/a.py"], "a real claim")
+    m = alice.send("bob", "first")
+    bob.mark_read([m.id])
+    alice.send("bob", "unread")
+    alice.close()
+    bob.close()
+    mesh_dir = os.path.join(root, ".pi", "mesh")
+    entry = os.path.join(root, rel) if rel.startswith(".pi") else os.path.join(mesh_dir, rel)
+    outside = os.path.join(case_dir, "outside")
+    os.makedirs(outside)
+    target = os.path.join(outside, "target")
+    if os.path.isdir(entry):
+        shutil.copytree(entry, target, symlinks=True)  # what a clone of a hostile repository could hold
+        shutil.rmtree(entry)
+    else:
+        shutil.copy2(entry, target)
+        os.unlink(entry)
+    os.symlink(target, entry)
+    before = _snapshot(outside)
+    ops = _ops(root, "carol")
+    written_outside = sorted(k for k, v in _snapshot(outside).items() if before.get(k) != v) + \
+        sorted(k for k in before if not os.path.lexists(os.path.join(outside, k)))
+    crashes = {k: v for k, v in ops.items() if v and v.startswith("CRASH")}
+    refusals = {k: v for k, v in ops.items() if v and v.startswith("refused")}
+    unnamed = {k: v for k, v in refusals.items() if entry not in v}
+    from pi_mesh_plugin.store.files import FileStore
+
+    store = FileStore(root)
+    report = [f for f in store.doctor(fix=False) if f["kind"] == "symlink"]
+    reported = any(os.path.join(root, f["path"]) == entry and "repair" in f["detail"] for f in report)
+    replaced = not os.path.islink(entry)  # a cache the mesh rewrote: the link itself was replaced, not followed
+    fixable = rel not in (".pi", ".pi/mesh")
+    after_fix: dict = {}
+    if fixable:
+        store = FileStore(root)
+        store.doctor(fix=True)
+        if rel == "agents":  # the registry went aside with the link: its agents join again
+            for name in ("alice", "bob"):
+                with Mesh(root, name, cwd=root) as m:
+                    m.join(pid=0)
+        after_fix = {k: v for k, v in _ops(root, "dave").items() if v is not None}
+    still_outside = sorted(k for k, v in _snapshot(outside).items() if before.get(k) != v)
+    return {"entry": rel, "refused": sorted(refusals), "refusal_sample": next(iter(refusals.values()), None),
+            "crashes": crashes, "refusals_not_naming_the_link": unnamed, "written_outside": written_outside,
+            "written_outside_after_fix": still_outside, "doctor_reported": reported, "link_replaced": replaced,
+            "fixed_by_doctor": fixable and not after_fix, "errors_after_fix": after_fix}
+
+
+def symlinks(base: str) -> dict:
+    """Each entry of the mesh replaced by a symlink to a copy of itself outside the project."""
+    base = os.path.join(base, "links")
+    os.makedirs(base)
+    cases = [_link_case(base, rel) for rel in LINK_CASES]
+    bad = [c for c in cases if c["crashes"] or c["refusals_not_naming_the_link"] or c["written_outside"]
+           or c["written_outside_after_fix"] or not (c["doctor_reported"] or c["link_replaced"])
+           or (c["entry"] not in (".pi", ".pi/mesh") and not c["fixed_by_doctor"])
+           or not (c["refused"] or c["link_replaced"])]
+    f = {"cases": cases, "failing": [c["entry"] for c in bad], "ok": not bad,
+         "written_outside": sum(len(c["written_outside"]) + len(c["written_outside_after_fix"]) for c in cases),
+         "refusals": sum(len(c["refused"]) for c in cases), "crashes": sum(len(c["crashes"]) for c in cases)}
+    f["line"] = (f"symlinks: {len(cases)} mesh entries replaced by links to outside, {len(cases) * 9} operations; "
+                 f"refused naming the link {f['refusals']}, crashed {f['crashes']}, files written outside "
+                 f"{f['written_outside']}; doctor reported {sum(c['doctor_reported'] for c in cases)}/{len(cases)} "
+                 f"(caches replaced instead: {sum(c['link_replaced'] for c in cases)}), "
+                 f"repaired {sum(c['fixed_by_doctor'] for c in cases)}/{len(cases) - 2}; failing {f['failing']}")
+    return f

@@ -24,7 +24,7 @@ import time
 
 from ...errors import CorruptRecord
 from ...liveness import is_live, process_alive
-from . import fsio
+from . import fsio, links
 from .claims import ClaimStore
 from .feed import Feed
 from .inbox import Inboxes
@@ -48,10 +48,18 @@ class FileStore:
         self.feed = Feed(self.mesh_dir)
         self.warnings: list[str] = []
         self._ready = False
+        self._checked = False
+
+    def _safe(self) -> None:
+        """Refuse a symlinked ``.pi``, ``.pi/mesh``, fixed directory or feed before the first operation."""
+        if not self._checked:
+            links.check_layout(self.mesh_dir)
+            self._checked = True
 
     def ensure_layout(self) -> None:
         if self._ready:
             return
+        self._safe()
         for sub in LAYOUT:
             fsio.ensure_dir(os.path.join(self.mesh_dir, sub))
         ignore = os.path.join(self.mesh_dir, ".gitignore")
@@ -74,6 +82,7 @@ class FileStore:
         return {"agent": rec, "replaced": replaced, "orphaned": orphaned}
 
     def unregister(self, name: str, session: str | None = None) -> bool:
+        self._safe()
         old = self.registry.unregister(name, session)
         if old is None:
             return False
@@ -82,15 +91,19 @@ class FileStore:
         return True
 
     def update_agent(self, name: str, session: str | None, changes: dict) -> dict | None:
+        self._safe()
         return self.registry.update(name, session, changes)
 
     def get_agent(self, name: str) -> dict | None:
+        self._safe()
         return self.registry.get(name)
 
     def has_agent(self, name: str) -> bool:
+        self._safe()
         return self.registry.exists(name)
 
     def list_agents(self) -> list[dict]:
+        self._safe()
         return self.registry.all(self.warnings)
 
     def is_live(self, agent: dict) -> bool:
@@ -112,15 +125,19 @@ class FileStore:
         self.inboxes.deliver_linked(message, recipients)
 
     def fetch(self, name: str, unread_only: bool = True) -> list[tuple[dict, bool]]:
+        self._safe()
         return self.inboxes.fetch(name, unread_only, self.warnings)
 
     def mark_read(self, name: str, ids: list[str]) -> int:
+        self._safe()
         return self.inboxes.mark_read(name, ids)
 
     def get_message(self, name: str, msg_id: str) -> dict | None:
+        self._safe()
         return self.inboxes.get(name, msg_id)
 
     def unread_count(self, name: str) -> int:
+        self._safe()
         return self.inboxes.unread_count(name)
 
     def wait_for_mail(self, name: str, timeout: float | None = None, poll: float = 0.02) -> int:
@@ -143,14 +160,17 @@ class FileStore:
         return self.claims.claim(holder, session, wanted, reason, ttl)
 
     def release(self, holder: str, paths: list[str] | None = None) -> list[dict]:
+        self._safe()
         if not os.path.isdir(self.claims.directory):
             return []
         return self.claims.release(holder, paths)
 
     def reservations(self) -> list[dict]:
+        self._safe()
         return self.claims.index.current().all()
 
     def covering(self, path: str, kind: str = "file") -> list[dict]:
+        self._safe()
         return self.claims.index.current().covering(path, kind)
 
     # -- feed ---------------------------------------------------------------
@@ -159,6 +179,7 @@ class FileStore:
         self.feed.append(event)
 
     def read_feed(self, limit: int | None = None) -> list[dict]:
+        self._safe()
         return self.feed.read(limit)
 
     # -- upkeep -------------------------------------------------------------

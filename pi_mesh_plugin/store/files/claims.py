@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from stat import S_ISDIR
+from stat import S_ISDIR, S_ISLNK
 
 from ... import paths as P
 from ...safejson import loads
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
     from filelock import FileLock
 
+INDEX_MAX_BYTES = 256 << 20   # the index of ~500,000 claims; a larger (hand-made) file is not read
 RACY_NS = 50_000_000          # > one kernel tick at HZ=100 (10 ms), with margin
 RACY_COARSE_NS = 2_500_000_000  # filesystems with whole-second timestamps
 
@@ -124,13 +125,15 @@ class ClaimIndex:
     def current(self) -> ClaimIndex:
         """Bring the index up to date with the directory (cheap when nothing changed)."""
         try:
-            st = os.stat(self.directory)
+            st = os.lstat(self.directory)
         except FileNotFoundError:
             self._set({}, {}, None, time.time_ns())
             return self
         if not S_ISDIR(st.st_mode):
-            from ...errors import StoreError
+            from ...errors import StoreError, SymlinkRefused
 
+            if S_ISLNK(st.st_mode):
+                raise SymlinkRefused(self.directory)  # another directory's claims are not this project's
             # Reading a file (or anything else) here as "no claims" would let every write through.
             raise StoreError(f"{self.directory} is not a directory; the reservations cannot be read")
         stamp = (st.st_mtime_ns, st.st_ino)
@@ -143,9 +146,16 @@ class ClaimIndex:
 
     def _load_index_file(self, stamp: tuple[int, int]) -> bool:
         try:
-            with open(self.index_file, "rb") as f:
-                raw = f.read()
+            fd = os.open(self.index_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
+            return False  # absent, or a symlink: the files are read instead
+        try:
+            raw = os.read(fd, INDEX_MAX_BYTES + 1)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        if len(raw) > INDEX_MAX_BYTES:
             return False
         head = _lazy_header(raw)
         if head is not None:
@@ -191,7 +201,7 @@ class ClaimIndex:
         self._materialise()  # reuse what the index file knew: only new names are read
         start = time.time_ns()
         try:
-            st = os.stat(self.directory)
+            st = os.lstat(self.directory)
             stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_ino)
         except FileNotFoundError:
             stamp = None

@@ -37,7 +37,7 @@ import os
 from . import fsio
 from .fsio import _CREATE, _unlink_quiet, _write_fd, crash_point, sync_batch
 
-_DIR = os.O_RDONLY | os.O_DIRECTORY
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW  # a symlinked new/ is refused, never followed
 _TMPFILE = getattr(os, "O_TMPFILE", 0) | os.O_WRONLY
 # what open(O_TMPFILE) gives where the file system or kernel lacks it
 _NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOTSUP}

@@ -5,7 +5,9 @@ Findings are dicts ``{"kind", "path", "detail", "fixed"}``; kinds:
 (holder gone), ``bad-file`` (fails to parse or validate; fixed by moving it to
 ``bad/``, never by deleting it), ``temp-file`` (a write that never finished:
 its message was never delivered, so removing it loses nothing acknowledged),
-``orphan-inbox`` (unread mail for an agent that is not registered; reported, kept).
+``orphan-inbox`` (unread mail for an agent that is not registered; reported, kept), ``symlink`` (a
+link where the mesh keeps a directory or file, see :mod:`.links`; fixed by moving the link - never
+its target - to ``bad/links/``; ``.pi`` and ``.pi/mesh`` themselves are explained, not moved).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import os
 import time
 
 from ...clock import parse_iso
+from ...errors import SymlinkRefused
 from ...names import is_valid_name
-from . import fsio
+from . import fsio, links
 from .inbox import received
 
 # ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
@@ -33,8 +36,53 @@ def examine(store: FileStore, fix: bool) -> list[dict]:
         found.append({"kind": kind, "path": os.path.relpath(path, store.root), "detail": detail, "fixed": fixed})
 
     mesh = store.mesh_dir
-    if not os.path.isdir(mesh):
+    links_left = _links(store, add, fix)
+    if not os.path.isdir(mesh) or os.path.islink(mesh) or os.path.islink(os.path.dirname(mesh)):
         return found
+    try:
+        _examine(store, add, fix, found)
+    except SymlinkRefused as e:  # a link left in place (no --fix): reported above, nothing read through it
+        if e.where not in links_left:
+            add("symlink", e.where, "is a symlink the mesh did not make; nothing was read through it")
+    return found
+
+
+def _links(store: FileStore, add: Callable[..., None], fix: bool) -> set[str]:
+    """Report (with ``fix``, move aside) every symlink where the mesh keeps a directory or file;
+    returns those left in place."""
+    mesh = store.mesh_dir
+    left = set()
+    for path, target in links.find_links(mesh):
+        top = path in (mesh, os.path.dirname(mesh))
+        what = "directory" if os.path.basename(path) != "feed.jsonl" and "." not in os.path.basename(path) \
+            else "file"
+        fixed = False
+        if fix and not top:
+            try:
+                if path == os.path.join(mesh, "bad"):
+                    fsio.move_aside(path, os.path.join(mesh, "bad.links"))
+                else:
+                    fsio.move_aside(path, os.path.join(mesh, "bad", "links"))
+                fixed = True
+            except OSError:
+                pass
+        if not fixed:
+            left.add(path)
+        if top:
+            repair = ("repair: replace the link with a real directory (`rm` the link, then `mkdir`, or `mv` "
+                      "the target into its place if its contents are this project's mesh)")
+        else:
+            repair = (f"repair: `pi-mesh doctor --fix` moves the link (never its target) to .pi/mesh/bad/links/ "
+                      f"and the mesh makes a real {what} in its place")
+        add("symlink", path, f"is a symlink to {target[:200]!r}, which the mesh did not make and never "
+                             f"follows (commands using it are refused); {repair}", fixed)
+    if fix:
+        store._checked = False  # look again before the next operation
+    return left
+
+
+def _examine(store: FileStore, add: Callable[..., None], fix: bool, found: list[dict]) -> None:
+    mesh = store.mesh_dir
     # agents
     agents: dict[str, dict] = {}
     adir = store.registry.directory
@@ -82,6 +130,8 @@ def examine(store: FileStore, fix: bool) -> list[dict]:
     idir = store.inboxes.directory
     for name in fsio.listdir(idir):
         box = os.path.join(idir, name)
+        if os.path.islink(box):
+            continue  # reported (and with --fix moved) as a symlink above
         if not is_valid_name(name) or not os.path.isdir(box):
             _bad(add, box, "is not an inbox directory", fix, os.path.join(mesh, "bad", "inbox"))
             continue
@@ -112,13 +162,9 @@ def examine(store: FileStore, fix: bool) -> list[dict]:
     # temp files of atomic writes
     for sub in ("agents", "reservations", "index"):
         d = os.path.join(mesh, sub)
-        try:
-            names = [n for n in os.listdir(d) if n.startswith(".tmp-")]
-        except OSError:
-            continue
+        names = [n for n in links.entries(d) if n.startswith(".tmp-")]
         for fn in names:
             _temp_file(store, add, os.path.join(d, fn), fn, fix, "an unfinished atomic write")
-    return found
 
 
 def _temp_file(store: FileStore, add: Callable[..., None], full: str, name: str, fix: bool, detail: str) -> None:

@@ -22,6 +22,7 @@ import _thread
 import json
 import os
 import time
+from stat import S_ISREG
 
 from ...safejson import loads
 from .fsio import flat_json
@@ -87,8 +88,18 @@ class Feed:
                     os.close(fd)  # deleted, rotated, or renamed by hand
                 else:
                     return fd, st.st_size
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as e:
+            from .links import refused
+
+            raise refused(e, self.path) from None
         st = os.fstat(fd)
+        if not S_ISREG(st.st_mode):  # a fifo or device placed as feed.jsonl: never written to
+            os.close(fd)
+            from ...errors import StoreError
+
+            raise StoreError(f"{self.path} is not a regular file; run `pi-mesh doctor`")
         if len(_open) >= _KEEP_OPEN:
             oldest = next(iter(_open))
             os.close(_open.pop(oldest)[0])
@@ -100,7 +111,7 @@ class Feed:
         if t - ent[3] < PATH_CHECK_S:
             return True
         try:
-            named = os.stat(self.path)
+            named = os.lstat(self.path)
         except OSError:
             return False
         ent[3] = t

@@ -30,6 +30,7 @@ import os
 import stat
 from json.encoder import encode_basestring as _encode_basestring
 
+from . import links
 from ...safejson import describe as _describe
 from ...safejson import loads as _loads
 
@@ -134,6 +135,7 @@ def temp_name(final: str) -> str:
 
 
 def _write_temp(directory: str, final: str, data: bytes, durable: bool = True) -> str:
+    links.not_a_link(directory)  # a symlinked directory would take the file out of the mesh
     tmp = os.path.join(directory, temp_name(final))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     try:
@@ -283,18 +285,30 @@ def read_json(path: str, max_bytes: int = MAX_RECORD_BYTES) -> dict:
 
 
 def ensure_dir(path: str) -> None:
-    try:
-        os.makedirs(path, exist_ok=True)
-    except FileExistsError:
-        raise ValueError(f"{path} exists and is not a directory") from None
+    """Make ``path`` and its parents; a symlink at ``.pi/mesh`` or below is refused (:mod:`.links`)."""
+    links.ensure_dir(path)
+
+
+_LIST = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
 
 def listdir(path: str) -> list[str]:
-    """Entry names (no dot files), or ``[]`` if the directory does not exist."""
+    """Entry names (no dot files), or ``[]`` if the directory does not exist.
+
+    A symlink in its place is refused (:class:`~pi_mesh_plugin.errors.SymlinkRefused`), not followed."""
     try:
-        return [n for n in os.listdir(path) if not n.startswith(".")]
-    except (FileNotFoundError, NotADirectoryError):
+        fd = os.open(path, _LIST)
+    except FileNotFoundError:
         return []
+    except OSError as e:
+        err = links.refused(e, path)
+        if err is e and isinstance(e, NotADirectoryError):
+            return []
+        raise err from None
+    try:
+        return [n for n in os.listdir(fd) if not n.startswith(".")]
+    finally:
+        os.close(fd)
 
 
 def move_aside(src: str, dest_dir: str) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from ...names import is_valid_name, validate_name
 from ...schema import validate
 from ..addressing import BROADCAST, check_addressed, check_broadcast
-from . import delivery, fsio
+from . import delivery, fsio, links
 
 SUBDIRS = ("tmp", "new", "cur")
 
@@ -42,7 +42,10 @@ class Inboxes:
         self._seen: set[str] = set()
 
     def dir(self, name: str) -> str:
-        return os.path.join(self.directory, validate_name(name, "inbox name"))
+        """``inbox/<name>``, refused if it is a symlink (one ``lstat``; see :mod:`.links`)."""
+        d = os.path.join(self.directory, validate_name(name, "inbox name"))
+        links.not_a_link(d)
+        return d
 
     def ensure(self, name: str) -> str:
         d = self.dir(name)
@@ -88,6 +91,7 @@ class Inboxes:
 
     def _read_dir(self, name: str, sub: str, warnings: list[str]) -> list[dict]:
         d = os.path.join(self.dir(name), sub)
+        links.not_a_link(os.path.join(self.dir(name), "bad"))  # where bad files go: never a link
         prefix = os.path.join(d, "")
         out = []
         for fn in sorted(fsio.listdir(d)):
@@ -117,6 +121,8 @@ class Inboxes:
     def mark_read(self, name: str, ids: list[str]) -> int:
         d = self.dir(name)
         new, cur = os.path.join(d, "new", ""), os.path.join(d, "cur", "")
+        links.not_a_link(new[:-1])
+        links.not_a_link(cur[:-1])  # a rename into a linked cur/ would move mail out of the mesh
         n = 0
         rename = os.rename
         for i in ids:
@@ -141,6 +147,7 @@ class Inboxes:
 
         fn = validate_name(msg_id, "message id") + ".json"
         for sub in ("new", "cur"):
+            links.not_a_link(os.path.join(self.dir(name), sub))
             try:
                 return received(validate("message", fsio.read_json(os.path.join(self.dir(name), sub, fn))), fn, name)
             except (OSError, ValueError):

@@ -43,6 +43,7 @@ from ... import paths as P
 from ...safejson import loads
 from ...clock import iso, new_id, parse_iso
 from . import fsio
+from .claimpaths import canonical_claim
 
 # ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
@@ -92,7 +93,7 @@ class ClaimIndex:
     """An in-memory view of ``reservations/``: ``{name: record}`` plus lookup tables."""
 
     __slots__ = ("directory", "index_file", "stamp", "scan_start", "files", "bad", "by_path", "_under", "_raw",
-                 "_lazy_left")
+                 "_lazy_left", "_roots")
     LAZY_QUERIES = 4
 
     def __init__(self, directory: str, index_file: str) -> None:
@@ -106,6 +107,14 @@ class ClaimIndex:
         self._under: set[str] | None = set()
         self._raw: bytes | None = None  # index file bytes not parsed yet (see the module docstring)
         self._lazy_left = 0
+        self._roots: tuple[str, str] | None = None
+
+    def roots(self) -> tuple[str, str]:
+        """The project root (``<root>/.pi/mesh/reservations``) as spelled and resolved, for :mod:`.claimpaths`."""
+        if self._roots is None:
+            root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(self.directory))))
+            self._roots = (root, P.normalise_root(root))
+        return self._roots
 
     @property
     def under(self) -> set[str]:
@@ -218,7 +227,7 @@ class ClaimIndex:
                 rec = validate("reservation", fsio.read_json(full), full)
                 if rec["id"] + ".json" != name:
                     raise ValueError(f"holds id {rec['id']!r} but is named {name!r}")
-                files[name] = rec
+                files[name] = canonical_claim(rec, *self.roots())
             except FileNotFoundError:
                 continue  # released while we looked
             except (ValueError, OSError) as e:

@@ -143,7 +143,7 @@ def test_claims_lists_as_live_exactly_what_check_enforces(tmp_path) -> None:
                 assert r.path == enforced[rid]  # listed under the path that check enforces
             # what is neither listed nor enforced because it cannot be read one way is reported
             bad = {f["path"] for f in reader.doctor(fix=False) if f["kind"] == "bad-file"}
-            for i, (how, *_rest) in enumerate(claims):
+            for how, *_rest in claims:
                 if how in ("dotdot", "outside", "symlink"):
                     assert any(p.startswith(".pi/mesh/reservations/") for p in bad), (claims, bad)
 

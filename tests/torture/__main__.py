@@ -16,7 +16,8 @@ from .common import REPO
 from .scenarios import FULL, QUICK, concurrent_senders, killed_readers, killed_writers, reservation_exclusivity
 
 SCENARIOS = ["concurrent_senders", "killed_writers", "killed_readers", "reservations", "model", "aliases", "names",
-             "hand_placed_files", "stale_locks", "deep_nesting"]
+             "hand_placed_files", "stale_locks", "deep_nesting", "symlinks",
+             "atomic_reserve"]
 
 
 def machine(directory: str) -> dict:
@@ -50,6 +51,10 @@ def run(names: list[str], full: bool, base: str) -> dict:
             f = killed_readers(base, size)
         elif name == "reservations":
             f = reservation_exclusivity(base, size)
+        elif name == "atomic_reserve":
+            from .atomic_reserve import atomic_reserve
+
+            f = atomic_reserve(base, n=3000 if full else 120, kills=20 if full else 6)
         elif name == "model":
             from .model import run_model
 

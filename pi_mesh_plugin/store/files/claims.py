@@ -57,6 +57,7 @@ RACY_NS = 50_000_000          # > one kernel tick at HZ=100 (10 ms), with margin
 RACY_COARSE_NS = 2_500_000_000  # filesystems with whole-second timestamps
 
 
+BATCH = ".batch"  # reservations/<batch>.batch: the commit marker of a reserve of several paths
 _INDEXED_KEYS = ("id", "holder", "path", "kind", "reason", "created", "expires")
 
 
@@ -93,7 +94,7 @@ class ClaimIndex:
     """An in-memory view of ``reservations/``: ``{name: record}`` plus lookup tables."""
 
     __slots__ = ("directory", "index_file", "stamp", "scan_start", "files", "bad", "by_path", "_under", "_raw",
-                 "_lazy_left", "_roots")
+                 "_lazy_left", "_roots", "pending", "markers")
     LAZY_QUERIES = 4
 
     def __init__(self, directory: str, index_file: str) -> None:
@@ -108,6 +109,8 @@ class ClaimIndex:
         self._raw: bytes | None = None  # index file bytes not parsed yet (see the module docstring)
         self._lazy_left = 0
         self._roots: tuple[str, str] | None = None
+        self.pending: dict[str, dict] = {}  # claims of a reserve not committed (yet, or ever): never in force
+        self.markers: set[str] = set()  # names of commit markers, <batch>.batch
 
     def roots(self) -> tuple[str, str]:
         """The project root (``<root>/.pi/mesh/reservations``) as spelled and resolved, for :mod:`.claimpaths`."""
@@ -216,23 +219,34 @@ class ClaimIndex:
             stamp = None
         files: dict[str, dict] = {}
         bad: dict[str, str] = {}
-        for name in fsio.listdir(self.directory):
-            if name in self.files:
-                files[name] = self.files[name]
+        pending: dict[str, dict] = {}
+        names = fsio.listdir(self.directory)
+        markers = {n for n in names if n.endswith(BATCH)}
+        for name in names:
+            rec = self.files.get(name) or self.pending.get(name)
+            if rec is None and name not in markers:
+                full = os.path.join(self.directory, name)
+                try:
+                    if not name.endswith(".json"):
+                        raise ValueError("is not a .json file")
+                    rec = validate("reservation", fsio.read_json(full), full)
+                    if rec["id"] + ".json" != name:
+                        raise ValueError(f"holds id {rec['id']!r} but is named {name!r}")
+                    rec = canonical_claim(rec, *self.roots())
+                except FileNotFoundError:
+                    continue  # released while we looked
+                except (ValueError, OSError) as e:
+                    bad[name] = str(e)
+                    continue
+            if rec is None:
                 continue
-            full = os.path.join(self.directory, name)
-            try:
-                if not name.endswith(".json"):
-                    raise ValueError("is not a .json file")
-                rec = validate("reservation", fsio.read_json(full), full)
-                if rec["id"] + ".json" != name:
-                    raise ValueError(f"holds id {rec['id']!r} but is named {name!r}")
-                files[name] = canonical_claim(rec, *self.roots())
-            except FileNotFoundError:
-                continue  # released while we looked
-            except (ValueError, OSError) as e:
-                bad[name] = str(e)
+            batch = rec.get("batch")
+            if batch is not None and batch + BATCH not in markers:
+                pending[name] = rec  # its reserve has not committed: all of its claims or none are in force
+            else:
+                files[name] = rec
         self._set(files, bad, stamp, start)
+        self.pending, self.markers = pending, markers
         if stamp is not None and not _racy(time.time_ns(), stamp[0]):
             self.write_index_file()
 
@@ -363,16 +377,27 @@ class ClaimStore:
             conflicts = find_conflicts(holder, wanted, alive)
             if conflicts:
                 raise ReservationConflict(conflict_message(wanted, conflicts, now), conflicts)
-            self._unlink(dead)
+            self._unlink(dead + list(index.pending.values()))  # pending under the lock: a killed reserve's
             made, renewed = [], []
             expires = iso(now + ttl)
-            for path, kind in dict.fromkeys(wanted):
+            paths = list(dict.fromkeys(wanted))
+            batch = new_id(now) if len(paths) > 1 else None
+            for path, kind in paths:
                 rec, old = new_claim(holder, session, path, kind, reason, now, expires, alive)
+                if batch is not None:
+                    rec["batch"] = batch
                 fsio.create_exclusive(os.path.join(self.directory, rec["id"] + ".json"), fsio.dumps(rec))
+                fsio.crash_point("claim-written")
                 renewed += old
                 made.append(rec)
+            if batch is not None:  # every claim file is durable: one atomic create puts them all in force
+                fsio.crash_point("claim-staged")
+                marker = {"schema": 1, "batch": batch, "holder": holder, "claims": [r["id"] for r in made]}
+                fsio.create_exclusive(os.path.join(self.directory, batch + BATCH), fsio.dumps(marker))
+                fsio.crash_point("claim-committed")
             self._unlink(renewed)  # a renewal's new file exists (durably) before the old one goes
             index.rescan()
+            self._sweep()
             index.write_index_file()
             return made
 
@@ -392,15 +417,30 @@ class ClaimStore:
             self.index.rescan()
             holders: dict = {}
             gone = [r for r in self.index.all() if not self.live(r, now, holders)]
-            self._drop(gone)
+            self._drop(gone + list(self.index.pending.values()))  # pending under the lock: never committed
             return gone
 
     def _drop(self, recs: list[dict]) -> None:
         """Remove these claims and bring the index (and its file) up to date.  Under the lock."""
-        if recs:
+        if recs or self.index.markers:
             self._unlink(recs)
             self.index.rescan()
+            self._sweep()
             self.index.write_index_file()
+
+    def _sweep(self) -> None:
+        """Remove the commit markers no claim file names any more.  Under the lock, after a rescan."""
+        index = self.index
+        used = {r.get("batch") for r in (*index.files.values(), *index.pending.values())}
+        stale = [m for m in index.markers if m[: -len(BATCH)] not in used]
+        for m in stale:
+            try:
+                os.unlink(os.path.join(self.directory, m))
+            except FileNotFoundError:
+                pass
+        if stale:
+            fsio.fsync_dir(self.directory)
+            index.rescan()
 
     def _unlink(self, recs: list[dict]) -> None:
         """Remove the claim files, then fsync the directory once.  Under the lock."""

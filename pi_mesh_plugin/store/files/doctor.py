@@ -5,7 +5,8 @@ Findings are dicts ``{"kind", "path", "detail", "fixed"}``; kinds:
 (holder gone), ``bad-file`` (fails to parse or validate; fixed by moving it to
 ``bad/``, never by deleting it), ``temp-file`` (a write that never finished:
 its message was never delivered, so removing it loses nothing acknowledged),
-``orphan-inbox`` (unread mail for an agent that is not registered; reported, kept), ``symlink`` (a
+``unfinished-reserve`` (a claim file of a reserve of several paths killed before its commit marker
+was made; never in force; removed by ``fix``), ``orphan-inbox`` (unread mail for an agent that is not registered; reported, kept), ``symlink`` (a
 link where the mesh keeps a directory or file, see :mod:`.links`; fixed by moving the link - never
 its target - to ``bad/links/``; ``.pi`` and ``.pi/mesh`` themselves are explained, not moved).
 """
@@ -110,6 +111,9 @@ def _examine(store: FileStore, add: Callable[..., None], fix: bool, found: list[
     index.rescan()
     for fn, why in index.bad.items():
         _bad(add, os.path.join(rdir, fn), why, fix, os.path.join(mesh, "bad", "reservations"))
+    for fn, rec in index.pending.items():
+        add("unfinished-reserve", os.path.join(rdir, fn), f"{rec['holder']}'s reserve of several paths was "
+            f"killed before it committed: this claim on {rec['path']} was never in force", fix)
     now = time.time()
     for rec in index.all():
         full = os.path.join(rdir, rec["id"] + ".json")

@@ -14,6 +14,14 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_BLOCKED = 3
+CLIP = 200  # characters of an argument (a path, a name, an op) an error message repeats
+
+
+def clip(value: object, limit: int = CLIP) -> str:
+    """``value`` (a string as it is, anything else as its ``repr``) cut to ``limit`` characters, saying
+    how long it was: an error repeats what it was given, never a megabyte of it."""
+    s = value if isinstance(value, str) else repr(value)
+    return s if len(s) <= limit else f"{s[:limit]}... ({len(s)} characters)"
 
 
 class MeshError(Exception):

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import ConfigError, MeshError, StoreError, ToolDenied, UsageError
+from .errors import ConfigError, MeshError, StoreError, ToolDenied, UsageError, clip
 from .records import Block, ToolCall
 
 # ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
@@ -266,7 +266,7 @@ class PluginHost:
                 return t
         if self.config.denies(name):
             raise ToolDenied(f"the tool {name} is denied to agent {self.mesh.agent} by the configuration")
-        raise UsageError(f"no tool named {name!r} (tools: {', '.join(t.name for t in self.tools())})")
+        raise UsageError(f"no tool named {clip(repr(name))} (tools: {', '.join(t.name for t in self.tools())})")
 
     def call_tool(self, name: str, arguments: dict | None = None, cwd: str | None = None) -> Any:  # JSON-able
         """Run a registered tool: validate its arguments, :func:`decide`, call it, tell the post-call hook."""
@@ -278,7 +278,7 @@ class PluginHost:
         if errs:
             e = errs[0]
             where = ".".join(str(p) for p in e.absolute_path)
-            raise UsageError(f"{name}: invalid arguments: {where + ': ' if where else ''}{e.message}")
+            raise UsageError(f"{name}: invalid arguments: {clip(where) + ': ' if where else ''}{clip(e.message, 300)}")
         call = ToolCall(tool=name, input=args, paths=(), agent=self.mesh.agent, cwd=cwd or self.mesh.cwd,
                         harness=self.config.harness, raw_tool=name)
         block = self.pre_tool_call(call)

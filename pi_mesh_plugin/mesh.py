@@ -22,7 +22,7 @@ import os
 from . import paths as P
 from .clock import format_duration, iso, new_id, now, parse_iso
 from .config import AgentConfig, load_config
-from .errors import NotJoined, OutsideProject, ReservationConflict, TooLarge, UnknownAgent, UsageError
+from .errors import NotJoined, OutsideProject, ReservationConflict, TooLarge, UnknownAgent, UsageError, clip
 from .liveness import boot_id, process_start, this_host
 from .names import validate_name
 from .records import Agent, Block, Message, Reservation
@@ -40,12 +40,12 @@ def find_root(root: str | None = None, cwd: str | None = None) -> str:
     """The project root (see the module docstring)."""
     if root:
         if not os.path.isdir(root):
-            raise UsageError(f"--root {root} is not a directory")
+            raise UsageError(f"--root {clip(root)} is not a directory")
         return os.path.abspath(root)
     env = os.environ.get("PI_MESH_ROOT")
     if env:
         if not os.path.isdir(env):
-            raise UsageError(f"PI_MESH_ROOT={env} is not a directory")
+            raise UsageError(f"PI_MESH_ROOT={clip(env)} is not a directory")
         return os.path.abspath(env)
     start = os.path.abspath(cwd or os.getcwd())
     d = start
@@ -300,7 +300,7 @@ class Mesh:
         for p in paths:
             c = self.canonical(p, cwd)
             if c is None:
-                raise OutsideProject(f"cannot reserve {p}: it is outside the project {self.root}")
+                raise OutsideProject(f"cannot reserve {clip(p)}: it is outside the project {self.root}")
             wanted.append((c, self._claim_kind(p, c, cwd)))
         try:
             made = self.store.claim(name, me["session"], wanted, reason.strip(), seconds)
@@ -381,7 +381,7 @@ class Mesh:
             left = format_duration(parse_iso(r.expires) - t)
         except ValueError:
             left = "?"
-        shown = given if given == key else f"{given} (= {key} in this project)"
+        shown = clip(given) if given == key else f"{clip(given)} (= {clip(key)} in this project)"
         msg = (f"BLOCKED: {tool} of {shown} - {r.shown_path()} is reserved by agent {r.holder}.\n"
                f"Reason: \"{r.reason}\"\n"
                f"Since {r.created}, expires in {left} ({r.expires}).\n"

@@ -45,7 +45,8 @@ def canonicalise(path: str, cwd: str, root: str, casefold: bool = False) -> str 
     an empty path or one containing NUL.
     """
     if not isinstance(path, str) or path == "" or "\x00" in path:
-        raise ValueError(f"invalid path {path!r}")
+        shown = repr(path) if not isinstance(path, str) or len(path) <= 200 else repr(path[:200]) + "..."
+        raise ValueError(f"invalid path {shown}")
     if path.startswith("@"):
         path = path[1:]
         if path == "":

@@ -45,7 +45,7 @@ import sys
 import threading
 from typing import Any, BinaryIO
 
-from ..errors import EXIT_BLOCKED, EXIT_USAGE, MeshError
+from ..errors import EXIT_BLOCKED, EXIT_USAGE, MeshError, clip
 from ..safejson import loads
 from ..records import ToolCall
 from .mailpump import DEFAULT_POLL, WATCH_SAFETY_POLL, MailPump
@@ -156,10 +156,10 @@ class Sidecar(MailPump):
         op = req.get("op")
         try:
             if not isinstance(op, str) or not op:
-                raise BadRequest(f"request {rid!r}: missing field 'op' (a string such as \"pre_tool_call\")")
+                raise BadRequest(f"request {clip(rid)}: missing field 'op' (a string such as \"pre_tool_call\")")
             method = self.OPS.get(op)
             if method is None:
-                raise UnknownOp(f"unknown op {op!r} (ops: {', '.join(sorted(self.OPS))})")
+                raise UnknownOp(f"unknown op {clip(repr(op))} (ops: {', '.join(sorted(self.OPS))})")
             with self._lock:
                 result = method(self, req)
             return {"id": rid, "ok": True, "result": result}
@@ -194,7 +194,7 @@ class Sidecar(MailPump):
         if self.joined:
             raise BadRequest(f"hello: already joined as {self.mesh.agent}")
         if cwd is not None and not os.path.isdir(cwd):
-            raise BadRequest(f"hello: cwd {cwd} is not a directory")
+            raise BadRequest(f"hello: cwd {clip(cwd)} is not a directory")
         from ..host import PluginHost
         from ..mesh import Mesh
 
@@ -265,7 +265,7 @@ class Sidecar(MailPump):
             raise BadRequest("ack: ids must be an array of message id strings")
         stage = _field(req, "stage", str, default="delivered")
         if stage not in ("queued", "delivered"):
-            raise BadRequest(f"ack: stage must be \"queued\" or \"delivered\", not {stage!r}")
+            raise BadRequest(f"ack: stage must be \"queued\" or \"delivered\", not {clip(repr(stage))}")
         if stage == "queued":
             self.mesh.record("queued", ids=ids)
             return {"marked": 0}

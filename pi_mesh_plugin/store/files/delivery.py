@@ -62,7 +62,15 @@ def deliver(items: list[tuple[str, str, bytes]]) -> None:
     """Deliver each ``(inbox_dir, file_name, data)`` into ``inbox_dir/new/file_name``.
 
     Raises ``FileNotFoundError`` before anything is delivered when an inbox directory is missing.
+    An error names the message file (the first, of several), never ``.`` or a descriptor.
     """
+    try:
+        _deliver(items)
+    except OSError as e:
+        raise fsio.named(e, f"{items[0][0]}/new/{items[0][1]}") from None
+
+
+def _deliver(items: list[tuple[str, str, bytes]]) -> None:
     if _unnamed[0] is not False and unnamed_supported():
         done = _deliver_unnamed_one(*items[0]) if len(items) == 1 else _deliver_unnamed(items)
         if done:
@@ -243,6 +251,13 @@ def deliver_linked(inboxes: list[str], name: str, data: bytes) -> None:
     ``FileNotFoundError`` before any name appears.  An inbox on another file system than the
     first (a hand-made symlink) cannot share the inode: it gets its own copy, delivered after.
     """
+    try:
+        _deliver_linked(inboxes, name, data)
+    except OSError as e:
+        raise fsio.named(e, f"{inboxes[0]}/new/{name}") from None
+
+
+def _deliver_linked(inboxes: list[str], name: str, data: bytes) -> None:
     dfds: list[int] = []
     try:
         for inbox in inboxes:
@@ -255,7 +270,7 @@ def deliver_linked(inboxes: list[str], name: str, data: bytes) -> None:
         sync_batch([dfd for i, dfd in enumerate(dfds) if i not in apart])
         crash_point("dir-fsync")
         if apart:
-            deliver([(inboxes[i], name, data) for i in apart])
+            _deliver([(inboxes[i], name, data) for i in apart])
     finally:
         for dfd in dfds:
             os.close(dfd)

@@ -115,12 +115,26 @@ def flat_json(record: dict, start: str, colon: str, comma: str, end: str) -> str
 _keys: dict[str, dict[str, str]] = {}  # colon -> {field name: its JSON string + colon}
 
 
+def named(e: OSError, path: str) -> OSError:
+    """``e``, or the same error naming ``path`` when ``e`` names no file, or only ``.`` or a
+    ``/proc/self/fd/`` link (what an ``O_TMPFILE`` open, a ``write``, an ``fsync`` or a ``linkat``
+    through a descriptor report): "No space left on device: .inbox/bob/new/<id>.json", not ": .".
+    A mesh error (a refused symlink) is left as it is."""
+    f = e.filename
+    if type(e).__module__ != "builtins" or (f is not None and f != "." and not str(f).startswith("/proc/self/fd/")):
+        return e
+    return OSError(e.errno, e.strerror, path)
+
+
 def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise named(e, path) from None
 
 
 def _write_fd(fd: int, data: bytes) -> None:
@@ -154,6 +168,13 @@ def _write_temp(directory: str, final: str, data: bytes, durable: bool = True) -
 
 def write_atomic(path: str, data: bytes, durable: bool = True) -> None:
     """Replace ``path`` atomically; ``durable=False`` (for caches) skips the fsyncs, not the atomicity."""
+    try:
+        _write_atomic(path, data, durable)
+    except OSError as e:
+        raise named(e, path) from None
+
+
+def _write_atomic(path: str, data: bytes, durable: bool) -> None:
     directory = os.path.dirname(path)
     tmp = _write_temp(directory, path, data, durable)
     try:
@@ -169,6 +190,13 @@ def write_atomic(path: str, data: bytes, durable: bool = True) -> None:
 
 def create_exclusive(path: str, data: bytes) -> None:
     """Create ``path`` with ``data`` atomically; ``FileExistsError`` if it exists."""
+    try:
+        _create_exclusive(path, data)
+    except OSError as e:
+        raise named(e, path) from None
+
+
+def _create_exclusive(path: str, data: bytes) -> None:
     directory = os.path.dirname(path)
     tmp = _write_temp(directory, path, data)
     try:

@@ -7,14 +7,17 @@
       inbox/<name>/{tmp,new,cur,bad}/     Maildir-style; ls new/ = unread
       inbox/<name>/orphaned/<session>/    unread mail of a dead agent whose name was taken over
       reservations/<id>.json              one file per claim
+      reservations/<batch>.batch          commit marker of a reserve of several paths (see :mod:`.claims`)
       feed.jsonl                          activity feed (rotated: feed.1.jsonl …)
       index/claims.json                   cache of reservations/ for fresh processes (derived, safe to delete)
       locks/                              advisory locks (flock; released by the kernel when a holder dies)
       bad/                                records that failed to parse or validate, set aside
+      bad/links/                          symlinks found in the mesh's place, moved aside by doctor --fix
 
 No daemon: every process reads and writes the files directly.  See
 :mod:`.fsio` for how a write is made atomic and durable, :mod:`.claims` for
-the lock-free reader of reservations, :mod:`.inbox` for delivery.
+the lock-free reader of reservations, :mod:`.inbox` for delivery, :mod:`.links`
+for why no symlink in ``.pi/mesh`` is ever followed.
 """
 
 from __future__ import annotations

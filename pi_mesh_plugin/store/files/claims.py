@@ -23,6 +23,18 @@ with the directory stamp it was built from, and readers use it under the same
 rule.  The files in ``reservations/`` stay the truth: the index is only used
 when its stamp matches the directory, and is rebuilt from the files otherwise.
 
+A reserve of several paths is all or nothing, even for a writer killed part-way: each of its
+claim files carries ``"batch": "<batch id>"``, and a claim with a batch is in force only once
+``reservations/<batch>.batch`` exists - the commit marker, created (``link(2)``, fsynced) after
+every claim file of the reserve is durable.  Readers see the marker in the same directory listing,
+so the directory stamp that revalidates the index covers it; claims of a batch without its marker
+are ``pending``, never counted, and since a reserve runs entirely under the lock, any pending claim
+a lock holder sees is a killed reserve's: the next ``claim`` or ``drop_dead`` removes it (``doctor``
+reports it as ``unfinished-reserve``).  A marker no claim file names any more is removed by the
+writer that removed the last one.  Crash points ``claim-written`` (after the first claim file),
+``claim-staged`` (all written, no marker) and ``claim-committed`` (marker made) are in the
+torture suite.
+
 The index file is one JSON document laid out one claim per line, each line
 starting with the claim's path (``{"path":"src/auth",...}``), with the number
 of claims in the header line.  A fresh process asking about one file does not

@@ -113,11 +113,10 @@ def entry_points(mesh_dir: str | None = None) -> dict[str, str]:
         return _scanned[1]
     cache = os.path.join(mesh_dir, *CACHE) if mesh_dir else None
     if cache:
-        import json
+        from .store.files.fsio import read_json  # bounded; a symlink or fifo in its place is not opened
 
         try:
-            with open(cache, "rb") as f:
-                data = json.loads(f.read(1 << 20))
+            data = read_json(cache)
             if isinstance(data, dict) and data.get("key") == key and isinstance(data.get("entry_points"), dict):
                 eps = data["entry_points"]
                 if all(isinstance(k, str) and isinstance(v, str) for k, v in eps.items()):

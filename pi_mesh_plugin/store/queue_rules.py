@@ -131,9 +131,10 @@ def queued_text(ticket: dict, place: int, ahead: list[str], holders: list[str]) 
 
 
 def holder_notice(ticket: dict, place: int) -> str:
+    quoted = ", ".join(f'"{shown(p, k)}"' for p, k in ticket["paths"])
     return (f"{ticket['agent']} is waiting for {shown_all(ticket['paths'])} ({ordinal(place)} in line) "
             f"(reason: \"{ticket['reason']}\"). When you are done there, release it: "
-            f"release(paths=[{', '.join('"' + shown(p, k) + '"' for p, k in ticket['paths'])}]) - it goes to them at once.")
+            f"release(paths=[{quoted}]) - it goes to them at once.")
 
 
 def grant_text(claims: list[dict], queued: str) -> str:

@@ -342,7 +342,7 @@ class Mesh:
         except ReservationConflict as e:
             if not queue:
                 e.conflicts = [Reservation.from_dict(r) for r in e.conflicts]
-                self._feed("refused", paths=[c for c, _ in wanted], holders=sorted({r["holder"] for r in e.conflicts}))
+                self._feed("refused", paths=[c for c, _ in wanted], holders=sorted({r.holder for r in e.conflicts}))
                 raise
             res = self.store.enqueue(name, me["session"], wanted, reason.strip(), seconds)
             if res["granted"] is None:

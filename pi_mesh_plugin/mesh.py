@@ -166,6 +166,19 @@ class Mesh:
 
         upkeep(self, active=True)
 
+    def after_allowed_write(self, targets: list[tuple[str, str]], cwd: str | None = None) -> None:
+        """What the decision path calls once a guarded write is allowed: :meth:`touch_activity`, then
+        :meth:`auto_claim` of the written files (canonicalised here).  Never fails the call."""
+        if not self.agent:
+            return
+        try:
+            self.touch_activity()
+            if self.config.auto_claim:
+                keys = [self.canonical(p, cwd) for p, kind in targets if kind == P.FILE]
+                self.auto_claim([k for k in keys if k is not None])
+        except (OSError, UsageError):
+            pass  # renewal and auto-claims are upkeep: the allowed write goes ahead regardless
+
     def auto_claim(self, canonical_paths: list[str]) -> list[Reservation]:
         """After an allowed guarded write: claim (or renew) these files for ``auto_claim_ttl`` when the agent's
         configuration has ``auto_claim = true``; nothing otherwise.  See :mod:`pi_mesh_plugin.leases`."""

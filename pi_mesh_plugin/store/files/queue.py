@@ -52,8 +52,6 @@ class FileQueue:
     # -- reading ------------------------------------------------------------
     def tickets(self) -> list[dict]:
         """Every stored ticket (each once), in line order; unreadable files are skipped."""
-        from ...schema import validate
-
         seen: dict[str, dict] = {}
         for key in fsio.listdir(self.directory):
             folder = os.path.join(self.directory, key)
@@ -64,6 +62,8 @@ class FileQueue:
                 ticket_id = tid[0] + "-" + tid[1]
                 if ticket_id in seen:
                     continue
+                from ...schema import validate  # only when someone waits: the guard's path never imports it
+
                 try:
                     seen[ticket_id] = validate("ticket", fsio.read_json(os.path.join(folder, name)))
                 except (OSError, ValueError):

@@ -236,3 +236,22 @@ def test_reserve_queue_and_wait_cli(backend, mk, project, store_url):
     assert "reserved src/auth/ until" in out
     r = run_cli("--agent", "alice", "agents", cwd=project, env=env)
     assert "holds: src/auth/" in r.stdout
+
+
+def test_waiters_are_shown_to_everyone(backend, mk, project, store_url):
+    from pi_mesh_plugin.dashboard.rows import snapshot
+    from pi_mesh_plugin.plugins.mesh import list_agents
+    from pi_mesh_plugin.plugins.mesh import reserve as reserve_tool
+
+    alice, bob, carol = mk("alice"), mk("bob"), mk("carol")
+    alice.reserve(["src/auth/"], "a")
+    assert reserve_tool(bob, ["src/auth/"], "b", queue=True).startswith("queued, 1st in line behind alice")
+    assert reserve_tool(carol, ["src/auth/"], "c", queue=True).startswith("queued, 2nd in line behind alice")
+    text = list_agents(alice)
+    assert "alice (live, you) - holds src/auth/ - waited for: src/auth/ (bob, carol)" in text
+    assert "bob (live) - waiting for src/auth/ (1st in line, behind alice)" in text
+    row, = [c for c in snapshot(alice)["claims"] if c["holder"] == "alice"]
+    assert row["waiters"] == ["bob", "carol"]
+    env = {"PI_MESH_STORE": store_url} if store_url else {}
+    r = run_cli("--agent", "alice", "agents", cwd=project, env=env)
+    assert "waited for: src/auth/ (bob, carol)" in r.stdout and "waiting for: src/auth/ (2nd in line" in r.stdout

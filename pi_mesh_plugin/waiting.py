@@ -33,7 +33,7 @@ def wait_for_grant(mesh: Mesh, queued: Queued, timeout: float) -> list[Reservati
             return None  # the ticket was dropped (this agent left or was replaced)
         left = deadline - time.monotonic()
         if left <= 0:
-            mesh.store.withdraw(mesh.agent, [p.rstrip("/") or P.ROOT for p in queued.paths])
+            mesh.store.withdraw(mesh.agent or "", [p.rstrip("/") or P.ROOT for p in queued.paths])
             # granted in the instant between the last look and the withdrawal: it is ours after all
             return _held(mesh, queued)
         time.sleep(min(step, left))

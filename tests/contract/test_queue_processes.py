@@ -7,6 +7,7 @@ after the previous holder released or was killed, and no other live claim on the
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -62,7 +63,7 @@ def test_eight_waiters_with_kills(backend, project, tmp_path, mesh_factory):
         ends: dict[int, float] = {}
         t_release = time.time()
         first.release()
-        g = _wait_for(outs[DIES_HOLDING], "granted", procs[DIES_HOLDING], timeout=120)
+        _wait_for(outs[DIES_HOLDING], "granted", procs[DIES_HOLDING], timeout=120)
         ends[DIES_HOLDING] = time.time()
         procs[DIES_HOLDING].kill()  # dies holding: nobody releases; the waiters' polls notice
         procs[DIES_HOLDING].wait()
@@ -88,7 +89,7 @@ def test_eight_waiters_with_kills(backend, project, tmp_path, mesh_factory):
     expected = [i for i in range(N) if i not in KILLED_WAITERS]
     assert [i for _, i, _, _ in grants] == expected, grants  # granted in the order they queued
     assert grants[0][0] > t_release - 1  # (sanity: the first grant came with the first release)
-    for (c0, i0, end0, _), (c1, i1, _, g1) in zip(grants, grants[1:]):
+    for (_, i0, end0, _), (c1, i1, _, g1) in itertools.pairwise(grants):
         assert c1 >= end0, f"w{i1} was granted at {c1} while w{i0} held it until {end0}"  # never two holders
         assert g1["others"] == [], g1
     check = Mesh(project, "checker", cwd=project)

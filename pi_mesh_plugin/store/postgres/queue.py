@@ -59,7 +59,8 @@ class PgQueue:
         cur.execute(db.q(f"SELECT {columns(RES_FIELDS, RES_TIMES)} FROM {{s}}.reservations WHERE project = %s "
                          "ORDER BY id"), (db.project,))
         now_iso = iso(time.time())
-        alive, dead = [], []
+        alive: list[Rec] = []
+        dead: list[Rec] = []
         for r in (reservation_row(row) for row in cur.fetchall()):
             ok = r["expires"] > now_iso and holder_live(r, agents.get(r["holder"]), self.is_live)
             (alive if ok else dead).append(r)

@@ -494,7 +494,10 @@ class Mesh:
         return self.store.read_feed(limit)
 
     def doctor(self, fix: bool = False) -> list[dict]:
-        return self.store.doctor(fix)
+        found = self.store.doctor(fix)
+        if fix:
+            self.settle()  # what the fixes freed goes to the waiting line
+        return found
 
     @property
     def warnings(self) -> list[str]:

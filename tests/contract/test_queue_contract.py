@@ -255,3 +255,11 @@ def test_waiters_are_shown_to_everyone(backend, mk, project, store_url):
     env = {"PI_MESH_STORE": store_url} if store_url else {}
     r = run_cli("--agent", "alice", "agents", cwd=project, env=env)
     assert "waited for: src/auth/ (bob, carol)" in r.stdout and "waiting for: src/auth/ (2nd in line" in r.stdout
+
+
+def test_leaving_hands_the_claims_to_the_line(backend, mk):
+    alice, bob = mk("alice"), mk("bob")
+    alice.reserve(["src/auth/"], "a")
+    bob.reserve(["src/auth/"], "b", queue=True)
+    alice.leave()
+    assert holders(bob) == ["bob"] and mail(bob)[0][0].startswith("src/auth/ is now yours")

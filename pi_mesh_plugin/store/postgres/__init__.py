@@ -115,10 +115,16 @@ class PostgresStore:
 
     # -- registry -----------------------------------------------------------------
     def register(self, agent: Rec) -> Rec:
-        return self.registry.register(agent)
+        res = self.registry.register(agent)
+        if res.get("replaced"):
+            self.queue.settle()  # the dead session's claims were dropped: the waiting line takes them
+        return res
 
     def unregister(self, name: str, session: str | None = None) -> bool:
-        return self.registry.unregister(name, session)
+        gone = self.registry.unregister(name, session)
+        if gone:
+            self.queue.settle()  # leaving frees the agent's claims and drops its tickets
+        return gone
 
     def update_agent(self, name: str, session: str | None, changes: Rec) -> Rec | None:
         return self.registry.update_agent(name, session, changes)

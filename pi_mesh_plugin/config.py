@@ -32,25 +32,35 @@ DEFAULTS: dict = {
     "guard": ["edit", "write"],
     "deny": [],
     "reservation_ttl": "30m",
+    "max_reservation": "4h",
+    "expiry_warning": "5m",
+    "auto_claim": False,
+    "auto_claim_ttl": "5m",
     "heartbeat_ttl": "60s",
     "on_store_error": "block",
     "sidecar_timeout": "5s",
     "harness": None,
 }
 ALWAYS_GUARDED = frozenset({"commit"})
-_DURATIONS = ("reservation_ttl", "heartbeat_ttl", "sidecar_timeout")
+_DURATIONS = ("reservation_ttl", "max_reservation", "expiry_warning", "auto_claim_ttl", "heartbeat_ttl",
+              "sidecar_timeout")
 
 
 class AgentConfig:
     """The configuration one agent runs with.  Durations are in seconds."""
 
-    __slots__ = ("plugins", "tools", "guard", "deny", "reservation_ttl", "heartbeat_ttl", "on_store_error",
+    __slots__ = ("plugins", "tools", "guard", "deny", "reservation_ttl", "max_reservation", "expiry_warning",
+                 "auto_claim", "auto_claim_ttl", "heartbeat_ttl", "on_store_error",
                  "sidecar_timeout", "harness", "store_url", "project_id", "default_agent", "source")
     plugins: list[str]
     tools: list[str]
     guard: list[str]
     deny: list[str]
     reservation_ttl: float
+    max_reservation: float
+    expiry_warning: float
+    auto_claim: bool
+    auto_claim_ttl: float
     heartbeat_ttl: float
     on_store_error: str
     sidecar_timeout: float

@@ -94,6 +94,17 @@ class ReservationConflict(MeshError):
         self.conflicts = conflicts
 
 
+class WaitCycle(ReservationConflict):
+    """Queueing would close a waiting cycle (each agent waiting for the next one's claim); nothing was queued.
+
+    ``cycle`` names the agents, the asker first and last.
+    """
+
+    def __init__(self, message: str, cycle: list[str]) -> None:
+        super().__init__(message, [])
+        self.cycle = cycle
+
+
 class ToolDenied(MeshError, PermissionError):
     """A tool the configuration denies to this agent."""
 

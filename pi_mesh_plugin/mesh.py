@@ -25,7 +25,7 @@ from .config import AgentConfig, load_config
 from .errors import NotJoined, OutsideProject, ReservationConflict, TooLarge, UnknownAgent, UsageError, clip
 from .liveness import boot_id, process_start, this_host
 from .names import validate_name
-from .records import Agent, Block, Message, Reservation
+from .records import Agent, Block, Message, Queued, Reservation
 
 # ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
@@ -109,6 +109,8 @@ class Mesh:
         """Register this agent.  ``pid`` is the owner process (default: this process's parent if the
         caller is a short-lived CLI, else this process; ``0`` for heartbeat-only liveness)."""
         name = validate_name(name or self.agent or generated_name())
+        if name == "mesh":
+            raise UsageError("the name mesh is reserved: the mesh's own notices (\"it is yours\") come from it")
         owner = os.getpid() if pid is None else int(pid)
         t = iso(now())
         # joining again from the same Mesh, same owner, while still live keeps the session (a heartbeat-only
@@ -150,7 +152,41 @@ class Mesh:
         _check_fields("agent", {"schema": 1, "name": name, "session": "s", "pid": 0, "host": "h", "cwd": "/",
                                 "started": iso(0), "last_seen": iso(0), **changes}, "invalid heartbeat")
         rec = self.store.update_agent(name, self.session, {"last_seen": iso(now()), **changes})
+        if rec:
+            from .leases import upkeep
+
+            upkeep(self, active=False)  # waiters get what expired or died; own claims near expiry are warned
         return Agent.from_dict({**rec, "live": True}) if rec else None
+
+    def touch_activity(self) -> None:
+        """This agent is working (a guarded call): renew its claims that run short, up to ``max_reservation``.
+
+        Cheap when nothing is due: one look at the claims, no write.  See :mod:`pi_mesh_plugin.leases`."""
+        from .leases import upkeep
+
+        upkeep(self, active=True)
+
+    def after_allowed_write(self, targets: list[tuple[str, str]], cwd: str | None = None) -> None:
+        """What the decision path calls once a guarded write is allowed: :meth:`touch_activity`, then
+        :meth:`auto_claim` of the written files (canonicalised here).  Never fails the call."""
+        if not self.agent:
+            return
+        try:
+            self.touch_activity()
+            if self.config.auto_claim:
+                keys = [self.canonical(p, cwd) for p, kind in targets if kind == P.FILE]
+                self.auto_claim([k for k in keys if k is not None])
+        except (OSError, UsageError):
+            pass  # renewal and auto-claims are upkeep: the allowed write goes ahead regardless
+
+    def auto_claim(self, canonical_paths: list[str]) -> list[Reservation]:
+        """After an allowed guarded write: claim (or renew) these files for ``auto_claim_ttl`` when the agent's
+        configuration has ``auto_claim = true``; nothing otherwise.  See :mod:`pi_mesh_plugin.leases`."""
+        if not self.config.auto_claim or not self.agent:
+            return []
+        from .leases import auto_claim
+
+        return auto_claim(self, canonical_paths)
 
     def me(self) -> Agent | None:
         rec = self.store.get_agent(self._need_agent())
@@ -271,13 +307,9 @@ class Mesh:
         return P.DIR if os.path.isdir(os.path.join(cwd or self.cwd, g)) else P.FILE
 
     # -- reservations -------------------------------------------------------
-    def reserve(self, paths: list[str] | str, reason: str, ttl: float | str | None = None,
-                cwd: str | None = None) -> list[Reservation]:
-        """Claim directories (everything beneath) or files; all or nothing.
-
-        Raises :class:`~pi_mesh_plugin.errors.ReservationConflict` naming each
-        holder when any path overlaps another agent's live claim.
-        """
+    def _wanted(self, paths: list[str] | str, reason: str, ttl: float | str | None,
+                cwd: str | None) -> tuple[str, dict, list[tuple[str, str]], float]:
+        """Validate a reservation request: ``(agent, its record, [(canonical path, kind)], ttl seconds)``."""
         from .clock import parse_duration
 
         name = self._need_agent()
@@ -302,17 +334,58 @@ class Mesh:
             if c is None:
                 raise OutsideProject(f"cannot reserve {clip(p)}: it is outside the project {self.root}")
             wanted.append((c, self._claim_kind(p, c, cwd)))
+        return name, me, wanted, seconds
+
+    def reserve(self, paths: list[str] | str, reason: str, ttl: float | str | None = None,
+                cwd: str | None = None, queue: bool = False) -> list[Reservation] | Queued:
+        """Claim directories (everything beneath) or files; all or nothing.
+
+        Raises :class:`~pi_mesh_plugin.errors.ReservationConflict` naming each
+        holder when any path overlaps another agent's live claim.  With
+        ``queue=True`` the caller instead joins the waiting line for those paths
+        and gets a :class:`~pi_mesh_plugin.records.Queued` at once; when the
+        claims in the way are released, expire or their holders die, the first
+        live waiter is granted the paths and told by an urgent message from
+        ``mesh`` (see :mod:`pi_mesh_plugin.store.queue_rules`).  Queueing that
+        would close a waiting cycle raises :class:`~pi_mesh_plugin.errors.WaitCycle`.
+        """
+        name, me, wanted, seconds = self._wanted(paths, reason, ttl, cwd)
         try:
             made = self.store.claim(name, me["session"], wanted, reason.strip(), seconds)
         except ReservationConflict as e:
-            e.conflicts = [Reservation.from_dict(r) for r in e.conflicts]
-            self._feed("refused", paths=[c for c, _ in wanted], holders=sorted({r.holder for r in e.conflicts}))
-            raise
+            if not queue:
+                e.conflicts = [Reservation.from_dict(r) for r in e.conflicts]
+                self._feed("refused", paths=[c for c, _ in wanted], holders=sorted({r.holder for r in e.conflicts}))
+                raise
+            res = self.store.enqueue(name, me["session"], wanted, reason.strip(), seconds)
+            if res["granted"] is None:
+                t = res["ticket"]
+                from .store.queue_rules import queued_text, shown
+
+                self._feed("queued", paths=[c for c, _ in wanted], position=res["position"], holders=res["holders"])
+                return Queued(id=t["id"], agent=name, paths=[shown(p, k) for p, k in t["paths"]],
+                              reason=t["reason"], queued=t["queued"], position=res["position"], ahead=res["ahead"],
+                              holders=res["holders"], text=queued_text(t, res["position"], res["ahead"],
+                                                                        res["holders"]))
+            made = res["granted"]
         self._feed("reserve", paths=[r["path"] for r in made], reason=reason.strip(), ttl=seconds)
         return [Reservation.from_dict(r) for r in made]
 
+    def waiting(self) -> list[dict]:
+        """The waiting line: every ticket (``agent``, ``paths`` as ``[path, kind]``, ``queued``...) in line order."""
+        tickets = getattr(self.store, "tickets", None)
+        return tickets() if tickets else []
+
+    def settle(self) -> list[tuple[dict, list[dict]]]:
+        """Grant freed claims to the first live waiters now (expiry and deaths are otherwise noticed by the next
+        reserve, release, heartbeat, doctor or slow check); ``[(ticket, claims made)]``."""
+        settle = getattr(self.store, "settle", None)
+        return settle() if settle else []
+
     def release(self, paths: list[str] | str | None = None, cwd: str | None = None) -> list[Reservation]:
-        """Release the caller's claims on these paths (canonical match), or all of them."""
+        """Release the caller's claims on these paths (canonical match), or all of them.
+
+        The caller also leaves the waiting line for these paths (every line, when ``None``)."""
         name = self._need_agent()
         if isinstance(paths, str):
             paths = [paths]
@@ -323,6 +396,11 @@ class Mesh:
                 c = self.canonical(p, cwd)
                 if c is not None:
                     keys.append(c)
+        withdraw = getattr(self.store, "withdraw", None)
+        if withdraw is not None:
+            left = withdraw(name, keys)
+            if left:
+                self._feed("unqueued", paths=[p for t in left for p, _ in t["paths"]])
         gone = self.store.release(name, keys)
         if gone:
             self._feed("release", paths=[r["path"] for r in gone])
@@ -369,11 +447,19 @@ class Mesh:
         if kind == P.FILE and (path.endswith("/") or key == P.ROOT):
             kind = P.DIR
         t = now()
+        stale = False
         for rec in self.store.covering(key, kind):
             if rec["holder"] == self.agent:
                 continue
             if self._counts(rec, t):
                 return self._block(tool, path, key, Reservation.from_dict(rec), t)
+            stale = True
+        if stale:
+            # the slow path: a claim here stopped counting (expired, holder gone); hand it to the waiting line
+            try:
+                self.settle()
+            except OSError:
+                pass  # the check's answer stands; the next writer of the claims settles
         return None
 
     def _block(self, tool: str, given: str, key: str, r: Reservation, t: float) -> Block:
@@ -385,8 +471,10 @@ class Mesh:
         msg = (f"BLOCKED: {tool} of {shown} - {r.shown_path()} is reserved by agent {r.holder}.\n"
                f"Reason: \"{r.reason}\"\n"
                f"Since {r.created}, expires in {left} ({r.expires}).\n"
-               f"Do not work around this. To coordinate, message the holder: "
-               f"send_message(to=\"{r.holder}\", text=\"...\") - or work on something else until it is released.")
+               f"Do not work around this. To wait for it, join the line: "
+               f"reserve(paths=[\"{r.shown_path()}\"], reason=\"...\", queue=true) - you will be told (an urgent "
+               f"message) the moment it is yours, and can work on something else meanwhile. Or message the holder: "
+               f"send_message(to=\"{r.holder}\", text=\"...\").")
         return Block(tool=tool, path=given, canonical=key, holder=r.holder, reason=r.reason, since=r.created,
                      expires=r.expires, reservation_id=r.id, message=msg)
 
@@ -406,7 +494,10 @@ class Mesh:
         return self.store.read_feed(limit)
 
     def doctor(self, fix: bool = False) -> list[dict]:
-        return self.store.doctor(fix)
+        found = self.store.doctor(fix)
+        if fix:
+            self.settle()  # what the fixes freed goes to the waiting line
+        return found
 
     @property
     def warnings(self) -> list[str]:

@@ -169,6 +169,25 @@ class Reservation(Record):
         return self.path + "/" if self.kind == "dir" and self.path != "." else self.path
 
 
+class Queued(Record):
+    """A place in the waiting line for claims (``reserve(..., queue=True)`` when the paths were taken).
+
+    ``position`` counts from 1 (next to be granted); ``ahead`` are the waiters before it, ``holders`` the
+    agents whose claims are in the way; ``text`` says all that in words for a model.
+    """
+
+    __slots__ = ("id", "agent", "paths", "reason", "queued", "position", "ahead", "holders", "text")
+    id: str
+    agent: str
+    paths: list
+    reason: str
+    queued: str
+    position: int
+    ahead: list
+    holders: list
+    text: str
+
+
 class Block(Record):
     """The answer of a guard that refuses a tool call.  ``message`` is what the model is shown."""
 

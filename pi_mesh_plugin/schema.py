@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-KINDS = ("agent", "message", "reservation", "hooks")
+KINDS = ("agent", "message", "reservation", "ticket", "hooks")
 _validators: dict[str, Any] = {}
 _schemas: dict[str, dict] = {}
 _fast: dict[str, Callable[[object], bool] | None] = {}

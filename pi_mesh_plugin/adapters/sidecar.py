@@ -299,6 +299,12 @@ class Sidecar(MailPump):
             lines.append(f"  {shown} held by {r['holder']}: \"{r['reason']}\" (until {r['expires']})")
         if not claims:
             lines.append("  none")
+        from ..plugins.mesh import waiters_by_holder
+
+        _, waiting = waiters_by_holder(self.mesh)
+        if waiting:
+            lines += ["", "Waiting in line:"]
+            lines += [f"  {who} for {w}" for who, ws in waiting.items() for w in ws]
         lines += ["", f"Unread mail ({len(mail)}):"]
         for m in mail:
             first = m["text"].splitlines()[0] if m["text"] else ""

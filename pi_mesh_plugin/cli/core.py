@@ -71,10 +71,15 @@ def agents(ctx: Context, live_only: bool) -> None:
     claims: dict[str, list[str]] = {}
     for r in mesh.reservations():
         claims.setdefault(r.holder, []).append(r.shown_path())
+    from ..plugins.mesh import waiters_by_holder
+
+    waited_on, waiting = waiters_by_holder(mesh)
     rows = []
     for a in mesh.agents(include_dead=not live_only):
         d = a.to_dict()
         d["claims"] = claims.get(a.name, [])
+        d["waited_for"] = waited_on.get(a.name, [])
+        d["waiting_for"] = waiting.get(a.name, [])
         d["unread"] = mesh.unread_count(a.name)
         rows.append(d)
     if ctx.json:
@@ -100,6 +105,10 @@ def agents(ctx: Context, live_only: bool) -> None:
             click.echo(f"    did: {did}")
         if d["claims"]:
             click.echo(f"    holds: {', '.join(d['claims'])}")
+        if d["waited_for"]:
+            click.echo(f"    waited for: {'; '.join(d['waited_for'])}")
+        if d["waiting_for"]:
+            click.echo(f"    waiting for: {'; '.join(d['waiting_for'])}")
 
 
 def _did(act: dict) -> str:
@@ -155,10 +164,38 @@ def inbox(ctx: Context, show_all: bool, peek: bool) -> None:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--reason", required=True, help="What you are doing (shown to agents you block).")
 @click.option("--ttl", help="Lifetime: 90s, 30m, 2h (default from hooks.toml).")
+@click.option("--queue", "queue", is_flag=True,
+              help="If taken, wait in line: you get it (and an urgent message) when the holders release it.")
+@click.option("--wait", "wait", metavar="DURATION",
+              help="Queue and block until granted (exit 0) or DURATION passes (exit 3; you leave the line).")
 @pass_ctx
-def reserve(ctx: Context, paths: tuple[str, ...], reason: str, ttl: str | None) -> None:
+def reserve(ctx: Context, paths: tuple[str, ...], reason: str, ttl: str | None, queue: bool,
+            wait: str | None) -> None:
     """Claim PATHS (a trailing / or an existing directory claims everything beneath)."""
-    made = ctx.mesh.reserve(list(paths), reason, ttl=ttl)
+    from ..clock import parse_duration
+    from ..records import Queued
+
+    timeout = None
+    if wait is not None:
+        try:
+            timeout = parse_duration(wait)
+        except ValueError as e:
+            raise UsageError(f"--wait: {e}") from None
+    made = ctx.mesh.reserve(list(paths), reason, ttl=ttl, queue=queue or wait is not None)
+    if isinstance(made, Queued):
+        if timeout is None:
+            ctx.out({"queued": made.to_dict()}, made.text)
+            return
+        from ..waiting import wait_for_grant
+
+        if not ctx.json:
+            click.echo(made.text, err=True)
+        got = wait_for_grant(ctx.mesh, made, timeout)
+        if got is None:
+            ctx.out({"queued": made.to_dict(), "granted": None},
+                    f"timed out after {format_duration(timeout)} waiting for {', '.join(made.paths)}; left the line")
+            sys.exit(EXIT_BLOCKED)
+        made = got
     ctx.out([r.to_dict() for r in made], "\n".join(f"reserved {r.shown_path()} until {r.expires}" for r in made))
 
 

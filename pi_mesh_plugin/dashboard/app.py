@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 AGENT_COLUMNS = (("agent", 24), ("state", 5), ("harness", 14), ("model", 24), ("last activity", 40),
                  ("claims", 14), ("unread", 6), ("status", 60))
-CLAIM_COLUMNS = (("holder", 24), ("path", 60), ("reason", 60), ("age", 6), ("expires", 8), ("state", 12))
+CLAIM_COLUMNS = (("holder", 24), ("path", 60), ("reason", 60), ("age", 6), ("expires", 8), ("state", 40))
 
 
 class MeshChanged(TextualMessage):
@@ -183,10 +183,11 @@ class MeshTop(App[None]):
         rows = []
         for c in self.data["claims"]:
             style = "" if c["counts"] else "dim"
+            state = c["state"] + (f", waiting: {', '.join(c['waiters'])}" if c.get("waiters") else "")
             rows.append((c["id"], [Text(c["holder"], style="bold" if c["counts"] else "dim"),
                                    Text(c["path"], style=style), Text(c["reason"], style=style),
                                    Text(c["age"], style=style), Text(c["expires"], style=style),
-                                   Text(c["state"], style="green" if c["counts"] else "red")]))
+                                   Text(state, style="green" if c["counts"] else "red")]))
         self._fill(self.query_one("#claims", DataTable), CLAIM_COLUMNS, rows)
         live = sum(1 for a in self.data["agents"] if a["live"])
         counted = sum(1 for c in self.data["claims"] if c["counts"])

@@ -56,6 +56,15 @@ def snapshot(mesh: Mesh, t: float | None = None) -> dict[str, list[Row]]:
         claims.append({"id": r["id"], "holder": r["holder"], "path": shown, "reason": r.get("reason", ""),
                        "age": _ago(r.get("created"), t), "expires": left, "state": state,
                        "counts": state == "live"})
+    tickets = mesh.waiting()
+    if tickets:
+        from .. import paths as P
+
+        raw = {r["id"]: r for r in store.reservations()}
+        for c in claims:
+            r = raw[c["id"]]
+            c["waiters"] = [w["agent"] for w in tickets if w["agent"] != r["holder"] and
+                            any(P.overlap(p, k, r["path"], r["kind"]) for p, k in w["paths"])]
     for r in claims:
         if not r["counts"] and r["holder"] in agents:
             agents[r["holder"]].setdefault("stale_claims", 0)

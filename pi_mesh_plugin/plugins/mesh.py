@@ -55,7 +55,10 @@ def pi_mesh_register_tools(register: Register) -> None:
                  "paths": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
                  "reason": {"type": "string", "minLength": 1, "maxLength": 1000,
                             "description": "what you are doing, shown to agents you block"},
-                 "ttl": {"type": "string", "description": "lifetime such as 90s, 30m, 2h (default from hooks.toml)"}}},
+                 "ttl": {"type": "string", "description": "lifetime such as 90s, 30m, 2h (default from hooks.toml)"},
+                 "queue": {"type": "boolean", "default": False,
+                           "description": "if another agent holds it, wait in line instead of failing: you are told "
+                                          "(urgent message) the moment it is yours"}}},
              reserve)
     register("release", "Release your claims on these paths, or all your claims when no paths are given.",
              {"type": "object", "additionalProperties": False, "properties": {
@@ -90,8 +93,10 @@ def read_inbox(mesh: Mesh, all: bool = False, peek: bool = False) -> str:  # noq
     return "\n\n".join(format_message(m) for m in msgs)
 
 
-def reserve(mesh: Mesh, paths: list[str], reason: str, ttl: str | None = None) -> str:
-    made = mesh.reserve(paths, reason, ttl=ttl)
+def reserve(mesh: Mesh, paths: list[str], reason: str, ttl: str | None = None, queue: bool = False) -> str:
+    made = mesh.reserve(paths, reason, ttl=ttl, queue=bool(queue))
+    if not isinstance(made, list):
+        return made.text
     return "reserved " + ", ".join(f"{r.shown_path()} until {r.expires}" for r in made)
 
 
@@ -106,10 +111,32 @@ def release(mesh: Mesh, paths: list[str] | None = None) -> str:
     return "released " + ", ".join(r.shown_path() for r in gone)
 
 
+def waiters_by_holder(mesh: Mesh) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """``({holder: ["src/auth/ (bob, carol)", ...]}, {waiter: ["src/auth/ (2nd, behind alice)", ...]})`` - the waiting
+    line as ``agents``, ``list_agents`` and ``top`` show it."""
+    from ..store.queue_rules import conflicting_holders, ordinal, position, shown_all
+
+    tickets = mesh.waiting()
+    if not tickets:
+        return {}, {}
+    alive = [r.to_record() for r in mesh.reservations()]
+    held: dict[str, dict[str, list[str]]] = {}
+    waits: dict[str, list[str]] = {}
+    for t in tickets:
+        holders = conflicting_holders(t["agent"], t["paths"], alive)
+        place, _ = position(t, tickets)
+        waits.setdefault(t["agent"], []).append(
+            f"{shown_all(t['paths'])} ({ordinal(place)} in line, behind {', '.join(holders) or 'nobody'})")
+        for h in holders:
+            held.setdefault(h, {}).setdefault(shown_all(t["paths"]), []).append(t["agent"])
+    return ({h: [f"{p} ({', '.join(ws)})" for p, ws in d.items()] for h, d in held.items()}, waits)
+
+
 def list_agents(mesh: Mesh) -> str:
     claims: dict[str, list[str]] = {}
     for r in mesh.reservations():
         claims.setdefault(r.holder, []).append(r.shown_path())
+    waited_on, waiting = waiters_by_holder(mesh)
     lines = []
     for a in mesh.agents():
         state = "live" if a.live else "gone"
@@ -120,5 +147,9 @@ def list_agents(mesh: Mesh) -> str:
             bits.append(f"last: {a.activity['last']}")
         if claims.get(a.name):
             bits.append("holds " + ", ".join(claims[a.name]))
+        if waited_on.get(a.name):
+            bits.append("waited for: " + "; ".join(waited_on[a.name]))
+        if waiting.get(a.name):
+            bits.append("waiting for " + "; ".join(waiting[a.name]))
         lines.append(" - ".join(bits))
     return "\n".join(lines) or "no agents registered"

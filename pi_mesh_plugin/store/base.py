@@ -17,6 +17,11 @@ relative to the project root.  A backend owns atomicity and liveness:
   never deleted because reading it failed (bad records are quarantined);
   ``broadcast`` does the same for one message to many (``to`` is ``*``; each
   recipient fetches it addressed to itself).
+* the waiting line (``enqueue``, ``settle``...) keeps the rules of
+  :mod:`pi_mesh_plugin.store.queue_rules`: FIFO per path, never two holders,
+  only live waiters, no waiting cycle; a freed claim is granted inside the
+  same lock or transaction as the ``release`` (or the ``claim``) that sees it
+  freed.
 
 Records cross this interface as ``dict``; times as ISO 8601 strings.
 """
@@ -90,6 +95,28 @@ class Store(Protocol):
 
     def covering(self, path: str, kind: str = "file") -> list[dict]:
         """Stored claims that overlap ``path`` (canonical); the caller judges expiry and liveness."""
+
+    # -- the waiting line -------------------------------------------------
+    def enqueue(self, agent: str, session: str | None, wanted: list[tuple[str, str]], reason: str,
+                ttl: float) -> dict:
+        """Join the line for ``wanted`` (or keep one's place when already in it for exactly these paths).
+
+        Returns ``{"granted": claims, "ticket": t}`` when granted at once, else ``{"granted": None, "ticket": t,
+        "position": n, "ahead": [agents], "holders": [agents in the way]}``; the holders are told (a message from
+        ``mesh``).  Raises :class:`~pi_mesh_plugin.errors.WaitCycle` (nothing queued) when waiting would close
+        a cycle."""
+
+    def withdraw(self, agent: str, paths: list[str] | None = None) -> list[dict]:
+        """Leave the line: the agent's tickets touching these canonical paths (all when ``None``)."""
+
+    def tickets(self) -> list[dict]:
+        """The whole line, in order (ticket records: ``id``, ``agent``, ``paths``, ``reason``, ``ttl``, ``queued``)."""
+
+    def settle(self) -> list[tuple[dict, list[dict]]]:
+        """Grant what can be granted now (expired claims, dead holders and waiters are noticed here)."""
+
+    def mark_once(self, key: str) -> bool:
+        """``True`` the first time ``key`` is marked in this project, ``False`` after (one-time notices)."""
 
     # -- feed and upkeep --------------------------------------------------
     def append_feed(self, event: dict) -> None: ...

@@ -489,7 +489,8 @@ def test_pg_schema_is_versioned_and_created_on_first_use(pg_url, project):
         assert s.migrate() == []                     # and it is idempotent
         base, schema = split_url(pg_url)
         with psycopg.connect(base, autocommit=True) as c:
-            assert c.execute(f'SELECT version FROM "{schema}".schema_version').fetchall() == [(LATEST,)]
+            assert c.execute(f'SELECT version FROM "{schema}".schema_version ORDER BY version').fetchall() == [
+                (v,) for v in range(1, LATEST + 1)]
             c.execute(f'INSERT INTO "{schema}".schema_version VALUES (999, %s)', ("from the future",))
         newer = PostgresStore(pg_url, project)
         with pytest.raises(StoreError) as ei:
@@ -510,13 +511,14 @@ def test_pg_schema_upgrades_itself_on_first_use(pg_url, project, monkeypatch):
     old.join()
     old.reserve(["src/"], "made under version 1")
     old.close()
-    v2 = (2, "index agents by host", ["CREATE INDEX agents_host ON {s}.agents (project, host)"])
+    nxt = migrations.LATEST + 1
+    v2 = (nxt, "index agents by host", ["CREATE INDEX agents_host ON {s}.agents (project, host)"])
     monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, v2])
-    monkeypatch.setattr(migrations, "LATEST", 2)
+    monkeypatch.setattr(migrations, "LATEST", nxt)
     new = Mesh(project, "bob", cwd=project, store=postgres.PostgresStore(pg_url, project))
     new.join()  # the first use upgrades, keeping the data
     assert new.check("src/x.py").holder == "alice"
-    assert new.store.schema_version() == 2 and new.store.migrate() == []
+    assert new.store.schema_version() == nxt and new.store.migrate() == []
     base, schema = postgres.split_url(pg_url)
     with psycopg.connect(base, autocommit=True) as c:
         assert c.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND indexname = 'agents_host'",
@@ -528,13 +530,15 @@ def test_pg_db_cli_init_and_status(pg_url, project):
     env = {"PI_MESH_STORE": pg_url}
     r = run_cli("db", "init", cwd=project, env=env)
     assert r.returncode == 0, r.stderr
-    assert "version 1" in r.stdout and "applied 1" in r.stdout
+    from pi_mesh_plugin.store.postgres import LATEST
+
+    assert f"version {LATEST}" in r.stdout and "applied " + ", ".join(map(str, range(1, LATEST + 1))) in r.stdout
     r = run_cli("db", "init", cwd=project, env=env)
     assert r.returncode == 0 and "already up to date" in r.stdout
     r = run_cli("--json", "db", "status", cwd=project, env=env)
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
-    assert info["schema_version"] == 1 and info["agents"] == 0 and info["project"] == os.path.realpath(project)
+    assert info["schema_version"] == LATEST and info["agents"] == 0 and info["project"] == os.path.realpath(project)
     r = run_cli("db", "status", cwd=project)
     assert r.returncode == 2 and "no PostgreSQL store configured" in r.stderr and len(r.stderr.splitlines()) == 1
 

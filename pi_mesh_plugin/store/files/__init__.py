@@ -8,6 +8,8 @@
       inbox/<name>/orphaned/<session>/    unread mail of a dead agent whose name was taken over
       reservations/<id>.json              one file per claim
       reservations/<batch>.batch          commit marker of a reserve of several paths (see :mod:`.claims`)
+      queue/<path key>/<id>-<agent>.json  the waiting line for a claimed path (ls shows the order)
+      notices/<key>                       markers of one-time notices sent (e.g. a claim's expiry warning)
       feed.jsonl                          activity feed (rotated: feed.1.jsonl …)
       index/claims.json                   cache of reservations/ for fresh processes (derived, safe to delete)
       locks/                              advisory locks (flock; released by the kernel when a holder dies)
@@ -31,9 +33,10 @@ from . import fsio, links
 from .claims import ClaimStore
 from .feed import Feed
 from .inbox import Inboxes
+from .queue import FileQueue
 from .registry import Registry
 
-LAYOUT = ("agents", "inbox", "reservations", "locks", "index", "bad")
+LAYOUT = ("agents", "inbox", "reservations", "queue", "notices", "locks", "index", "bad")
 TEMP_GRACE_S = 60.0
 
 
@@ -49,6 +52,7 @@ class FileStore:
         self.inboxes = Inboxes(self.mesh_dir)
         self.claims = ClaimStore(self.mesh_dir, self._holder_live)
         self.feed = Feed(self.mesh_dir)
+        self.queue = FileQueue(self.mesh_dir, self.claims, self.inboxes, self._holder_live)
         self.warnings: list[str] = []
         self._ready = False
         self._checked = False
@@ -171,6 +175,33 @@ class FileStore:
     def reservations(self) -> list[dict]:
         self._safe()
         return self.claims.index.current().all()
+
+    def enqueue(self, agent: str, session: str | None, wanted: list[tuple[str, str]], reason: str,
+                ttl: float) -> dict:
+        self.ensure_layout()
+        return self.queue.enqueue(agent, session, wanted, reason, ttl)
+
+    def withdraw(self, agent: str, paths: list[str] | None = None) -> list[dict]:
+        if not os.path.isdir(self.queue.directory):
+            return []
+        return self.queue.withdraw(agent, paths)
+
+    def tickets(self) -> list[dict]:
+        return self.queue.tickets()
+
+    def settle(self) -> list[tuple[dict, list[dict]]]:
+        if not os.path.isdir(self.claims.directory):
+            return []
+        return self.queue.settle()
+
+    def mark_once(self, key: str) -> bool:
+        """``True`` the first time ``key`` is marked in this mesh, ``False`` ever after (``notices/<key>``)."""
+        self.ensure_layout()
+        try:
+            fsio.create_exclusive(os.path.join(self.mesh_dir, "notices", key), b"")
+        except FileExistsError:
+            return False
+        return True
 
     def covering(self, path: str, kind: str = "file") -> list[dict]:
         self._safe()

@@ -353,6 +353,9 @@ class ClaimStore:
         self.lock_path = os.path.join(mesh_dir, "locks", "reservations.lock")
         self.index = ClaimIndex(self.directory, os.path.join(mesh_dir, "index", "claims.json"))
         self.is_holder_live = is_holder_live
+        # Set by the waiting line (.queue): run inside this lock at the start of claim and the end of
+        # release and drop_dead, so a freed claim goes to the first waiter atomically with its release.
+        self.settle: Callable[[], object] | None = None
 
     def _lock(self) -> FileLock:
         from filelock import FileLock
@@ -378,6 +381,8 @@ class ClaimStore:
         from ...errors import ReservationConflict
 
         with self._lock():
+            if self.settle is not None:
+                self.settle()  # waiters first: a claim freed by expiry or death goes to the line
             now = time.time()
             index = self.index
             index.rescan()
@@ -420,6 +425,8 @@ class ClaimStore:
                     and (paths is None or r["path"] in paths)
                     and (session is None or r.get("session") in (session, None))]
             self._drop(gone)
+            if self.settle is not None:
+                self.settle()
             return gone
 
     def drop_dead(self) -> list[dict]:
@@ -430,6 +437,8 @@ class ClaimStore:
             holders: dict = {}
             gone = [r for r in self.index.all() if not self.live(r, now, holders)]
             self._drop(gone + list(self.index.pending.values()))  # pending under the lock: never committed
+            if self.settle is not None:
+                self.settle()
             return gone
 
     def _drop(self, recs: list[dict]) -> None:

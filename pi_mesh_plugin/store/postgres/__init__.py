@@ -51,6 +51,7 @@ from collections.abc import Callable
 from ..addressing import check_addressed, check_broadcast
 from . import migrations
 from .claims import Claims
+from .queue import PgQueue
 from .connection import DEFAULT_SCHEMA, Database, channel, mask_url, split_url
 from .doctor import MAX_SKEW, clock_skew, examine
 from .doctor import status as db_status
@@ -84,6 +85,8 @@ class PostgresStore:
         self.registry = Registry(self.db, heartbeat_ttl)
         self.mail = Mailboxes(self.db)
         self.claims = Claims(self.db, self.registry.is_live)
+        self.queue = PgQueue(self.db, self.registry.is_live)
+        self.claims.settle_in = self.queue.settle_in
         self.events = Feed(self.db)  # not `feed`: watchers take a store's `feed` for the file store's
 
     # -- plumbing -----------------------------------------------------------------
@@ -112,10 +115,16 @@ class PostgresStore:
 
     # -- registry -----------------------------------------------------------------
     def register(self, agent: Rec) -> Rec:
-        return self.registry.register(agent)
+        res = self.registry.register(agent)
+        if res.get("replaced"):
+            self.queue.settle()  # the dead session's claims were dropped: the waiting line takes them
+        return res
 
     def unregister(self, name: str, session: str | None = None) -> bool:
-        return self.registry.unregister(name, session)
+        gone = self.registry.unregister(name, session)
+        if gone:
+            self.queue.settle()  # leaving frees the agent's claims and drops its tickets
+        return gone
 
     def update_agent(self, name: str, session: str | None, changes: Rec) -> Rec | None:
         return self.registry.update_agent(name, session, changes)
@@ -179,6 +188,22 @@ class PostgresStore:
 
     def reservations(self) -> list[Rec]:
         return self.claims.reservations()
+
+    def enqueue(self, agent: str, session: str | None, wanted: list[tuple[str, str]], reason: str,
+                ttl: float) -> Rec:
+        return self.queue.enqueue(agent, session, wanted, reason, ttl)
+
+    def withdraw(self, agent: str, paths: list[str] | None = None) -> list[Rec]:
+        return self.queue.withdraw(agent, paths)
+
+    def tickets(self) -> list[Rec]:
+        return self.queue.tickets()
+
+    def settle(self) -> list[tuple[Rec, list[Rec]]]:
+        return self.queue.settle()
+
+    def mark_once(self, key: str) -> bool:
+        return self.queue.mark_once(key)
 
     def covering(self, path: str, kind: str = "file") -> list[Rec]:
         """Stored claims that overlap ``path`` (canonical); the caller judges expiry and liveness."""

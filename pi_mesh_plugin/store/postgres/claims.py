@@ -65,6 +65,9 @@ class Claims:
     def __init__(self, db: Database, is_live: Callable[[Rec], bool]) -> None:
         self.db = db
         self.is_live = is_live
+        # Set by the waiting line (.queue): run in the transaction of every claim (under the lock, before the
+        # judgement) and every release (after the delete), so a freed claim goes to the first waiter atomically.
+        self.settle_in: Callable[[Cur], object] | None = None
 
     def claim(self, holder: str, session: str | None, wanted: list[tuple[str, str]], reason: str,
               ttl: float) -> list[Rec]:
@@ -113,6 +116,8 @@ class Claims:
                 cur = conn.cursor()
                 # The one lock that makes check-and-claim atomic (see the module docstring).
                 cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_CLAIMS, db.project))
+                if self.settle_in is not None:
+                    self.settle_in(cur)  # waiters first: a claim freed by expiry or death goes to the line
                 alive, dead, conflicts, now = judge(cur)
                 if conflicts:
                     raise ReservationConflict(conflict_message(wanted, conflicts, now), conflicts)
@@ -143,7 +148,16 @@ class Claims:
         sql = db.q(f"""WITH d AS (DELETE FROM {{s}}.reservations WHERE project = %s AND holder = %s{cond}
                          RETURNING {_RES_COLS})
                        SELECT d.*, pg_notify(%s, 'reservations') FROM d""")
-        rows = db.run(lambda c: c.execute(sql, [*params, db.project_channel]).fetchall(), "releasing")
+        def go(conn: Conn) -> list[tuple[Any, ...]]:
+            with conn.transaction():
+                cur = conn.cursor()
+                cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_CLAIMS, db.project))
+                found = cur.execute(sql, [*params, db.project_channel]).fetchall()
+                if self.settle_in is not None:
+                    self.settle_in(cur)  # the grant commits with the release that made it possible
+                return found
+
+        rows = db.run(go, "releasing")
         return sorted((reservation_row(r) for r in rows), key=lambda r: r["id"])
 
     def reservations(self) -> list[Rec]:

@@ -81,6 +81,24 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
              event json NOT NULL,
              PRIMARY KEY (project, seq))""",
     ]),
+    (2, "the waiting line for claims, one-time notices", [
+        # one row per ticket; ``id`` sorts by the time the agent joined the line (see store/queue_rules.py)
+        """CREATE TABLE {s}.queue (
+             project text COLLATE "C" NOT NULL,
+             id text COLLATE "C" NOT NULL,
+             agent text COLLATE "C" NOT NULL,
+             session text,
+             paths jsonb NOT NULL,
+             reason text NOT NULL,
+             ttl double precision NOT NULL CHECK (ttl > 0),
+             queued timestamptz NOT NULL,
+             PRIMARY KEY (project, id))""",
+        """CREATE TABLE {s}.notices (
+             project text COLLATE "C" NOT NULL,
+             key text COLLATE "C" NOT NULL,
+             sent timestamptz NOT NULL DEFAULT now(),
+             PRIMARY KEY (project, key))""",
+    ]),
 ]
 LATEST = MIGRATIONS[-1][0]
 

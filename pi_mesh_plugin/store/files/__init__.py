@@ -7,6 +7,7 @@
       inbox/<name>/{tmp,new,cur,bad}/     Maildir-style; ls new/ = unread
       inbox/<name>/orphaned/<session>/    unread mail of a dead agent whose name was taken over
       reservations/<id>.json              one file per claim
+      ledger/<path-key>.json              the edit ledger: who last wrote each file, and its blob id (.ledger)
       feed.jsonl                          activity feed (rotated: feed.1.jsonl …)
       index/claims.json                   cache of reservations/ for fresh processes (derived, safe to delete)
       locks/                              advisory locks (flock; released by the kernel when a holder dies)
@@ -28,6 +29,7 @@ from . import fsio
 from .claims import ClaimStore
 from .feed import Feed
 from .inbox import Inboxes
+from .ledger import Ledger
 from .registry import Registry
 
 LAYOUT = ("agents", "inbox", "reservations", "locks", "index", "bad")
@@ -46,6 +48,7 @@ class FileStore:
         self.inboxes = Inboxes(self.mesh_dir)
         self.claims = ClaimStore(self.mesh_dir, self._holder_live)
         self.feed = Feed(self.mesh_dir)
+        self.edits = Ledger(self.mesh_dir)
         self.warnings: list[str] = []
         self._ready = False
 
@@ -152,6 +155,17 @@ class FileStore:
 
     def covering(self, path: str, kind: str = "file") -> list[dict]:
         return self.claims.index.current().covering(path, kind)
+
+    # -- edit ledger --------------------------------------------------------
+    def record_write(self, entry: dict) -> dict:
+        self.ensure_layout()
+        return self.edits.record(entry)
+
+    def ledger(self, tree: str, paths: list[str] | None = None) -> list[dict]:
+        return self.edits.get(tree, paths, self.warnings)
+
+    def hand_over(self, tree: str, path: str, changes: dict) -> dict | None:
+        return self.edits.hand_over(tree, path, changes)
 
     # -- feed ---------------------------------------------------------------
     def append_feed(self, event: dict) -> None:

@@ -1,0 +1,171 @@
+"""Authorship in a real git repository, with agents as real processes.
+
+Each agent is registered with a live owner process of its own (a ``sleep``);
+its writes go through the real Claude Code post-call hook (``pi-mesh hook
+claude-code`` with a PostToolUse event), its commands through the real
+``pi-mesh`` CLI and ``git`` with ``$PI_MESH_AGENT`` set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.authorship_helpers import agent_runs, agent_writes, cli, git, join, write
+
+
+@pytest.fixture
+def owners():
+    """Live owner processes, one per agent name; killing one makes that agent dead."""
+    procs: dict[str, subprocess.Popen] = {}
+
+    def owner(name: str) -> subprocess.Popen:
+        procs[name] = subprocess.Popen(["sleep", "300"])
+        return procs[name]
+
+    owner.procs = procs  # type: ignore[attr-defined]
+    yield owner
+    for p in procs.values():
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+@pytest.fixture
+def repo(project, owners):
+    """A repository with one commit, the pre-commit hook installed, and alice, bob and carol live."""
+    write(project, "lib/util.py", "def util():\n    return 0\n")
+    write(project, "README.md", "# project\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "initial")
+    r = cli(project, "install", "git-hook")
+    assert r.returncode == 0, r.stderr
+    for name in ("alice", "bob", "carol"):
+        join(project, name, owners(name).pid)
+    return project
+
+
+def whose(root: str, *paths: str) -> dict[str, dict]:
+    r = cli(root, "--json", "whose", *paths)
+    assert r.returncode == 0, r.stderr
+    return {row["path"]: row for row in json.loads(r.stdout)}
+
+
+def committed_files(root: str, rev: str = "HEAD") -> list[str]:
+    return git(root, "show", "--name-only", "--format=", rev).stdout.split()
+
+
+# -- the ledger and `pi-mesh whose` -------------------------------------------------------------------
+
+def test_the_ledger_records_each_agents_writes_and_whose_reports_them(repo):
+    agent_writes(repo, "alice", "src/auth/login.py", "def login():\n    return 'alice'\n")
+    agent_writes(repo, "bob", "lib/util.py", "def util():\n    return 'bob'\n")
+    agent_runs(repo, "carol", "echo notes > NOTES.md && rm README.md")
+    write(repo, "stray.txt", "a person's file\n")
+    rows = whose(repo)
+    assert {p: (r["agent"], r["matches"], r["live"]) for p, r in rows.items()} == {
+        "src/auth/login.py": ("alice", True, True), "lib/util.py": ("bob", True, True),
+        "NOTES.md": ("carol", True, True), "README.md": ("carol", True, True), "stray.txt": (None, False, False)}
+    # a ledger file per path, plain JSON with the git blob id of what the write left
+    with open(os.path.join(repo, ".pi", "mesh", "ledger", "lib%2Futil.py.json")) as f:
+        entry = json.load(f)
+    blob = git(repo, "hash-object", "lib/util.py").stdout.strip()
+    assert (entry["agent"], entry["blob"], entry["tool"]) == ("bob", blob, "write")
+
+    write(repo, "lib/util.py", "def util():\n    return 'edited by a person'\n")
+    text = cli(repo, "whose").stdout
+    assert "changed outside any agent since bob (live) wrote it" in text
+    assert "stray.txt" in text and "src/auth/login.py  alice (live)" in text
+    assert list(whose(repo, "src/")) == ["src/auth/login.py"]
+
+
+def test_a_second_hook_seeing_the_same_content_does_not_steal_authorship(repo):
+    agent_writes(repo, "alice", "src/a.py", "x = 1\n")
+    agent_writes(repo, "bob", "src/a.py", "x = 1\n")  # same content: bob changed nothing
+    assert whose(repo)["src/a.py"]["agent"] == "alice"
+    agent_writes(repo, "bob", "src/a.py", "x = 2\n")
+    assert whose(repo)["src/a.py"]["agent"] == "bob"
+
+
+# -- commits carry only your own work -----------------------------------------------------------------
+
+def test_a_commit_including_a_live_peers_file_is_refused_naming_the_peer(repo):
+    agent_writes(repo, "alice", "src/auth/login.py", "def login():\n    return 'alice'\n")
+    agent_writes(repo, "bob", "lib/util.py", "def util():\n    return 'bob'\n")
+    before = git(repo, "rev-parse", "HEAD").stdout
+    git(repo, "add", "-A")
+    p = git(repo, "commit", "-q", "-m", "bob sweeps everything", agent="bob", check=False)
+    assert p.returncode == 1
+    assert "alice last wrote src/auth/login.py" in p.stderr and "lib/util.py" not in p.stderr.split("Commit only")[0]
+    assert "pi-mesh commit" in p.stderr and "PI_MESH_OVERRIDE=1" in p.stderr and "Traceback" not in p.stderr
+    assert git(repo, "rev-parse", "HEAD").stdout == before
+    # bob's own file alone passes
+    git(repo, "reset", "-q")
+    git(repo, "add", "lib/util.py")
+    assert git(repo, "commit", "-q", "-m", "bob's", agent="bob", check=False).returncode == 0
+    assert committed_files(repo) == ["lib/util.py"]
+
+
+def test_a_commit_by_no_agent_is_refused_until_a_person_overrides(repo):
+    agent_writes(repo, "alice", "src/a.py", "a\n")
+    git(repo, "add", "-A")
+    p = git(repo, "commit", "-q", "-m", "who am i", check=False)
+    assert p.returncode == 1 and "no mesh agent" in p.stderr and "alice last wrote src/a.py" in p.stderr
+    p = git(repo, "commit", "-q", "-m", "a person decides", check=False, PI_MESH_OVERRIDE="1")
+    assert p.returncode == 0, p.stderr
+    feed = cli(repo, "--json", "feed").stdout
+    assert '"override"' in feed
+
+
+def test_a_peers_work_changed_since_or_of_a_dead_agent_is_not_protected(repo, owners):
+    agent_writes(repo, "alice", "src/a.py", "a\n")
+    agent_writes(repo, "carol", "src/c.py", "c\n")
+    agent_writes(repo, "alice", "src/d.py", "d\n")
+    write(repo, "src/a.py", "a, then bob's own fix\n")  # changed after alice: not alice's content any more
+    git(repo, "add", "-A")
+    p = git(repo, "commit", "-q", "-m", "x", agent="bob", check=False)
+    assert p.returncode == 1 and "carol last wrote src/c.py" in p.stderr and "alice last wrote src/d.py" in p.stderr
+    assert "src/a.py" not in p.stderr
+    carol = owners.procs["carol"]
+    carol.kill()
+    carol.wait()  # carol is gone: her leftovers are nobody's to protect
+    git(repo, "rm", "-q", "--cached", "src/d.py")
+    assert git(repo, "commit", "-q", "-m", "x", agent="bob", check=False).returncode == 0
+    assert sorted(committed_files(repo)) == ["src/a.py", "src/c.py"]
+
+
+def test_handover_lets_the_receiver_commit(repo):
+    agent_writes(repo, "alice", "src/a.py", "a\n")
+    agent_writes(repo, "alice", "src/b.py", "b\n")
+    r = cli(repo, "handover", "src/a.py", "--to", "bob", agent="bob")
+    assert r.returncode == 2 and "you last wrote" in r.stderr and "alice" in r.stderr
+    r = cli(repo, "handover", "src/a.py", "--to", "bob", agent="alice")
+    assert r.returncode == 0, r.stderr
+    assert whose(repo)["src/a.py"]["handed_over_by"] == "alice"
+    git(repo, "add", "src/a.py")
+    assert git(repo, "commit", "-q", "-m", "bob commits a", agent="bob", check=False).returncode == 0
+    git(repo, "add", "src/b.py")
+    assert git(repo, "commit", "-q", "-m", "but not b", agent="bob", check=False).returncode == 1
+
+
+def test_pi_mesh_commit_commits_exactly_the_callers_files(repo):
+    agent_writes(repo, "alice", "src/a.py", "a\n")
+    agent_writes(repo, "bob", "lib/util.py", "def util():\n    return 'bob'\n")
+    agent_runs(repo, "bob", "echo b > src/b.py")
+    agent_writes(repo, "carol", "src/c.py", "c\n")
+    git(repo, "add", "src/c.py")  # carol's staged work sits in the shared index
+    agent_writes(repo, "bob", "docs/later.md", "x\n")
+    write(repo, "docs/later.md", "changed by someone else\n")
+    r = cli(repo, "commit", "-m", "bob's work", agent="bob")
+    assert r.returncode == 0, r.stderr
+    assert "not committed (changed since you wrote them): docs/later.md" in r.stdout
+    assert sorted(committed_files(repo)) == ["lib/util.py", "src/b.py"]
+    status = git(repo, "status", "--porcelain").stdout
+    assert "A  src/c.py" in status and "?? src/a.py" in status  # carol's stays staged, alice's untouched
+    r = cli(repo, "commit", "-m", "again", agent="bob")
+    assert r.returncode == 2 and "nothing of yours to commit" in r.stderr and "docs/later.md" in r.stderr
+    r = cli(repo, "commit", "-m", "carol's", agent="carol")
+    assert r.returncode == 0 and committed_files(repo) == ["src/c.py"]

@@ -70,7 +70,8 @@ def test_the_ledger_records_each_agents_writes_and_whose_reports_them(repo):
         "src/auth/login.py": ("alice", True, True), "lib/util.py": ("bob", True, True),
         "NOTES.md": ("carol", True, True), "README.md": ("carol", True, True), "stray.txt": (None, False, False)}
     # a ledger file per path, plain JSON with the git blob id of what the write left
-    with open(os.path.join(repo, ".pi", "mesh", "ledger", "lib%2Futil.py.json")) as f:
+    [tree] = os.listdir(os.path.join(repo, ".pi", "mesh", "ledger"))
+    with open(os.path.join(repo, ".pi", "mesh", "ledger", tree, "lib%2Futil.py.json")) as f:
         entry = json.load(f)
     blob = git(repo, "hash-object", "lib/util.py").stdout.strip()
     assert (entry["agent"], entry["blob"], entry["tool"]) == ("bob", blob, "write")

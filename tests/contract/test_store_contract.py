@@ -72,6 +72,37 @@ def test_backend_is_the_configured_one(backend, mk):
     assert type(a.store).__name__ == {"files": "FileStore", "postgres": "PostgresStore"}[backend]
 
 
+# -- edit ledger ----------------------------------------------------------------------------------------------------
+def test_ledger_keeps_the_last_writer_per_tree_and_path(backend, mk):
+    a, b = mk("alice"), mk("bob")
+    tree, other = "host-1:/work/repo", "host-1:/work/repo-wt"
+
+    def entry(agent, path, blob, deleted=False, t=tree):
+        return {"schema": 1, "path": path, "tree": t, "agent": agent, "session": None, "blob": blob,
+                "deleted": deleted, "size": 2, "mtime_ns": 1, "tool": "edit", "ts": iso(now())}
+
+    e1 = entry("alice", "src/a.py", "a" * 40)
+    assert a.store.record_write(e1) == e1
+    assert b.store.record_write(entry("bob", "src/a.py", "a" * 40))["agent"] == "alice"  # same content: kept
+    assert b.store.record_write(entry("bob", "src/a.py", "b" * 40))["agent"] == "bob"
+    assert a.store.record_write(entry("alice", "src/a.py", "b" * 40))["agent"] == "bob"  # nothing new: kept
+    assert b.store.record_write(entry("bob", "src/a.py", "b" * 40))["ts"]  # its own entry: rewritten
+    assert b.store.record_write(entry("bob", "src/a.py", None, deleted=True))["deleted"] is True
+    a.store.record_write(entry("alice", "src/a.py", "c" * 40, t=other))  # another working tree: its own row
+    a.store.record_write(entry("alice", "docs/ünïcode file.md", "d" * 40))
+    got = {e["path"]: e for e in b.store.ledger(tree)}
+    assert set(got) == {"src/a.py", "docs/ünïcode file.md"} and got["src/a.py"]["agent"] == "bob"
+    assert [e["blob"] for e in a.store.ledger(other)] == ["c" * 40]
+    assert [e["path"] for e in a.store.ledger(tree, ["src/a.py", "nothing.py"])] == ["src/a.py"]
+    moved = b.store.hand_over(tree, "src/a.py", {"agent": "alice", "handed_over_by": "bob"})
+    assert moved["agent"] == "alice" and moved["handed_over_by"] == "bob" and moved["deleted"] is True
+    assert a.store.ledger(tree, ["src/a.py"])[0]["agent"] == "alice"
+    assert a.store.hand_over(tree, "missing.py", {"agent": "bob"}) is None
+    long_path = "d/" * 150 + "f.py"  # longer than a file name may be
+    assert a.store.record_write(entry("alice", long_path, "e" * 40))["path"] == long_path
+    assert a.store.ledger(tree, [long_path])[0]["blob"] == "e" * 40
+
+
 # -- registry -------------------------------------------------------------------------------------------------------
 def test_registry_join_list_heartbeat_leave(backend, mk):
     a = mk("alice")
@@ -489,7 +520,8 @@ def test_pg_schema_is_versioned_and_created_on_first_use(pg_url, project):
         assert s.migrate() == []                     # and it is idempotent
         base, schema = split_url(pg_url)
         with psycopg.connect(base, autocommit=True) as c:
-            assert c.execute(f'SELECT version FROM "{schema}".schema_version').fetchall() == [(LATEST,)]
+            assert c.execute(f'SELECT version FROM "{schema}".schema_version ORDER BY version').fetchall() == [
+                (v,) for v in range(1, LATEST + 1)]
             c.execute(f'INSERT INTO "{schema}".schema_version VALUES (999, %s)', ("from the future",))
         newer = PostgresStore(pg_url, project)
         with pytest.raises(StoreError) as ei:
@@ -510,13 +542,14 @@ def test_pg_schema_upgrades_itself_on_first_use(pg_url, project, monkeypatch):
     old.join()
     old.reserve(["src/"], "made under version 1")
     old.close()
-    v2 = (2, "index agents by host", ["CREATE INDEX agents_host ON {s}.agents (project, host)"])
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, v2])
-    monkeypatch.setattr(migrations, "LATEST", 2)
+    nxt = migrations.LATEST + 1
+    v_next = (nxt, "index agents by host", ["CREATE INDEX agents_host ON {s}.agents (project, host)"])
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, v_next])
+    monkeypatch.setattr(migrations, "LATEST", nxt)
     new = Mesh(project, "bob", cwd=project, store=postgres.PostgresStore(pg_url, project))
     new.join()  # the first use upgrades, keeping the data
     assert new.check("src/x.py").holder == "alice"
-    assert new.store.schema_version() == 2 and new.store.migrate() == []
+    assert new.store.schema_version() == nxt and new.store.migrate() == []
     base, schema = postgres.split_url(pg_url)
     with psycopg.connect(base, autocommit=True) as c:
         assert c.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND indexname = 'agents_host'",
@@ -528,13 +561,15 @@ def test_pg_db_cli_init_and_status(pg_url, project):
     env = {"PI_MESH_STORE": pg_url}
     r = run_cli("db", "init", cwd=project, env=env)
     assert r.returncode == 0, r.stderr
-    assert "version 1" in r.stdout and "applied 1" in r.stdout
+    from pi_mesh_plugin.store.postgres import LATEST
+
+    assert f"version {LATEST}" in r.stdout and "applied 1, 2" in r.stdout
     r = run_cli("db", "init", cwd=project, env=env)
     assert r.returncode == 0 and "already up to date" in r.stdout
     r = run_cli("--json", "db", "status", cwd=project, env=env)
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
-    assert info["schema_version"] == 1 and info["agents"] == 0 and info["project"] == os.path.realpath(project)
+    assert info["schema_version"] == LATEST and info["agents"] == 0 and info["project"] == os.path.realpath(project)
     r = run_cli("db", "status", cwd=project)
     assert r.returncode == 2 and "no PostgreSQL store configured" in r.stderr and len(r.stderr.splitlines()) == 1
 

@@ -7,7 +7,7 @@
       inbox/<name>/{tmp,new,cur,bad}/     Maildir-style; ls new/ = unread
       inbox/<name>/orphaned/<session>/    unread mail of a dead agent whose name was taken over
       reservations/<id>.json              one file per claim
-      ledger/<path-key>.json              the edit ledger: who last wrote each file, and its blob id (.ledger)
+      ledger/<tree>/<path-key>.json       the edit ledger: who last wrote each file, and its blob id (.ledger)
       feed.jsonl                          activity feed (rotated: feed.1.jsonl …)
       index/claims.json                   cache of reservations/ for fresh processes (derived, safe to delete)
       locks/                              advisory locks (flock; released by the kernel when a holder dies)

@@ -1,9 +1,11 @@
-"""The edit ledger on plain files: ``ledger/<path-key>.json``, one file per written path.
+"""The edit ledger on plain files: ``ledger/<tree-key>/<path-key>.json``, one file per written path.
 
 Each file holds the latest write recorded for one canonical path: which agent
 (and session) wrote it, the git blob id of the content it left (``null`` for a
 deletion), its size and mtime, the tool, the time, and the working tree
-(``tree``: ``host:root``) it was written in.  The key is the path with ``%``,
+(``tree``: ``host:root``) it was written in.  ``<tree-key>`` is the first 16
+hex digits of the SHA-256 of ``tree`` (a mesh directory shared by working
+trees keeps them apart).  The path key is the path with ``%``,
 ``/`` and a leading ``.`` percent-encoded (``src%2Fauth%2Flogin.py.json``), or
 ``h-<sha256>.json`` for a path too long for a file name.
 
@@ -41,8 +43,11 @@ class Ledger:
     def __init__(self, mesh_dir: str) -> None:
         self.directory = os.path.join(mesh_dir, "ledger")
 
-    def _file(self, path: str) -> str:
-        return os.path.join(self.directory, key(path))
+    def _dir(self, tree: str) -> str:
+        return os.path.join(self.directory, hashlib.sha256(tree.encode("utf-8", "surrogateescape")).hexdigest()[:16])
+
+    def _file(self, tree: str, path: str) -> str:
+        return os.path.join(self._dir(tree), key(path))
 
     def _read(self, file: str, warnings: list[str] | None = None) -> dict | None:
         try:
@@ -59,7 +64,8 @@ class Ledger:
         """Store ``entry`` as the latest write of its path; returns the entry now stored.  An existing entry of
         another agent with the same content and tree is kept."""
         fsio.ensure_dir(self.directory)
-        file = self._file(entry["path"])
+        fsio.ensure_dir(self._dir(entry["tree"]))
+        file = self._file(entry["tree"], entry["path"])
         old = self._read(file)
         if (old is not None and old["agent"] != entry["agent"] and old.get("tree") == entry.get("tree")
                 and same_content(old, entry)):
@@ -69,10 +75,10 @@ class Ledger:
 
     def get(self, tree: str, paths: list[str] | None = None, warnings: list[str] | None = None) -> list[dict]:
         if paths is None:
-            files = [os.path.join(self.directory, n) for n in sorted(fsio.listdir(self.directory))
-                     if n.endswith(".json")]
+            d = self._dir(tree)
+            files = [os.path.join(d, n) for n in sorted(fsio.listdir(d)) if n.endswith(".json")]
         else:
-            files = [self._file(p) for p in dict.fromkeys(paths)]
+            files = [self._file(tree, p) for p in dict.fromkeys(paths)]
         out = []
         for f in files:
             rec = self._read(f, warnings)
@@ -81,7 +87,7 @@ class Ledger:
         return out
 
     def hand_over(self, tree: str, path: str, changes: dict) -> dict | None:
-        file = self._file(path)
+        file = self._file(tree, path)
         old = self._read(file)
         if old is None or old.get("tree") != tree:
             return None

@@ -11,10 +11,29 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
-from tests.authorship_helpers import agent_runs, agent_writes, cli, git, join, write
+from tests.authorship_helpers import (
+    agent_runs,
+    agent_writes,
+    bash_guard,
+    claude_event,
+    clean_env,
+    cli,
+    git,
+    join,
+    write,
+)
+from tests.conftest import PI_MESH
+
+# A stand-in harness process: it runs the PreToolUse hook as its child, as Claude Code does.
+HARNESS = f"""
+import subprocess, sys
+r = subprocess.run({PI_MESH!r} + ["hook", "claude-code"], input=sys.stdin.buffer.read(), capture_output=True)
+sys.stdout.buffer.write(r.stdout)
+"""
 
 
 @pytest.fixture
@@ -170,3 +189,99 @@ def test_pi_mesh_commit_commits_exactly_the_callers_files(repo):
     assert r.returncode == 2 and "nothing of yours to commit" in r.stderr and "docs/later.md" in r.stderr
     r = cli(repo, "commit", "-m", "carol's", agent="carol")
     assert r.returncode == 0 and committed_files(repo) == ["src/c.py"]
+
+
+# -- destructive git commands through the shell guard --------------------------------------------------
+
+@pytest.fixture
+def dirty(repo):
+    """alice changed lib/util.py and created src/new.py; bob changed README.md."""
+    agent_writes(repo, "alice", "lib/util.py", "def util():\n    return 'alice'\n")
+    agent_writes(repo, "alice", "src/new.py", "new = 1\n")
+    agent_writes(repo, "bob", "README.md", "# bob's readme\n")
+    return repo
+
+
+@pytest.mark.parametrize("command", [
+    "git stash", "git stash push", "git stash save wip", "git stash -u", "git stash --include-untracked",
+    "git stash -a", "git stash push -- lib", "git checkout .", "git checkout -- lib/util.py",
+    "git checkout HEAD -- lib/", "git checkout lib/util.py", "git checkout -f", "git checkout -f HEAD",
+    "git restore .", "git restore --worktree lib/util.py", "git restore --source=HEAD --staged --worktree lib",
+    "git reset --hard", "git reset --hard HEAD", "git checkout-index -f -a", "git checkout-index -f lib/util.py",
+    "git read-tree -u --reset HEAD", "git switch --discard-changes main", "git switch -f main",
+    "git clean -fd", "git clean -f src", "git -C lib checkout .", "cd lib && git checkout util.py",
+    "true && git stash", "bash -c 'git reset --hard'", "git stash; echo done",
+])
+def test_a_command_that_would_discard_a_peers_work_is_refused(dirty, command):
+    deny = bash_guard(dirty, "bob", command)
+    assert deny is not None and deny["permissionDecision"] == "deny", command
+    reason = deny["permissionDecisionReason"]
+    assert "alice" in reason and "pi-mesh whose" in reason and 'send_message(to="alice"' in reason
+    assert "lib/util.py" in reason or "src/new.py" in reason
+    assert "bob:" not in reason  # bob's own change is not a loss to report
+
+
+@pytest.mark.parametrize("command", [
+    "git stash -- README.md", "git checkout -- README.md", "git restore README.md", "git checkout README.md",
+    "git status", "git diff", "git stash list", "git stash show", "git clean -n", "git clean -fn",
+    "git restore --staged lib/util.py", "git reset", "git reset -- lib/util.py", "git checkout -b topic",
+    "git switch -c topic", "git log --oneline", "git add -A", "echo digit",
+])
+def test_commands_touching_only_the_callers_own_changes_pass(dirty, command):
+    assert bash_guard(dirty, "bob", command) is None, command
+
+
+def test_the_git_stash_refusal_names_every_peer_and_file(dirty):
+    agent_writes(dirty, "carol", "docs/c.md", "carol\n")
+    git(dirty, "add", "docs/c.md")
+    reason = bash_guard(dirty, "bob", "git stash")["permissionDecisionReason"]
+    assert "alice: lib/util.py" in reason and "carol: docs/c.md" in reason
+    assert "src/new.py" not in reason  # untracked: a plain stash leaves it
+    assert "src/new.py" in bash_guard(dirty, "bob", "git stash -u")["permissionDecisionReason"]
+    # the peer itself may stash its own work only when nobody else's is caught
+    assert bash_guard(dirty, "alice", "git stash push -- lib/util.py") is None
+    assert bash_guard(dirty, "alice", "git stash") is not None  # would take bob's README.md too
+    # nothing lost: the files are untouched
+    with open(os.path.join(dirty, "lib", "util.py")) as f:
+        assert "alice" in f.read()
+
+
+def test_committed_or_dead_agents_work_does_not_block(dirty, owners):
+    git(dirty, "add", "lib/util.py")
+    assert git(dirty, "commit", "-q", "-m", "alice's", agent="alice", check=False).returncode == 0
+    assert "src/new.py" in bash_guard(dirty, "bob", "git clean -f")["permissionDecisionReason"]
+    assert bash_guard(dirty, "bob", "git reset --hard") is None  # lib/util.py is committed now
+    owners.procs["alice"].kill()
+    owners.procs["alice"].wait()
+    assert bash_guard(dirty, "bob", "git clean -f") is None
+
+
+def test_a_branch_switch_that_would_overwrite_a_peers_file_is_refused(dirty):
+    git(dirty, "stash", "-q", "--", "lib/util.py")  # (as a person: set alice's change aside for a moment)
+    git(dirty, "checkout", "-q", "-b", "other")
+    write(dirty, "lib/util.py", "def util():\n    return 'other branch'\n")
+    git(dirty, "commit", "-q", "-am", "other", agent="bob", PI_MESH_OVERRIDE="1")
+    git(dirty, "checkout", "-q", "-")
+    git(dirty, "stash", "pop", "-q")
+    deny = bash_guard(dirty, "bob", "git checkout other")
+    assert deny is not None and "alice: lib/util.py" in deny["permissionDecisionReason"]
+    assert bash_guard(dirty, "bob", "git switch other") is not None
+    assert bash_guard(dirty, "bob", "git merge other") is not None
+    assert bash_guard(dirty, "bob", "git rebase --autostash other") is not None
+    git(dirty, "config", "merge.autoStash", "true")
+    assert "README.md" not in bash_guard(dirty, "bob", "git merge other")["permissionDecisionReason"]
+
+
+def test_the_guard_identifies_an_unnamed_caller_by_its_owner_process(dirty):
+    """A Claude Code session's hook knows no name; its agent is the one its harness process owns."""
+    harness = subprocess.Popen([sys.executable, "-c", HARNESS], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               env=clean_env(), cwd=dirty)
+    try:
+        join(dirty, "claude-9", harness.pid)
+        agent_runs_as = json.dumps(claude_event(dirty, "PreToolUse", "Bash", {"command": "git stash -u"}))
+        out, _ = harness.communicate(agent_runs_as.encode(), timeout=60)
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+    reason = json.loads(out)["hookSpecificOutput"]["permissionDecisionReason"]
+    assert "alice: lib/util.py, src/new.py" in reason and "bob: README.md" in reason

@@ -285,3 +285,14 @@ def test_the_guard_identifies_an_unnamed_caller_by_its_owner_process(dirty):
             harness.kill()
     reason = json.loads(out)["hookSpecificOutput"]["permissionDecisionReason"]
     assert "alice: lib/util.py, src/new.py" in reason and "bob: README.md" in reason
+
+
+def test_a_file_a_peer_edited_before_the_caller_is_still_the_peers_work(dirty):
+    agent_writes(dirty, "bob", "lib/util.py", "def util():\n    return 'alice, then bob'\n")
+    assert whose(dirty)["lib/util.py"]["agent"] == "bob"
+    deny = bash_guard(dirty, "bob", "git checkout -- lib/util.py")
+    assert deny is not None and "alice: lib/util.py" in deny["permissionDecisionReason"]
+    git(dirty, "add", "lib/util.py")
+    assert git(dirty, "commit", "-q", "-m", "both", agent="bob", check=False).returncode == 0
+    agent_writes(dirty, "bob", "lib/util.py", "def util():\n    return 'bob alone now'\n")
+    assert bash_guard(dirty, "bob", "git checkout -- lib/util.py") is None  # alice's part is committed

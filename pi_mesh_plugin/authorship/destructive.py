@@ -17,7 +17,9 @@ changed files (``git status``) it would throw away:
   git itself refuses most of those, but the agent is told whose work it is.
 
 Of those files, the ones whose last recorded write (the ledger) is another
-*live* agent's and not yet committed are that agent's work; if there are any,
+*live* agent's and not yet committed are that agent's work - and so is a file
+another live agent wrote earlier, after the file's last commit, even if the
+caller wrote it last; if there are any,
 the call is refused with a message naming the agents and their files and
 suggesting ``pi-mesh whose`` and a message to them.  Commands that touch only
 the caller's own changes - or changes no agent wrote - pass.
@@ -303,6 +305,10 @@ def destructive_git_block(mesh: Mesh, argv: list[str], cwd: str, tool: str = "ba
     for o in owned_changes(mesh, repo.top, p.changes):
         if o.agent and o.agent != me and o.live and o.pending(p.source):
             victims.setdefault(o.agent, []).append(o.path)
+        if o.entry and o.pending(p.source):  # agents that wrote the file earlier, after its last commit
+            for a in o.co_writers(repo.top):
+                if a != me and o.path not in victims.get(a, []):
+                    victims.setdefault(a, []).append(o.path)
     if not victims:
         return None
     shown = " ".join(argv)

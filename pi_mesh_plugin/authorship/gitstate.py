@@ -122,6 +122,12 @@ def staged_blobs(top: str) -> dict[str, str | None]:
     return out
 
 
+def last_commit_time(top: str, path: str) -> float | None:
+    """The committer time of the last commit that touched ``path`` (``None``: never committed)."""
+    out = git(["log", "-1", "--format=%ct", "--", path], top, check=False).strip()
+    return float(out) if out.isdigit() else None
+
+
 def worktrees(top: str) -> list[dict]:
     """The linked worktrees of the repository (the main one first): ``{path, head, branch}``."""
     raw = git(["worktree", "list", "--porcelain", "-z"], top).split(b"\0")

@@ -21,10 +21,34 @@ if TYPE_CHECKING:
 
 
 class Owned:
-    __slots__ = ("change", "path", "entry", "matches", "live")
+    __slots__ = ("change", "path", "entry", "matches", "live", "alive")
 
-    def __init__(self, change: Change, path: str, entry: dict | None, same: bool, live: bool) -> None:
+    def __init__(self, change: Change, path: str, entry: dict | None, same: bool, live: bool,
+                 alive: set[str] | None = None) -> None:
         self.change, self.path, self.entry, self.matches, self.live = change, path, entry, same, live
+        self.alive = alive or set()
+
+    def co_writers(self, top: str) -> list[str]:
+        """The other live agents that wrote this file before its last writer and after its last commit:
+        their work is in the file too."""
+        earlier = [e for e in (self.entry or {}).get("earlier") or [] if e.get("agent") in self.alive
+                   and e.get("agent") != self.agent]
+        if not earlier:
+            return []
+        from ..clock import parse_iso
+        from .gitstate import last_commit_time
+
+        since = last_commit_time(top, self.change.path)
+        out = []
+        for e in earlier:
+            try:
+                t = parse_iso(e["ts"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            # commit times are whole seconds: a write within the commit's second counts as committed
+            if (since is None or t >= since + 1.0) and e["agent"] not in out:
+                out.append(e["agent"])
+        return out
 
     @property
     def agent(self) -> str | None:
@@ -73,7 +97,7 @@ def owned_changes(mesh: Mesh, top: str, changes: list[Change] | None = None) -> 
     for ch, c in keyed:
         e = ledger.get(c)
         same = matches(e, file_state(os.path.join(top, ch.path))) if e else False
-        out.append(Owned(ch, c, e, same, bool(e) and e["agent"] in live))
+        out.append(Owned(ch, c, e, same, bool(e) and e["agent"] in live, live))
     return out
 
 

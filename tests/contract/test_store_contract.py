@@ -94,6 +94,7 @@ def test_ledger_keeps_the_last_writer_per_tree_and_path(backend, mk):
     assert set(got) == {"src/a.py", "docs/ünïcode file.md"} and got["src/a.py"]["agent"] == "bob"
     assert [e["blob"] for e in a.store.ledger(other)] == ["c" * 40]
     assert [e["path"] for e in a.store.ledger(tree, ["src/a.py", "nothing.py"])] == ["src/a.py"]
+    assert [e["agent"] for e in got["src/a.py"]["earlier"]] == ["alice"]
     moved = b.store.hand_over(tree, "src/a.py", {"agent": "alice", "handed_over_by": "bob"})
     assert moved["agent"] == "alice" and moved["handed_over_by"] == "bob" and moved["deleted"] is True
     assert a.store.ledger(tree, ["src/a.py"])[0]["agent"] == "alice"

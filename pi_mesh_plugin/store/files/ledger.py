@@ -13,7 +13,8 @@ Writes are :func:`.fsio.write_atomic` (a reader sees the old entry or the new
 one).  Two writers of one path race benignly: the later replace wins, which is
 what "last writer" means - except that an entry is not taken over by another
 agent for the *same* content (a second post-call hook that merely saw a peer's
-write does not steal it; see :meth:`Ledger.record`).
+write does not steal it), and an entry remembers the other agents that wrote
+the path before (``earlier``; :func:`merge`).
 """
 
 from __future__ import annotations
@@ -35,8 +36,29 @@ def key(path: str) -> str:
     return k + ".json"
 
 
+MAX_EARLIER = 8
+
+
 def same_content(a: dict, b: dict) -> bool:
     return a.get("blob") == b.get("blob") and bool(a.get("deleted")) == bool(b.get("deleted"))
+
+
+def merge(old: dict | None, new: dict) -> dict | None:
+    """The entry to store when ``new`` is recorded over ``old``; ``None`` to keep ``old``.
+
+    The new entry carries ``earlier``: the other agents that wrote the path before, newest last, each
+    ``{agent, blob, deleted, ts}`` (at most :data:`MAX_EARLIER`) - who else has work in the file, for the
+    radar and the destructive-git guard to judge against the time of the last commit.
+    """
+    if old is None or old.get("tree") != new.get("tree"):
+        return new
+    if old["agent"] != new["agent"] and same_content(old, new):
+        return None
+    earlier = [e for e in old.get("earlier") or [] if isinstance(e, dict) and e.get("agent") != new["agent"]]
+    if old["agent"] != new["agent"]:
+        earlier = [e for e in earlier if e.get("agent") != old["agent"]]
+        earlier.append({k: old.get(k) for k in ("agent", "blob", "deleted", "ts")})
+    return {**new, "earlier": earlier[-MAX_EARLIER:]} if earlier else new
 
 
 class Ledger:
@@ -67,11 +89,11 @@ class Ledger:
         fsio.ensure_dir(self._dir(entry["tree"]))
         file = self._file(entry["tree"], entry["path"])
         old = self._read(file)
-        if (old is not None and old["agent"] != entry["agent"] and old.get("tree") == entry.get("tree")
-                and same_content(old, entry)):
-            return old
-        fsio.write_atomic(file, fsio.dumps(entry))
-        return entry
+        new = merge(old, entry)
+        if new is None:
+            return old  # type: ignore[return-value]
+        fsio.write_atomic(file, fsio.dumps(new))
+        return new
 
     def get(self, tree: str, paths: list[str] | None = None, warnings: list[str] | None = None) -> list[dict]:
         if paths is None:

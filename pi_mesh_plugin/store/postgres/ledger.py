@@ -1,9 +1,9 @@
 """The edit ledger on PostgreSQL: one ``ledger`` row per (project, working tree, path), the entry as JSON.
 
-The upsert keeps an existing row of *another* agent whose content (``blob``,
-``deleted``) is the same as the new entry's - the rule of the file store
-(:mod:`..files.ledger`), done in the ``ON CONFLICT … WHERE`` clause so two
-writers cannot interleave a read and a write.
+A write reads the row ``FOR UPDATE`` and applies the file store's rule
+(:func:`..files.ledger.merge`: an existing entry of another agent with the same
+content is kept; the others who wrote before are carried in ``earlier``), in
+one transaction, so two writers of one path cannot interleave.
 """
 
 from __future__ import annotations
@@ -20,23 +20,26 @@ class Ledger:
         self.db = db
 
     def record(self, entry: Rec) -> Rec:
+        from ..files.ledger import merge
+
         db = self.db
-        body = json.dumps(entry, ensure_ascii=False)
 
         def go(conn: Conn) -> Rec:
-            row = conn.execute(db.q("""
-                INSERT INTO {s}.ledger AS l (project, tree, path, agent, entry) VALUES (%s, %s, %s, %s, %s::jsonb)
-                ON CONFLICT (project, tree, path) DO UPDATE SET agent = excluded.agent, entry = excluded.entry
-                WHERE l.agent = excluded.agent
-                   OR (l.entry->>'blob') IS DISTINCT FROM (excluded.entry->>'blob')
-                   OR coalesce((l.entry->>'deleted')::boolean, false)
-                      <> coalesce((excluded.entry->>'deleted')::boolean, false)
-                RETURNING entry"""), (db.project, entry["tree"], entry["path"], entry["agent"], body)).fetchone()
-            if row is not None:
-                return row[0]  # type: ignore[no-any-return]
-            kept = conn.execute(db.q("SELECT entry FROM {s}.ledger WHERE project = %s AND tree = %s AND path = %s"),
-                                (db.project, entry["tree"], entry["path"])).fetchone()
-            return kept[0] if kept else entry  # type: ignore[no-any-return]
+            with conn.transaction():
+                key = (db.project, entry["tree"], entry["path"])
+                # the row lock orders two writers of one path; a first insert races only with another insert,
+                # which ON CONFLICT turns into an update
+                row = conn.execute(db.q("""SELECT entry FROM {s}.ledger WHERE project = %s AND tree = %s
+                                           AND path = %s FOR UPDATE"""), key).fetchone()
+                new = merge(row[0] if row else None, entry)
+                if new is None:
+                    return row[0]  # type: ignore[no-any-return,index]
+                conn.execute(db.q("""INSERT INTO {s}.ledger (project, tree, path, agent, entry)
+                                     VALUES (%s, %s, %s, %s, %s::jsonb)
+                                     ON CONFLICT (project, tree, path) DO UPDATE
+                                     SET agent = excluded.agent, entry = excluded.entry"""),
+                             (*key, new["agent"], json.dumps(new, ensure_ascii=False)))
+                return new
 
         return db.run(go, "recording a write in the ledger")  # type: ignore[no-any-return]
 

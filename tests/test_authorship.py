@@ -296,3 +296,65 @@ def test_a_file_a_peer_edited_before_the_caller_is_still_the_peers_work(dirty):
     assert git(dirty, "commit", "-q", "-m", "both", agent="bob", check=False).returncode == 0
     agent_writes(dirty, "bob", "lib/util.py", "def util():\n    return 'bob alone now'\n")
     assert bash_guard(dirty, "bob", "git checkout -- lib/util.py") is None  # alice's part is committed
+
+
+# -- the conflict radar ------------------------------------------------------------------------------
+
+@pytest.fixture
+def linked(repo, tmp_path, owners):
+    """The repository plus a linked worktree on branch topic, where carol works (with a mesh of its own)."""
+    wt = str(tmp_path / "wt-topic")
+    git(repo, "worktree", "add", "-q", wt, "-b", "topic")
+    join(wt, "carol", owners("carol-wt").pid)
+    return repo, wt
+
+
+def radar(root: str) -> dict:
+    r = cli(root, "--json", "radar")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_radar_predicts_a_merge_conflict_across_worktrees_before_the_merge(linked):
+    main, wt = linked
+    agent_writes(main, "alice", "lib/util.py", "def util():\n    return 'alice in main'\n")
+    agent_writes(wt, "carol", "lib/util.py", "def util():\n    return 'carol on topic'\n")
+    agent_writes(wt, "carol", "docs/topic.md", "no conflict here\n")
+    agent_writes(main, "bob", "README.md", "# bob\n")
+    found = radar(main)
+    [w] = found["worktrees"]
+    assert os.path.realpath(w["path"]) == os.path.realpath(wt) and w["branch"] == "topic"
+    assert w["conflicts"] == [{"path": "lib/util.py", "agent": "carol"}]
+    assert {u["path"] for u in w["uncommitted"]} == {"lib/util.py", "docs/topic.md"}
+    text = cli(main, "radar").stdout
+    assert "lib/util.py: would CONFLICT at merge with worktree" in text and "carol" in text
+    assert "conflict" in cli(main, "agents").stdout  # the line in `pi-mesh agents`
+    # nothing was touched: both sides still have their uncommitted work, nothing new is staged
+    assert git(main, "status", "--porcelain").stdout.split("\n")[0].startswith((" M", "??"))
+    assert git(wt, "diff", "--cached", "--name-only").stdout == ""
+    # and the prediction holds: commit both sides, merge, and git reports the conflict
+    git(main, "commit", "-q", "-am", "main side", agent="alice", PI_MESH_OVERRIDE="1")
+    git(wt, "add", "-A")
+    git(wt, "commit", "-q", "-m", "topic side", agent="carol")
+    merged = git(main, "merge", "topic", check=False)
+    assert merged.returncode != 0 and "CONFLICT" in merged.stdout and "lib/util.py" in merged.stdout
+
+
+def test_radar_lists_files_two_agents_changed(repo):
+    agent_writes(repo, "alice", "src/x.py", "alice\n")
+    agent_writes(repo, "bob", "src/x.py", "alice and bob\n")
+    agent_writes(repo, "bob", "src/y.py", "bob alone\n")
+    assert radar(repo)["shared"] == [{"path": "src/x.py", "agents": ["bob", "alice"]}]
+    assert "src/x.py: uncommitted changes by bob and alice" in cli(repo, "radar").stdout
+
+
+def test_editing_a_file_another_worktree_changed_is_warned(linked):
+    from pi_mesh_plugin.authorship.radar import edit_warning
+    from pi_mesh_plugin.mesh import Mesh
+
+    main, wt = linked
+    agent_writes(wt, "carol", "lib/util.py", "def util():\n    return 'carol on topic'\n")
+    with Mesh(main, "alice", cwd=main) as m:
+        warning = edit_warning(m, "lib/util.py")
+        assert warning is not None and "wt-topic (branch topic), by carol" in warning and "radar" in warning
+        assert edit_warning(m, os.path.join(main, "README.md")) is None

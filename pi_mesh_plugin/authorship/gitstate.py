@@ -72,11 +72,14 @@ def _blob(h: str) -> str | None:
     return None if not h or set(h) == {"0"} else h
 
 
-def status(top: str, ignored: bool = False, env: dict | None = None) -> list[Change]:
-    """Every changed, untracked (and, if asked, ignored) path of the working tree at ``top``."""
+def status(top: str, ignored: bool = False, env: dict | None = None, paths: list[str] | None = None) -> list[Change]:
+    """Every changed, untracked (and, if asked, ignored) path of the working tree at ``top`` (under ``paths``,
+    relative to ``top``, if given)."""
     args = ["status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames"]
     if ignored:
         args.append("--ignored=matching")
+    if paths:
+        args += ["--", *paths]
     fields = git(args, top, env).split(b"\0")
     out: list[Change] = []
     i = 0

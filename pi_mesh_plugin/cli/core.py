@@ -100,6 +100,11 @@ def agents(ctx: Context, live_only: bool) -> None:
             click.echo(f"    did: {did}")
         if d["claims"]:
             click.echo(f"    holds: {', '.join(d['claims'])}")
+    from ..authorship.radar import summary
+
+    line = summary(mesh)
+    if line:
+        click.echo(line)
 
 
 def _did(act: dict) -> str:

@@ -13,7 +13,8 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT
 
 
 def clean_env(agent: str | None = None, **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PI_MESH_")}
+    # no inherited identity or configuration - but the store a backend-parameterised test selected
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PI_MESH_") or k == "PI_MESH_STORE"}
     env.update(GIT_ENV)
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     if agent:

@@ -78,6 +78,13 @@ def _decide(mesh: Mesh, call: ToolCall, plugins: list[tuple[str, object]] | None
             if malformed:
                 return Block(tool=call.tool, message=f"BLOCKED: malformed {call.raw_tool or call.tool} call: "
                              f"{malformed}; nothing was run.")
+        command = (call.input or {}).get("command") if call.tool in _SHELL_TOOLS else None
+        if isinstance(command, str) and "git" in command:  # guarded or not: git that discards a peer's work
+            from .authorship.destructive import shell_block
+
+            block = shell_block(mesh, call)
+            if block is not None:
+                return block
         calls = [call] + (_derived(call, config.fail_open) if guarded else [])
         if plugins is None and list(config.plugins) == [BUILTIN]:
             from .guard import check_call

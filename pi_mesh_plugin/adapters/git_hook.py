@@ -18,6 +18,10 @@ is checked against every claim.  A refusal names each path, its holder and the
 reason, and exits 1; ``git commit --no-verify`` still bypasses it, as it does
 every pre-commit hook.  If the mesh cannot be read, the commit is refused
 unless ``on_store_error = "allow"``.
+
+It also refuses a commit that would carry another live agent's uncommitted
+work (:mod:`pi_mesh_plugin.authorship.commits`; ``PI_MESH_OVERRIDE=1`` lets a
+person through).
 """
 
 from __future__ import annotations
@@ -128,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
 
         mesh = Mesh(None, None, cwd=top)
         blocks = check_commit(mesh, top)
+        from ..authorship.commits import commit_refusal  # commits carry only the committer's own work
+
+        authored = commit_refusal(mesh, top)
     except Exception as e:  # noqa: BLE001 - one line, and fail closed unless configured otherwise
         from ..errors import MeshError
 
@@ -145,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
                          f"Run `pi-mesh doctor`; commits are refused while the mesh cannot be read "
                          f"(on_store_error = \"block\").\n")
         return EXIT_REFUSED
+    if authored:
+        sys.stderr.write(authored + "\n")
+        if not blocks:
+            return EXIT_REFUSED
     if not blocks:
         return 0
     mesh.close()  # decide() recorded each block in the feed

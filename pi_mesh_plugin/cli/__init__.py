@@ -44,6 +44,10 @@ COMMANDS = {
     "mcp": "mcp:mcp",
     "db": "db:db",
     "top": "top:top",
+    "whose": "authorship:whose",
+    "commit": "authorship:commit",
+    "handover": "authorship:handover",
+    "radar": "authorship:radar",
 }
 
 

@@ -109,6 +109,11 @@ def agents(ctx: Context, live_only: bool) -> None:
             click.echo(f"    waited for: {'; '.join(d['waited_for'])}")
         if d["waiting_for"]:
             click.echo(f"    waiting for: {'; '.join(d['waiting_for'])}")
+    from ..authorship.radar import summary
+
+    line = summary(mesh)
+    if line:
+        click.echo(line)
 
 
 def _did(act: dict) -> str:

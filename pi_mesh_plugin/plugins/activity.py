@@ -12,7 +12,11 @@ commits (``git commit`` through ``bash``) and test runs (``pytest``,
   description of the latest call), ``last_at``, ``files_touched`` (the most
   recent :data:`MAX_FILES`, newest last), ``edits``, ``commits``,
   ``test_runs`` - which ``pi-mesh agents``, ``list_agents`` and the dashboard
-  show.
+  show;
+* recorded in the edit ledger (:mod:`pi_mesh_plugin.authorship.ledger`): for
+  each file written, this agent and the git blob id of the content the call
+  left - what ``pi-mesh whose``, the commit guard and the destructive-git
+  guard read.
 
 Other calls only refresh ``last``.  A failed edit or commit is not counted; a
 test run is, whatever its outcome (the feed says passed or failed).  The
@@ -171,3 +175,7 @@ def track(mesh: Mesh, call: ToolCall, result: dict | None) -> None:
         act[key] = int(act.get(key, 0)) + (1 if hit else 0)
     act.setdefault("files_touched", [])
     mesh.store.update_agent(mesh.agent, rec.get("session"), {"activity": act, "last_seen": act["last_at"]})
+    if edit:  # last: a failure here is reported by the caller, after the activity is counted
+        from ..authorship.ledger import record_writes
+
+        record_writes(mesh, what["files"], call.tool, rec.get("session"))

@@ -117,6 +117,19 @@ class Store(Protocol):
 
     def mark_once(self, key: str) -> bool:
         """``True`` the first time ``key`` is marked in this project, ``False`` after (one-time notices)."""
+    # -- edit ledger ------------------------------------------------------
+    def record_write(self, entry: dict) -> dict:
+        """Store ``entry`` (``{path, agent, session, tree, blob, deleted, size, mtime_ns, tool, ts}``) as the
+        latest write of ``(tree, path)``; returns the entry now stored.  An existing entry of *another* agent
+        with the same content (``blob`` and ``deleted``) is kept: a write that left nothing new takes nothing
+        over.  ``tree`` names the working tree (``host:root``): uncommitted changes live in one."""
+
+    def ledger(self, tree: str, paths: list[str] | None = None) -> list[dict]:
+        """The latest recorded write of each of ``paths`` (all when ``None``) in the working tree ``tree``."""
+
+    def hand_over(self, tree: str, path: str, changes: dict) -> dict | None:
+        """Merge ``changes`` (a new ``agent``/``session``, ``handed_over_by``) into the entry of ``path``;
+        ``None`` when there is none."""
 
     # -- feed and upkeep --------------------------------------------------
     def append_feed(self, event: dict) -> None: ...

@@ -72,6 +72,38 @@ def test_backend_is_the_configured_one(backend, mk):
     assert type(a.store).__name__ == {"files": "FileStore", "postgres": "PostgresStore"}[backend]
 
 
+# -- edit ledger ----------------------------------------------------------------------------------------------------
+def test_ledger_keeps_the_last_writer_per_tree_and_path(backend, mk):
+    a, b = mk("alice"), mk("bob")
+    tree, other = "host-1:/work/repo", "host-1:/work/repo-wt"
+
+    def entry(agent, path, blob, deleted=False, t=tree):
+        return {"schema": 1, "path": path, "tree": t, "agent": agent, "session": None, "blob": blob,
+                "deleted": deleted, "size": 2, "mtime_ns": 1, "tool": "edit", "ts": iso(now())}
+
+    e1 = entry("alice", "src/a.py", "a" * 40)
+    assert a.store.record_write(e1) == e1
+    assert b.store.record_write(entry("bob", "src/a.py", "a" * 40))["agent"] == "alice"  # same content: kept
+    assert b.store.record_write(entry("bob", "src/a.py", "b" * 40))["agent"] == "bob"
+    assert a.store.record_write(entry("alice", "src/a.py", "b" * 40))["agent"] == "bob"  # nothing new: kept
+    assert b.store.record_write(entry("bob", "src/a.py", "b" * 40))["ts"]  # its own entry: rewritten
+    assert b.store.record_write(entry("bob", "src/a.py", None, deleted=True))["deleted"] is True
+    a.store.record_write(entry("alice", "src/a.py", "c" * 40, t=other))  # another working tree: its own row
+    a.store.record_write(entry("alice", "docs/ünïcode file.md", "d" * 40))
+    got = {e["path"]: e for e in b.store.ledger(tree)}
+    assert set(got) == {"src/a.py", "docs/ünïcode file.md"} and got["src/a.py"]["agent"] == "bob"
+    assert [e["blob"] for e in a.store.ledger(other)] == ["c" * 40]
+    assert [e["path"] for e in a.store.ledger(tree, ["src/a.py", "nothing.py"])] == ["src/a.py"]
+    assert [e["agent"] for e in got["src/a.py"]["earlier"]] == ["alice"]
+    moved = b.store.hand_over(tree, "src/a.py", {"agent": "alice", "handed_over_by": "bob"})
+    assert moved["agent"] == "alice" and moved["handed_over_by"] == "bob" and moved["deleted"] is True
+    assert a.store.ledger(tree, ["src/a.py"])[0]["agent"] == "alice"
+    assert a.store.hand_over(tree, "missing.py", {"agent": "bob"}) is None
+    long_path = "d/" * 150 + "f.py"  # longer than a file name may be
+    assert a.store.record_write(entry("alice", long_path, "e" * 40))["path"] == long_path
+    assert a.store.ledger(tree, [long_path])[0]["blob"] == "e" * 40
+
+
 # -- registry -------------------------------------------------------------------------------------------------------
 def test_registry_join_list_heartbeat_leave(backend, mk):
     a = mk("alice")

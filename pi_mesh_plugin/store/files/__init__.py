@@ -10,6 +10,7 @@
       reservations/<batch>.batch          commit marker of a reserve of several paths (see :mod:`.claims`)
       queue/<path key>/<id>-<agent>.json  the waiting line for a claimed path (ls shows the order)
       notices/<key>                       markers of one-time notices sent (e.g. a claim's expiry warning)
+      ledger/<tree>/<path-key>.json       the edit ledger: who last wrote each file, and its blob id (.ledger)
       feed.jsonl                          activity feed (rotated: feed.1.jsonl …)
       index/claims.json                   cache of reservations/ for fresh processes (derived, safe to delete)
       locks/                              advisory locks (flock; released by the kernel when a holder dies)
@@ -34,6 +35,7 @@ from .claims import ClaimStore
 from .feed import Feed
 from .inbox import Inboxes
 from .queue import FileQueue
+from .ledger import Ledger
 from .registry import Registry
 
 LAYOUT = ("agents", "inbox", "reservations", "queue", "notices", "locks", "index", "bad")
@@ -53,6 +55,7 @@ class FileStore:
         self.claims = ClaimStore(self.mesh_dir, self._holder_live)
         self.feed = Feed(self.mesh_dir)
         self.queue = FileQueue(self.mesh_dir, self.claims, self.inboxes, self._holder_live)
+        self.edits = Ledger(self.mesh_dir)
         self.warnings: list[str] = []
         self._ready = False
         self._checked = False
@@ -206,6 +209,17 @@ class FileStore:
     def covering(self, path: str, kind: str = "file") -> list[dict]:
         self._safe()
         return self.claims.index.current().covering(path, kind)
+
+    # -- edit ledger --------------------------------------------------------
+    def record_write(self, entry: dict) -> dict:
+        self.ensure_layout()
+        return self.edits.record(entry)
+
+    def ledger(self, tree: str, paths: list[str] | None = None) -> list[dict]:
+        return self.edits.get(tree, paths, self.warnings)
+
+    def hand_over(self, tree: str, path: str, changes: dict) -> dict | None:
+        return self.edits.hand_over(tree, path, changes)
 
     # -- feed ---------------------------------------------------------------
     def append_feed(self, event: dict) -> None:

@@ -33,6 +33,9 @@ from the server's by more than :data:`MAX_SKEW` seconds.
 milliseconds, and every write notifies the project channel, which
 :meth:`PostgresStore.subscribe` turns into callbacks (:mod:`.messages`).
 
+**Edit ledger.**  ``ledger`` rows, one per (project, working tree, path): who last wrote the file and the
+blob id it left (:mod:`.ledger`).
+
 **Feed.**  ``feed`` rows keep the event JSON as written; each project keeps at
 most :data:`FEED_MAX_ROWS` (:mod:`.feed`).
 
@@ -56,6 +59,7 @@ from .connection import DEFAULT_SCHEMA, Database, channel, mask_url, split_url
 from .doctor import MAX_SKEW, clock_skew, examine
 from .doctor import status as db_status
 from .feed import FEED_MAX_ROWS, FEED_TRIM_EVERY, Feed
+from .ledger import Ledger
 from .messages import MAIL_POLL, Mailboxes
 from .migrations import LATEST, MIGRATIONS
 from .project import derive_project_id, normalise_remote
@@ -87,6 +91,7 @@ class PostgresStore:
         self.claims = Claims(self.db, self.registry.is_live)
         self.queue = PgQueue(self.db, self.registry.is_live)
         self.claims.settle_in = self.queue.settle_in
+        self.edits = Ledger(self.db)
         self.events = Feed(self.db)  # not `feed`: watchers take a store's `feed` for the file store's
 
     # -- plumbing -----------------------------------------------------------------
@@ -208,6 +213,16 @@ class PostgresStore:
     def covering(self, path: str, kind: str = "file") -> list[Rec]:
         """Stored claims that overlap ``path`` (canonical); the caller judges expiry and liveness."""
         return self.claims.covering(path, kind)
+
+    # -- edit ledger --------------------------------------------------------------
+    def record_write(self, entry: Rec) -> Rec:
+        return self.edits.record(entry)
+
+    def ledger(self, tree: str, paths: list[str] | None = None) -> list[Rec]:
+        return self.edits.get(tree, paths)
+
+    def hand_over(self, tree: str, path: str, changes: Rec) -> Rec | None:
+        return self.edits.hand_over(tree, path, changes)
 
     # -- feed ---------------------------------------------------------------------
     def append_feed(self, event: Rec) -> None:

@@ -99,6 +99,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
              sent timestamptz NOT NULL DEFAULT now(),
              PRIMARY KEY (project, key))""",
     ]),
+    (3, "the edit ledger: who last wrote each file of a working tree", [
+        """CREATE TABLE {s}.ledger (
+             project text COLLATE "C" NOT NULL,
+             tree text COLLATE "C" NOT NULL,
+             path text COLLATE "C" NOT NULL,
+             agent text COLLATE "C" NOT NULL,
+             entry jsonb NOT NULL,
+             PRIMARY KEY (project, tree, path))""",
+    ]),
 ]
 LATEST = MIGRATIONS[-1][0]
 

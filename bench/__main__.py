@@ -24,7 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench", description="pi_mesh_plugin benchmarks (issue 6)")
+    ap = argparse.ArgumentParser(prog="python -m bench", description="pi_mesh_plugin benchmarks")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default="")
     ap.add_argument("--no-growth", action="store_true")

@@ -1,4 +1,4 @@
-"""The rows of the benchmark table (issue 6), one function each.
+"""The rows of the benchmark table, one function each.
 
 Each function returns one or more :class:`Row`.  A row whose component is not
 there (no hook command, no sidecar, no PostgreSQL server) reports

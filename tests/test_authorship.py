@@ -298,6 +298,28 @@ def test_a_file_a_peer_edited_before_the_caller_is_still_the_peers_work(dirty):
     assert bash_guard(dirty, "bob", "git checkout -- lib/util.py") is None  # alice's part is committed
 
 
+def start_of_a_second() -> None:
+    import time
+
+    time.sleep(1.0 - time.time() % 1.0 + 0.01)
+
+
+def test_writes_in_the_same_second_as_a_commit_are_judged_by_the_commits_exact_time(repo):
+    """Commit times are whole seconds: a peer's write made just after a commit, in the commit's own second,
+    is still the peer's uncommitted work; a write the commit took in is not."""
+    start_of_a_second()
+    write(repo, "lib/util.py", "def util():\n    return 'committed'\n")
+    git(repo, "commit", "-q", "-am", "same second")
+    agent_writes(repo, "alice", "lib/util.py", "def util():\n    return 'alice'\n")
+    agent_writes(repo, "bob", "lib/util.py", "def util():\n    return 'alice, then bob'\n")
+    deny = bash_guard(repo, "bob", "git checkout -- lib/util.py")
+    assert deny is not None and "alice: lib/util.py" in deny["permissionDecisionReason"]
+    start_of_a_second()
+    git(repo, "commit", "-q", "-am", "both", agent="bob")
+    agent_writes(repo, "bob", "lib/util.py", "def util():\n    return 'bob alone'\n")
+    assert bash_guard(repo, "bob", "git checkout -- lib/util.py") is None
+
+
 # -- the conflict radar ------------------------------------------------------------------------------
 
 @pytest.fixture

@@ -125,10 +125,24 @@ def staged_blobs(top: str) -> dict[str, str | None]:
     return out
 
 
-def last_commit_time(top: str, path: str) -> float | None:
-    """The committer time of the last commit that touched ``path`` (``None``: never committed)."""
-    out = git(["log", "-1", "--format=%ct", "--", path], top, check=False).strip()
-    return float(out) if out.isdigit() else None
+def last_commit_time(top: str, path: str) -> tuple[float, bool] | None:
+    """When the last commit that touched ``path`` was made (``None``: never committed), and whether that time
+    is exact.
+
+    A commit's recorded time is whole seconds.  When the commit object is still a loose file written within
+    two seconds of that time, the file's mtime (nanoseconds) is the exact moment it was made; otherwise (the
+    object is packed, or the committer date was set by hand) only the recorded second is known.
+    """
+    out = git(["log", "-1", "--format=%H %ct", "--", path], top, check=False).split()
+    if len(out) != 2 or not out[1].isdigit():
+        return None
+    sha, ct = os.fsdecode(out[0]), float(out[1])
+    try:
+        obj = os.fsdecode(git(["rev-parse", "--git-path", f"objects/{sha[:2]}/{sha[2:]}"], top).strip())
+        mtime = os.stat(obj if os.path.isabs(obj) else os.path.join(top, obj)).st_mtime
+    except (GitError, OSError):
+        return ct, False
+    return (mtime, True) if 0 <= mtime - ct < 2 else (ct, False)
 
 
 def worktrees(top: str) -> list[dict]:

@@ -38,17 +38,25 @@ class Owned:
         from ..clock import parse_iso
         from .gitstate import last_commit_time
 
-        since = last_commit_time(top, self.change.path)
+        last = last_commit_time(top, self.change.path)
+        since, exact = last if last else (None, False)
         out = []
         for e in earlier:
             try:
                 t = parse_iso(e["ts"])
             except (KeyError, TypeError, ValueError):
                 continue
-            # commit times are whole seconds: a write within the commit's second counts as committed
-            if (since is None or t >= since + 1.0) and e["agent"] not in out:
+            # Without the exact time of the commit, a write within its second may be either side of it: there
+            # the content decides - committed only if HEAD holds it (else, on the safe side, the peer's work).
+            if since is not None and (t < since or (not exact and t < since + 1.0 and self._committed(e))):
+                continue
+            if e["agent"] not in out:
                 out.append(e["agent"])
         return out
+
+    def _committed(self, e: dict) -> bool:
+        head = self.change.head
+        return bool(e.get("deleted")) and head is None or (e.get("blob") is not None and e.get("blob") == head)
 
     @property
     def agent(self) -> str | None:

@@ -16,7 +16,7 @@ The unnamed way is tried first; the first time the file system refuses it (``EOP
 kin on ``O_TMPFILE``, ``/proc`` absent, or the process's first link through ``/proc`` failing,
 as a sandbox may make it) this process uses rename from then on.  It does the
 same durable work with fewer directory changes (one directory entry, not a create, a rename and
-a removal) - the margin that keeps ``send()`` within 1.15x of a bare loop (issue 6).
+a removal) - the margin that keeps ``send()`` within 1.15x of a bare loop (its benchmark target).
 
 Several messages at once are written first, made durable together, then named, then their
 directories made durable together (:func:`.fsio.sync_batch`).  A broadcast is *one* message

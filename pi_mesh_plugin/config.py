@@ -175,7 +175,7 @@ def _read_cached(root: str, path: str) -> dict:
 
 
 _LISTS = ("plugins", "tools", "guard", "deny")
-_SCALARS = ("reservation_ttl", "heartbeat_ttl", "sidecar_timeout", "harness", "on_store_error")
+_SCALARS = tuple(k for k in DEFAULTS if k not in _LISTS)
 
 
 def _plausible(data: object) -> bool:
@@ -192,7 +192,7 @@ def _plausible(data: object) -> bool:
             if k in _LISTS:
                 if type(v) is not list or not all(type(x) is str for x in v):
                     return False
-            elif k not in _SCALARS or type(v) not in (str, int, float):
+            elif k not in _SCALARS or type(v) not in ((bool,) if k == "auto_claim" else (str, int, float)):
                 return False
     return all(type(v) is str for k in ("store", "mesh") for v in data.get(k, {}).values())
 

@@ -17,7 +17,9 @@ once:
 4. when the mesh cannot be read or a plugin fails, the call is blocked -
    unless ``on_store_error = "allow"``, which lets it through.  A plugin that
    is misconfigured (not installed, a misspelled ``@hookimpl``) always blocks:
-   that is a configuration to fix, not a store to wait for.
+   that is a configuration to fix, not a store to wait for;
+5. an allowed guarded write is the agent's work: its claims renew and, with
+   ``auto_claim``, what it writes is claimed for a short lease.
 
 When ``mesh`` is the only plugin, the claims are checked directly and pluggy
 is never imported (the per-call path).  Otherwise the implementations come
@@ -61,9 +63,22 @@ def decide(mesh: Mesh, call: ToolCall, plugins: list[tuple[str, object]] | None 
     passes its own); by default those ``hooks.toml`` names for the agent.  A block is recorded in the
     feed (``blocked``) unless ``dry_run`` (``pi-mesh check`` asks without trying)."""
     block = _decide(mesh, call, plugins)
-    if block is not None and not dry_run:
+    if dry_run:
+        return block
+    if block is not None:
         mesh.record("blocked", tool=call.tool, path=block.canonical, holder=block.holder)
+    elif call.tool != "commit" and mesh.agent and mesh.config.guards(call.tool):
+        _after_allowed(mesh, call)
     return block
+
+
+def _after_allowed(mesh: Mesh, call: ToolCall) -> None:
+    """An allowed guarded write is work: the agent's claims renew, an ``auto_claim`` agent claims what it
+    writes (:mod:`pi_mesh_plugin.leases`).  Upkeep never changes the decision."""
+    try:
+        mesh.after_allowed_write(list(call.writes), call.cwd)
+    except Exception:  # noqa: BLE001 - a failing renewal must not turn an allowed call into an error
+        pass
 
 
 def _decide(mesh: Mesh, call: ToolCall, plugins: list[tuple[str, object]] | None) -> Block | None:

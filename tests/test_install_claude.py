@@ -57,7 +57,7 @@ def test_claude_install_merges_and_is_idempotent(project):
     assert [h["command"] for h in our_post["hooks"]] == [settings["hooks"]["PreToolUse"][1]["hooks"][0]["command"]]
     pre = settings["hooks"]["PreToolUse"]
     assert pre[0] == EXISTING_SETTINGS["hooks"]["PreToolUse"][0]
-    assert pre[1]["matcher"] == "Edit|Write|MultiEdit|NotebookEdit"
+    assert pre[1]["matcher"] == "Edit|Write|MultiEdit|NotebookEdit|Bash"
     (ours,) = pre[1]["hooks"]
     assert ours["type"] == "command"
     assert ours["command"].split()[:2] == [sys.executable, "-m"]  # an absolute interpreter path
@@ -151,7 +151,7 @@ def test_codex_install_merges_hooks_json_and_appends_mcp_table(project):
     data = json.loads(_read(hooks_path))
     assert data["hooks"]["Stop"] == [{"hooks": [{"type": "command", "command": "notify"}]}]
     (group,) = data["hooks"]["PreToolUse"]
-    assert group["matcher"] == "apply_patch"
+    assert group["matcher"] == "apply_patch|Bash"
     assert group["hooks"][0]["command"].endswith("-m pi_mesh_plugin hook codex")
     (post,) = data["hooks"]["PostToolUse"]
     assert post == {"matcher": "apply_patch|Bash", "hooks": group["hooks"]}
@@ -181,7 +181,7 @@ def test_gemini_install_merges_settings(project):
     assert s["theme"] == "GitHub" and s["mcpServers"]["fs"] == {"command": "fs-mcp"}
     first, ours = s["hooks"]["BeforeTool"]
     assert first["hooks"][0]["name"] == "audit"
-    assert ours["matcher"] == "write_file|replace"
+    assert ours["matcher"] == "write_file|replace|run_shell_command"
     assert ours["hooks"][0]["command"].endswith("-m pi_mesh_plugin hook gemini --agent gem")
     assert ours["hooks"][0]["type"] == "command" and ours["hooks"][0]["name"] == "pi-mesh"
     assert s["mcpServers"]["pi-mesh"]["env"] == {"PI_MESH_AGENT": "gem"}
@@ -193,9 +193,7 @@ def test_gemini_install_merges_settings(project):
     assert _read(path) == before
 
 
-def test_matchers_include_the_shell_tool_when_hooks_toml_guards_bash(project):
-    with open(os.path.join(project, "hooks.toml"), "w") as f:
-        f.write('[agents.builder]\nguard = ["edit", "write", "bash"]\n')
+def test_matchers_always_include_the_shell_tool_and_config_applies_without_reinstall(project):
     for harness in ("claude-code", "codex", "gemini"):
         r = run_cli("install", harness, "--no-mcp", cwd=project)
         assert r.returncode == 0, r.stderr
@@ -205,11 +203,32 @@ def test_matchers_include_the_shell_tool_when_hooks_toml_guards_bash(project):
     assert codex["hooks"]["PreToolUse"][0]["matcher"] == "apply_patch|Bash"
     gemini = json.loads(_read(os.path.join(project, ".gemini", "settings.json")))
     assert gemini["hooks"]["BeforeTool"][0]["matcher"] == "write_file|replace|run_shell_command"
-    # hooks.toml no longer guards bash: a re-install narrows the matcher again, in place
-    os.unlink(os.path.join(project, "hooks.toml"))
+    # the reviewer may not use bash: a change of hooks.toml, no re-install, and the installed hook refuses it
+    with open(os.path.join(project, "hooks.toml"), "w") as f:
+        f.write('[agents.reviewer]\ndeny = ["bash"]\n')
+    command = claude["hooks"]["PreToolUse"][0]["hooks"][0]["command"]
+    event = {"session_id": "s", "cwd": project, "hook_event_name": "PreToolUse", "tool_name": "Bash",
+             "tool_input": {"command": "ls"}}
+    r = subprocess.run(command, shell=True, input=json.dumps(event), capture_output=True, text=True, cwd=project,
+                       env={**os.environ, "PI_MESH_AGENT": "reviewer"}, timeout=60)
+    out = json.loads(r.stdout)["hookSpecificOutput"]
+    assert out["permissionDecision"] == "deny" and "bash is denied to agent reviewer" in out["permissionDecisionReason"]
+    r = subprocess.run(command, shell=True, input=json.dumps(event), capture_output=True, text=True, cwd=project,
+                       env={**os.environ, "PI_MESH_AGENT": "builder"}, timeout=60)
+    assert (r.returncode, r.stdout) == (0, ""), r.stderr
+
+
+def test_doctor_reports_an_installed_matcher_that_misses_a_tool(project):
+    assert run_cli("doctor", cwd=project).stdout.strip() == "all good"
     assert run_cli("install", "claude-code", "--no-mcp", cwd=project).returncode == 0
-    claude = json.loads(_read(os.path.join(project, ".claude", "settings.json")))
-    assert [g["matcher"] for g in claude["hooks"]["PreToolUse"]] == ["Edit|Write|MultiEdit|NotebookEdit"]
+    path = os.path.join(project, ".claude", "settings.json")
+    s = json.loads(_read(path))
+    s["hooks"]["PreToolUse"][0]["matcher"] = "Edit|Write|MultiEdit|NotebookEdit"  # as an older version installed
+    _write(path, s)
+    r = run_cli("doctor", cwd=project)
+    assert "stale-install" in r.stdout and "misses Bash" in r.stdout and "pi-mesh install claude-code" in r.stdout
+    assert run_cli("install", "claude-code", "--no-mcp", cwd=project).returncode == 0
+    assert run_cli("doctor", cwd=project).stdout.strip() == "all good"
 
 
 def test_post_call_entry_is_merged_in_place_and_never_duplicated(project):

@@ -7,23 +7,24 @@ updated in place; everything else is kept as it was, in its order.  A file that
 is not valid JSON (or TOML) is reported and left untouched.
 
 * Claude Code: ``.claude/settings.json`` (``hooks.PreToolUse``, matcher
-  ``Edit|Write|MultiEdit|NotebookEdit``; ``hooks.PostToolUse`` for activity
+  ``Edit|Write|MultiEdit|NotebookEdit|Bash``; ``hooks.PostToolUse`` for activity
   tracking, matcher ``Edit|Write|MultiEdit|NotebookEdit|Bash``) and ``.mcp.json`` (``mcpServers.pi-mesh``,
   approved in ``enabledMcpjsonServers`` unless listed in ``disabledMcpjsonServers``, its tools
   allowed by ``permissions.allow: ["mcp__pi-mesh"]``).
-* Codex: ``.codex/hooks.json`` (``hooks.PreToolUse``, matcher ``apply_patch``;
+* Codex: ``.codex/hooks.json`` (``hooks.PreToolUse``, matcher ``apply_patch|Bash``;
   ``hooks.PostToolUse``, matcher ``apply_patch|Bash``) and
   ``[mcp_servers.pi-mesh]`` appended to ``.codex/config.toml`` when absent.
 * Gemini CLI: ``.gemini/settings.json`` (``hooks.BeforeTool``, matcher
-  ``write_file|replace``; ``hooks.AfterTool``, matcher
+  ``write_file|replace|run_shell_command``; ``hooks.AfterTool``, matcher
   ``write_file|replace|run_shell_command``; and ``mcpServers.pi-mesh``).
 
 The post-call entry (same command) records edits, commits and test runs in the
 agent's activity and the feed; it never blocks.
 
-When the project's hooks.toml guards ``bash`` for any agent, the harness's
-shell tool joins the matcher (``Bash``, ``run_shell_command``); re-run the
-install after changing that.  Commands use this interpreter's absolute path, so the hook works whatever the
+The pre-call matcher always includes the shell tool: whether ``bash`` is
+guarded or denied is read from hooks.toml by the hook at call time, so no
+re-install follows a change there; ``doctor`` reports an installed matcher
+that misses a tool (:func:`stale_installs`).  Commands use this interpreter's absolute path, so the hook works whatever the
 harness's ``PATH`` is.
 """
 
@@ -141,22 +142,45 @@ def merge_mcp(container: dict, entry: dict, where: str) -> None:
     servers[SERVER_NAME] = entry
 
 
-def guards_shell(root: str) -> bool:
-    """Does the project's hooks.toml guard ``bash`` (or every tool) for any agent?"""
-    from ..config import find_config_file, parse_config_file
-
-    path = find_config_file(root)
-    if not path:
-        return False
-    data = parse_config_file(path)
-    sections = [data.get("defaults", {}), *data.get("agents", {}).values()]
-    return any(isinstance(sec, dict) and ("bash" in sec.get("guard", ()) or "*" in sec.get("guard", ()))
-               for sec in sections)
+def matcher_for(matcher: str, shell_tool: str) -> str:
+    """The harness's pre-call matcher: its edit tools and its shell tool, always - whether ``bash`` is guarded
+    or denied is decided by the hook from hooks.toml at call time, so a change there needs no re-install."""
+    return f"{matcher}|{shell_tool}"
 
 
-def matcher_for(root: str, matcher: str, shell_tool: str) -> str:
-    """The harness matcher, plus its shell tool when hooks.toml guards ``bash``."""
-    return f"{matcher}|{shell_tool}" if guards_shell(root) else matcher
+# harness -> (settings file, pre-call event, adapter module, shell tool)
+_INSTALLED = {"claude-code": (os.path.join(".claude", "settings.json"), "claude_code", "Bash"),
+              "codex": (os.path.join(".codex", "hooks.json"), "codex", "Bash"),
+              "gemini": (os.path.join(".gemini", "settings.json"), "gemini", "run_shell_command")}
+
+
+def stale_installs(root: str) -> list[dict]:
+    """``doctor`` findings: installed pre-call hooks of ours whose matcher misses a tool the hook must see
+    (an install from an older version, or edited by hand).  Files without our hook are not reported."""
+    import importlib
+
+    found = []
+    for harness, (rel, module, shell_tool) in _INSTALLED.items():
+        path = os.path.join(root, rel)
+        if not os.path.exists(path):
+            continue
+        adapter = importlib.import_module(f"{__package__}.{module}")
+        try:
+            groups = read_json_object(path).get("hooks", {}).get(adapter.EVENT, [])
+        except (UsageError, AttributeError):
+            continue  # not JSON or not our layout: install reports it when run
+        need = set(matcher_for(adapter.MATCHER, shell_tool).split("|"))
+        for group in groups if isinstance(groups, list) else []:
+            if not isinstance(group, dict) or not any(
+                    isinstance(h, dict) and _is_ours(h.get("command"), adapter.HARNESS) for h in group.get("hooks") or []):
+                continue
+            have = set(str(group.get("matcher", "")).split("|"))
+            missing = sorted(need - have) if "*" not in have and group.get("matcher") not in ("", None) else []
+            if missing:
+                found.append({"kind": "stale-install", "path": rel, "fixed": False, "detail": (
+                    f"the {adapter.EVENT} hook's matcher misses {', '.join(missing)}: those calls are not guarded; "
+                    f"run `pi-mesh install {harness}`")})
+    return found
 
 
 def _project(ctx: click.Context) -> tuple[str, str | None]:
@@ -194,7 +218,7 @@ def _agent(ctx: click.Context, agent: str | None) -> str | None:
 def _start(ctx: click.Context, agent: str | None, adapter: ModuleType, shell_tool: str) -> tuple[str, str, str | None, dict]:
     """``(root, matcher, agent, hook entry)`` for installing ``adapter``'s hook in the current project."""
     root, _ = _project(ctx)
-    matcher = matcher_for(root, adapter.MATCHER, shell_tool)
+    matcher = matcher_for(adapter.MATCHER, shell_tool)
     agent = _agent(ctx, agent)
     return root, matcher, agent, {"type": "command", "command": hook_command(adapter.HARNESS, agent)}
 

@@ -269,7 +269,9 @@ def heartbeat(ctx: Context, status: str | None) -> None:
 @pass_ctx
 def doctor(ctx: Context, fix: bool) -> None:
     """Find stale agents, expired claims, bad files and leftover temp files."""
-    found = ctx.mesh.doctor(fix=fix)
+    from ..adapters.installers import stale_installs
+
+    found = ctx.mesh.doctor(fix=fix) + stale_installs(ctx.mesh.root)
     lines = [f"{f['kind']:<14} {f['path']}: {f['detail']}{'  [fixed]' if f['fixed'] else ''}" for f in found]
     ctx.out(found, "\n".join(lines) or "all good")
 

@@ -25,7 +25,7 @@ def test_claude_code_write_to_reserved_path_is_denied(project: str, mesh_factory
                                                       tmp_path: Path) -> None:
     root, alice = install_with_alice(project, mesh_factory, "claude-code", "--no-mcp")
     settings = json.loads((root / ".claude" / "settings.json").read_text())
-    assert settings["hooks"]["PreToolUse"][0]["matcher"] == "Edit|Write|MultiEdit|NotebookEdit"
+    assert settings["hooks"]["PreToolUse"][0]["matcher"] == "Edit|Write|MultiEdit|NotebookEdit|Bash"
 
     login = root / "src" / "auth" / "login.py"
     before = login.read_text()
@@ -60,6 +60,26 @@ def test_claude_code_write_to_reserved_path_is_denied(project: str, mesh_factory
     assert settings["hooks"]["PostToolUse"][0]["matcher"] == "Edit|Write|MultiEdit|NotebookEdit|Bash"
     assert [e for e in alice.feed() if e["event"] == "edit"] == []
     assert os.path.exists(root / ".pi" / "mesh")
+
+
+def test_a_tool_denied_in_hooks_toml_after_install_is_refused_without_reinstall(project: str, mesh_factory,
+                                                                               claude_bin: Path, tmp_path: Path) -> None:
+    """The reviewer may not use bash: hooks.toml says so after the install, and the installed hook refuses
+    the Bash call in a real session (nothing runs: the file the command would make is not made)."""
+    root, _ = install_with_alice(project, mesh_factory, "claude-code", "--no-mcp")
+    (root / "hooks.toml").write_text('[agents.reviewer]\ndeny = ["bash"]\n')
+    made = root / "made-by-bash.txt"
+    shell = tool_use("Bash", {"command": f"touch {made}", "description": "make a file"})
+    with ScriptedAnthropic([[shell], [text("Done.")]]) as server:
+        env = offline_env(server.url, tmp_path / "sandbox")
+        env["PI_MESH_AGENT"] = "reviewer"
+        run = run_claude(claude_bin, "touch a file", root, env)
+    assert run.returncode == 0, run.stderr[-800:]
+    assert server.turns_used == 2 and not server.exhausted_requests
+    (got,) = tool_results(server.loop_requests[1]["body"])
+    assert got.get("is_error") is True
+    assert "the tool bash is denied to agent reviewer" in result_text(got)
+    assert not made.exists()
 
 
 def test_claude_code_uses_the_mesh_mcp_server_and_its_own_claims(project: str, mesh_factory, claude_bin: Path,

@@ -191,6 +191,9 @@ class Sidecar(MailPump):
         model = _field(req, "model", str)
         pid = _field(req, "pid", int)
         cwd = _field(req, "cwd", str)
+        offered = _field(req, "offered", list, default=[])
+        if not all(isinstance(n, str) for n in offered):
+            raise BadRequest("hello: offered must be a list of tool names")
         if self.joined:
             raise BadRequest(f"hello: already joined as {self.mesh.agent}")
         if cwd is not None and not os.path.isdir(cwd):
@@ -214,6 +217,8 @@ class Sidecar(MailPump):
         return {"protocol": PROTOCOL, "agent": agent.name, "session": agent.session, "pid": agent.pid,
                 "root": self.mesh.root, "store": self.mesh.store.url, "tools": tools,
                 "guard": list(cfg.guard), "deny": list(cfg.deny), "on_store_error": cfg.on_store_error,
+                "fail_closed": [n for n in offered if cfg.guards(n) or cfg.denies(n)],
+                "hidden": [n for n in offered if cfg.denies(n)],
                 "sidecar_timeout": cfg.sidecar_timeout, "heartbeat_ttl": cfg.heartbeat_ttl,
                 "notices": list(self.mesh.notices), "unread": len(backlog), "backlog": backlog,
                 "sidecar_pid": os.getpid()}

@@ -308,3 +308,21 @@ def test_message_wakes_an_idle_agent_in_rpc_mode(pi_project: Path, bob, tmp_path
             for f in (proc.stdin, proc.stdout, proc.stderr):
                 f.close()  # type: ignore[union-attr]
     assert "pi-1" not in [a.name for a in bob.agents()]
+
+
+def test_a_denied_tool_is_not_offered_to_the_model_and_is_refused_if_called(pi_project: Path, tmp_path) -> None:
+    """hooks.toml denies bash to pi-1: the core tells the extension at hello, Pi's active tools drop bash (the
+    model's requests do not list it), and a bash call the model makes anyway is refused without running."""
+    (pi_project / "hooks.toml").write_text('[agents.pi-1]\ndeny = ["bash"]\n')
+    made = pi_project / "made-by-bash.txt"
+    shell = tool_call("bash", {"command": f"touch {made}"})
+    with ScriptedOpenAI([[shell], [text("done")]]) as server:
+        run = run_pi(pi_project, "touch a file", server, agent_dir=tmp_path / "agent", env={"PI_MESH_AGENT": "pi-1"})
+        requests = server.chat_requests()
+        assert run.returncode == 0, run.describe()
+    offered = [t["function"]["name"] for t in requests[0].get("tools", [])]
+    assert "read" in offered and "edit" in offered and "reserve" in offered, offered
+    assert "bash" not in offered, offered
+    assert not made.exists()
+    reason = ScriptedOpenAI.tool_results(requests[1])[shell["id"]]
+    assert "bash" in reason and ("denied" in reason or "not found" in reason.lower()), reason

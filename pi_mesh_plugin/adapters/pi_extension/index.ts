@@ -4,14 +4,16 @@
  * This extension only translates.  Every decision is made by the Python sidecar
  * (`pi-mesh serve`, one per session, JSON lines on its stdin/stdout):
  *
- *  - session_start: spawn the sidecar, `hello` (join the mesh), register every tool it lists;
+ *  - session_start: spawn the sidecar, `hello` (join the mesh, telling it Pi's tool names), register every
+ *    tool it lists, and drop from Pi's active tools those the core says are denied to this agent;
  *  - tool_call: ask `pre_tool_call`; a block comes back with the holder and the reason;
  *  - inbox messages pushed by the sidecar enter the session (urgent: steer, else followUp),
  *    and are acked once they have reached the model's context (message_end);
  *  - session_shutdown: `leave`, close the sidecar's stdin, kill it if it lingers.
  *
- * Fail closed: when the sidecar is gone or silent for `sidecar_timeout`, guarded tool calls are
- * blocked with the reason (unless hooks.toml sets on_store_error = "allow").
+ * Fail closed: when the sidecar is gone or silent for `sidecar_timeout`, the calls of the tools the core
+ * named at hello (guarded or denied; before hello answers, Pi's edit, write and bash) are blocked with
+ * the reason (unless hooks.toml sets on_store_error = "allow").
  * Nothing here keeps Pi alive: the child process and its pipes are unref'd; the only ref'd timers are
  * those of requests in flight (cleared by the answer), so an awaited request is never abandoned by Node.
  */
@@ -25,7 +27,8 @@ import { createInterface } from "node:readline";
 const CUSTOM_TYPE = "pi-mesh";
 const HELLO_TIMEOUT_MS = 30_000;
 const DEFAULT_TIMEOUT_MS = 5_000;
-const DEFAULT_GUARD = ["edit", "write"];
+// Until the sidecar has answered `hello` the configuration is unknown: Pi's own writing tools fail closed.
+const WRITERS_BEFORE_HELLO = ["edit", "write", "bash"];
 
 type Json = any;
 
@@ -66,15 +69,6 @@ export function sidecarLaunch(): Launch {
 
 function oneLine(text: unknown): string {
   return String(text).split(/\s+/).join(" ").trim();
-}
-
-function globMatch(name: string, patterns: string[]): boolean {
-  return patterns.some((p) => {
-    if (p === "*" || p === name) return true;
-    if (!p.includes("*")) return false;
-    const re = new RegExp("^" + p.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\-]/g, "\\$&")).join(".*") + "$");
-    return re.test(name);
-  });
 }
 
 /** Pi's own path normalisation for its file tools: strip a leading "@", unify odd spaces, expand "~". */
@@ -211,8 +205,9 @@ export default function (pi: ExtensionAPI) {
   let joinError: string | null = null;
   let ready: Promise<void> | null = null;
   let timeoutMs = DEFAULT_TIMEOUT_MS;
-  let guard = DEFAULT_GUARD;
-  let deny: string[] = [];
+  // The tools the core says fail closed when the sidecar cannot be asked (guarded or denied), by exact name:
+  // the core decides from hooks.toml; the extension holds no matcher of its own.
+  let failClosed = new Set<string>(WRITERS_BEFORE_HELLO);
   let failOpen = false;
   const meshTools = new Set<string>();
   const seen = new Set<string>(); // message ids already handed to Pi this session
@@ -244,7 +239,8 @@ export default function (pi: ExtensionAPI) {
     try {
       joined = await sidecar.request(
         "hello",
-        { name: process.env.PI_MESH_AGENT || undefined, harness: "pi", model, pid: process.pid, cwd },
+        { name: process.env.PI_MESH_AGENT || undefined, harness: "pi", model, pid: process.pid, cwd,
+          offered: pi.getAllTools().map((t) => t.name) },
         HELLO_TIMEOUT_MS,
       );
     } catch (e) {
@@ -252,8 +248,12 @@ export default function (pi: ExtensionAPI) {
       return;
     }
     if (typeof joined.sidecar_timeout === "number" && joined.sidecar_timeout > 0) timeoutMs = joined.sidecar_timeout * 1000;
-    if (Array.isArray(joined.guard)) guard = joined.guard;
-    if (Array.isArray(joined.deny)) deny = joined.deny;
+    if (Array.isArray(joined.fail_closed)) failClosed = new Set(joined.fail_closed);
+    if (Array.isArray(joined.hidden) && joined.hidden.length) {
+      // a tool the agent may not use is not offered to the model at all (and refused if called anyway)
+      const hidden = new Set<string>(joined.hidden);
+      pi.setActiveTools(pi.getActiveTools().filter((name) => !hidden.has(name)));
+    }
     failOpen = joined.on_store_error === "allow";
     for (const tool of joined.tools ?? []) registerMeshTool(tool);
     for (const ev of joined.backlog ?? []) deliver(ev, true);
@@ -286,7 +286,7 @@ export default function (pi: ExtensionAPI) {
 
   pi.on("tool_call", async (event, ctx) => {
     if (meshTools.has(event.toolName)) return undefined; // checked by the sidecar inside call_tool
-    const guarded = globMatch(event.toolName, guard) || globMatch(event.toolName, deny);
+    const guarded = failClosed.has(event.toolName);
     const input: Json = { ...(event.input as Json) };
     if (typeof input.path === "string") input.path = piPath(input.path);
     let answer: Json;
@@ -300,7 +300,7 @@ export default function (pi: ExtensionAPI) {
         block: true,
         reason:
           `BLOCKED: pi-mesh could not check this ${event.toolName} call: ${oneLine((e as Error).message)}. ` +
-          `Guarded tools (${guard.join(", ")}) are blocked while the mesh cannot be asked (fail closed; ` +
+          `Guarded tools (${[...failClosed].join(", ")}) are blocked while the mesh cannot be asked (fail closed; ` +
           `on_store_error = "allow" in hooks.toml would let them through).` +
           (sidecar.dead !== null ? " Restart pi to reconnect." : ""),
       };

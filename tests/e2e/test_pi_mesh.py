@@ -326,3 +326,39 @@ def test_a_denied_tool_is_not_offered_to_the_model_and_is_refused_if_called(pi_p
     assert not made.exists()
     reason = ScriptedOpenAI.tool_results(requests[1])[shell["id"]]
     assert "bash" in reason and ("denied" in reason or "not found" in reason.lower()), reason
+
+
+def test_blocked_pi_queues_is_told_when_the_claim_is_its_own_and_its_retry_succeeds(pi_project: Path, bob,
+                                                                                 tmp_path) -> None:
+    """The coordination loop in a real Pi session: blocked -> reserve(queue=true) -> bob releases -> the grant
+    is steered into the session as urgent mail from ``mesh`` -> the same write, retried, succeeds."""
+    login = pi_project / "src" / "auth" / "login.py"
+    (pi_project / "notes.txt").write_text("notes\n")
+    content = "def login():\n    return 'pi-1, in turn'\n"
+    write = tool_call("write", {"path": "src/auth/login.py", "content": content})
+    queue = tool_call("reserve", {"paths": ["src/auth/"], "reason": "fix login", "queue": True})
+    read = tool_call("read", {"path": "notes.txt"})
+    retry = tool_call("write", {"path": "src/auth/login.py", "content": content})
+    seen: dict[str, Any] = {}
+
+    def release(req: dict) -> list[dict]:
+        seen["queued"] = ScriptedOpenAI.tool_results(req["body"])[queue["id"]]
+        assert [r.holder for r in bob.reservations()] == ["bob"]  # pi-1 only waits
+        bob.release(["src/auth/"])
+        wait_for(lambda: any(e.get("event") == "queued" and e.get("agent") == "pi-1" for e in bob.feed()),
+                 "the grant to be handed to Pi")
+        return [read]
+
+    turns = [[write], [queue], release, [retry], [text("done")]]
+    with ScriptedOpenAI(turns) as server:
+        run = run_pi(pi_project, "fix login", server, agent_dir=tmp_path / "agent", env={"PI_MESH_AGENT": "pi-1"})
+        requests = server.chat_requests()
+        assert run.returncode == 0, run.describe()
+    assert len(requests) == 5, run.describe()
+    blocked = ScriptedOpenAI.tool_results(requests[1])[write["id"]]
+    assert "reserved by agent bob" in blocked and "queue" in blocked, blocked
+    assert seen["queued"].startswith("queued") and "bob" in seen["queued"], seen
+    users = ScriptedOpenAI.user_texts(requests[3])
+    assert any("src/auth/ is now yours" in u for u in users), users
+    assert ScriptedOpenAI.tool_results(requests[4])[retry["id"]].startswith("Successfully wrote")
+    assert login.read_text() == content

@@ -62,11 +62,12 @@ def decide(mesh: Mesh, call: ToolCall, plugins: list[tuple[str, object]] | None 
     ``plugins`` are the ``(name, plugin)`` pairs to ask, in registration order (a :class:`PluginHost`
     passes its own); by default those ``hooks.toml`` names for the agent.  A block is recorded in the
     feed (``blocked``) unless ``dry_run`` (``pi-mesh check`` asks without trying)."""
-    block = _decide(mesh, call, plugins)
+    where = [mesh]
+    block = _decide(mesh, call, plugins, where)
     if dry_run:
         return block
     if block is not None:
-        mesh.record("blocked", tool=call.tool, path=block.canonical, holder=block.holder)
+        where[-1].record("blocked", tool=call.tool, path=block.canonical, holder=block.holder)
     elif call.tool != "commit" and mesh.agent and mesh.config.guards(call.tool):
         _after_allowed(mesh, call)
     return block
@@ -81,7 +82,8 @@ def _after_allowed(mesh: Mesh, call: ToolCall) -> None:
         pass
 
 
-def _decide(mesh: Mesh, call: ToolCall, plugins: list[tuple[str, object]] | None) -> Block | None:
+def _decide(mesh: Mesh, call: ToolCall, plugins: list[tuple[str, object]] | None,
+            where: list[Mesh]) -> Block | None:
     config = mesh.config
     if config.denies(call.tool):
         return Block(tool=call.tool, message=f"BLOCKED: the tool {call.tool} is denied to agent "
@@ -101,19 +103,15 @@ def _decide(mesh: Mesh, call: ToolCall, plugins: list[tuple[str, object]] | None
             if block is not None:
                 return block
         calls = [call] + (_derived(call, config.fail_open) if guarded else [])
-        if plugins is None and list(config.plugins) == [BUILTIN]:
-            from .guard import check_call
+        from .governing import groups  # each write is also checked by the mesh of the project it lands in
 
-            for c in calls:
-                block = check_call(mesh, c)
-                if block is not None:
-                    return _noted(block, call, c)
-            return None
-        if plugins is None:
-            from . import loading
-
-            plugins = loading.plugins(list(config.plugins), mesh.local_dir)
-        return _ask_plugins(mesh, calls, call, plugins)
+        for m, group in groups(mesh, calls):
+            where.append(m)
+            block = _check_group(m, group, call, plugins if m is mesh else None)
+            if block is not None:
+                return block
+        where.append(mesh)
+        return None
     except ConfigError as e:
         return Block(tool=call.tool, message=f"BLOCKED: pi-mesh is misconfigured: {e}")
     except UsageError as e:
@@ -135,6 +133,23 @@ def _decide(mesh: Mesh, call: ToolCall, plugins: list[tuple[str, object]] | None
         return Block(tool=call.tool, message=(
             f"BLOCKED: {what} ({type(e).__name__}: {' '.join(str(e).split())[:300]}); guarded tools are "
             f"blocked until it is fixed (on_store_error = \"block\"). Run `pi-mesh doctor`."))
+
+
+def _check_group(mesh: Mesh, calls: list[ToolCall], call: ToolCall,
+                 plugins: list[tuple[str, object]] | None) -> Block | None:
+    if plugins is None and list(mesh.config.plugins) == [BUILTIN]:
+        from .guard import check_call
+
+        for c in calls:
+            block = check_call(mesh, c)
+            if block is not None:
+                return _noted(block, call, c)
+        return None
+    if plugins is None:
+        from . import loading
+
+        plugins = loading.plugins(list(mesh.config.plugins), mesh.local_dir)
+    return _ask_plugins(mesh, calls, call, plugins)
 
 
 def _malformed(call: ToolCall) -> str | None:

@@ -47,15 +47,14 @@ def find_root(root: str | None = None, cwd: str | None = None) -> str:
         if not os.path.isdir(env):
             raise UsageError(f"PI_MESH_ROOT={clip(env)} is not a directory")
         return os.path.abspath(env)
+    from .projects import repo_top
+
     start = os.path.abspath(cwd or os.getcwd())
-    d = start
-    while True:
-        if os.path.exists(os.path.join(d, ".git")):
-            return d
-        parent = os.path.dirname(d)
-        if parent == d:
-            return start
-        d = parent
+    return repo_top(start) or start  # a stray .git (not a repository) is no boundary
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 class Mesh:
@@ -66,6 +65,8 @@ class Mesh:
         self.cwd = os.path.abspath(cwd or os.getcwd())
         self.root = find_root(root, self.cwd)
         self.root_real = P.normalise_root(self.root)
+        if not _within(P.normalise_root(self.cwd), self.root_real):
+            self.cwd = self.root  # a caller outside the project named by --root: relative paths are the project's
         self.local_dir = os.path.join(self.root, ".pi", "mesh")  # this checkout's files (and caches)
         name = agent or os.environ.get("PI_MESH_AGENT") or None
         self.config = config or load_config(self.root, name, config_path)

@@ -67,6 +67,46 @@ def measure(root: str, n: int, store_url: str | None):  # -> Stats
     return Stats(lat)
 
 
+def queue_rows(ctx) -> list:  # -> list[Row]; the "queue" row group of ``make bench``
+    """One row per store: the grant's latency, target median ≤ 20 ms on the file store (PostgreSQL: report)."""
+    from .harness import fmt_time
+    from .rows import FAIL, NA, PG_URL, REPORT, Row, verdict
+
+    n = ctx.n(200, 10)
+    rows = []
+    what = "queue grant: holder's release() → the waiting agent's sidecar emits \"…is now yours\""
+    proj = ctx.project("queue")
+    try:
+        st = measure(proj.root, n, None)
+        rows.append(Row("queue_grant", f"{what}, file store", "—", "median ≤ 20 ms",
+                        f"median {fmt_time(st.median)}, p99 {fmt_time(st.p99)}", None, verdict(st.median <= 20e-3),
+                        st.to_dict(), f"n={n}; the waiter is a real `pi-mesh serve` that queued with reserve(queue=True)"))
+    except Exception as e:  # noqa: BLE001
+        rows.append(Row("queue_grant", f"{what}, file store", "—", "median ≤ 20 ms",
+                        f"could not measure: {type(e).__name__}: {e}", status=FAIL))
+    try:
+        import psycopg
+
+        psycopg.connect(PG_URL, connect_timeout=3).close()
+    except Exception as e:  # noqa: BLE001
+        return rows + [Row("queue_grant_pg", f"{what}, PostgreSQL", "—", "report",
+                           f"not available: {type(e).__name__}", status=NA)]
+    schema = f"bench_q{os.getpid()}"
+    url = PG_URL + ("&" if "?" in PG_URL else "?") + f"schema={schema}"
+    try:
+        st = measure(ctx.project("queue_pg").root, n, url)
+        rows.append(Row("queue_grant_pg", f"{what}, PostgreSQL (LISTEN/NOTIFY)", "—", "report",
+                        f"median {fmt_time(st.median)}, p99 {fmt_time(st.p99)}", None, REPORT, st.to_dict(),
+                        f"n={n}"))
+    except Exception as e:  # noqa: BLE001
+        rows.append(Row("queue_grant_pg", f"{what}, PostgreSQL", "—", "report",
+                        f"could not measure: {type(e).__name__}: {e}", status=FAIL))
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.queue_grant")
     ap.add_argument("-n", type=int, default=100)

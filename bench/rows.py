@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 from .fixtures import CHECKED, Project, new_project
+from .queue_grant import queue_rows
 from .harness import Stats, fmt_ratio, fmt_time, disk_probe, paired, perf, run_process, sample
 
 PASS, FAIL, REPORT, NA = "pass", "FAIL", "report", "n/a"
@@ -460,6 +461,7 @@ ROWS = {
     "delivery": delivery_row,
     "agents": agents_cli_row,
     "postgres": postgres_rows,
+    "queue": queue_rows,
 }
 
 __all__ = ["ROWS", "Row", "Ctx", "fmt_ratio", "fmt_time"]

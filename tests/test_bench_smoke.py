@@ -40,3 +40,18 @@ def test_bench_quick_run_writes_the_table_and_the_json(tmp_path) -> None:
         assert word in text
     assert "row" in cp.stdout and "pass/fail" in cp.stdout  # the table is printed too
     assert not os.path.exists(tmp_path / "scratch")  # scratch projects are removed
+
+
+def test_bench_queue_rows_time_a_real_grant_on_both_stores(tmp_path) -> None:
+    js = tmp_path / "q.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PI_MESH_")}
+    cp = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "queue", "--scratch",
+                         str(tmp_path / "scratch"), "--md", str(tmp_path / "q.md"), "--json", str(js)],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert "Traceback" not in cp.stderr, cp.stderr
+    rows = {r["key"]: r for r in json.loads(js.read_text())["rows"]}
+    assert rows["queue_grant"]["target"] == "median ≤ 20 ms"
+    assert rows["queue_grant"]["data"]["n"] == 10, rows["queue_grant"]  # ten grants were timed, none lost
+    pg = rows["queue_grant_pg"]
+    if os.environ.get("PI_MESH_REQUIRE_PG") == "1" or pg["status"] != "n/a":
+        assert pg["status"] == "report" and pg["data"]["n"] == 10, pg

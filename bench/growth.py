@@ -100,7 +100,7 @@ def g_reservations(ctx, n: int) -> float:
 def g_hook(ctx, n: int) -> float | None:
     from .rows import child_env, has_module, pi_mesh_argv
 
-    if not has_module("pi_mesh_plugin.adapters.hookcmd"):
+    if not has_module("pi_mesh_plugin.adapters.hooks.hookcmd"):
         return None
     proj = _proj_with_agents(ctx, "g_hook", 100)
     proj.clear_claims()

@@ -55,7 +55,7 @@ def measure_delivery(ctx) -> tuple[Stats, str, dict]:  # ctx: rows.Ctx
     (alice,) = proj.join(1, prefix="sender")
     results: dict = {}
 
-    if has_module("pi_mesh_plugin.adapters.sidecar"):
+    if has_module("pi_mesh_plugin.adapters.servers.sidecar"):
         from .sidecar_client import start
 
         sc = start(proj, "bob-sidecar")

@@ -157,8 +157,8 @@ def fresh_state_row(ctx: Ctx) -> list[Row]:
 # -- whole processes ---------------------------------------------------------
 def hook_row(ctx: Ctx) -> list[Row]:
     what = "`pi-mesh hook claude-code`, allowed path, 1,000 claims, whole process"
-    if not has_module("pi_mesh_plugin.adapters.hookcmd"):
-        return [Row("hook", what, "`python -c pass`", "≤ 3×", "not available (adapters/hookcmd.py absent)",
+    if not has_module("pi_mesh_plugin.adapters.hooks.hookcmd"):
+        return [Row("hook", what, "`python -c pass`", "≤ 3×", "not available (adapters/hooks/hookcmd.py absent)",
                     status=NA)]
     proj = ctx.shared.get("proj_hook") or ctx.project("hook")
     if not proj.meshes:
@@ -237,8 +237,8 @@ def agents_cli_row(ctx: Ctx) -> list[Row]:
 # -- the sidecar ---------------------------------------------------------------
 def sidecar_row(ctx: Ctx) -> list[Row]:
     what = "sidecar (`pi-mesh serve`) round trip for a check"
-    if not has_module("pi_mesh_plugin.adapters.sidecar"):
-        return [Row("sidecar", what, "—", "median ≤ 0.5 ms", "not available (adapters/sidecar.py absent)",
+    if not has_module("pi_mesh_plugin.adapters.servers.sidecar"):
+        return [Row("sidecar", what, "—", "median ≤ 0.5 ms", "not available (adapters/servers/sidecar.py absent)",
                     status=NA)]
     from .sidecar_client import measure_sidecar
 

@@ -14,7 +14,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["hook"]:
-        from .adapters.hookcmd import main as hook_main
+        from .adapters.hooks.hookcmd import main as hook_main
 
         return hook_main(args[1:])
     from .cli import run

@@ -210,7 +210,7 @@ def test_unreadable_mesh_refuses_the_commit(project):
 
 
 def test_module_entry_point_and_install_outside_a_repository(tmp_path, project):
-    r = subprocess.run([sys.executable, "-m", "pi_mesh_plugin.adapters.git_hook"], cwd=project, capture_output=True, check=False,
+    r = subprocess.run([sys.executable, "-m", "pi_mesh_plugin.adapters.hooks.git_precommit"], cwd=project, capture_output=True, check=False,
                        text=True, env={**os.environ, "PYTHONPATH": REPO, **GIT_ENV})
     assert r.returncode == 0, r.stderr  # nothing staged, nobody claims anything
     r = run_cli("install", "git-hook", cwd=str(tmp_path))

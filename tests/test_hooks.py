@@ -366,7 +366,7 @@ def test_allowed_call_imports_no_heavy_module(project, mesh_factory, harness):
     r = hook(harness, events[harness], flags=("-X", "importtime"))
     assert (r.returncode, r.stdout) == (0, b""), r.stderr[-500:]
     mods = _imported(r.stderr)
-    assert "pi_mesh_plugin.adapters.hookcmd" in mods and "pi_mesh_plugin.mesh" in mods  # the probe works
+    assert "pi_mesh_plugin.adapters.hooks.hookcmd" in mods and "pi_mesh_plugin.mesh" in mods  # the probe works
     heavy = sorted(m for m in mods if m.split(".")[0] in FORBIDDEN_ON_FAST_PATH)
     assert heavy == []
 

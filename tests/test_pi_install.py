@@ -10,7 +10,7 @@ import sys
 from tests.conftest import run_cli
 
 EXT_SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pi_mesh_plugin", "adapters",
-                       "pi_extension", "index.ts")
+                       "installers", "pi_extension", "index.ts")
 
 
 def test_project_install_is_idempotent_and_records_the_interpreter(project) -> None:

@@ -1,7 +1,7 @@
 """Commits carry only your own work.
 
 **The guard** (:func:`commit_refusal`, called by the pre-commit hook,
-:mod:`pi_mesh_plugin.adapters.git_hook`): the committer is refused when the
+:mod:`pi_mesh_plugin.adapters.hooks.git_precommit`): the committer is refused when the
 commit would record, for some file, exactly the content another *live* agent
 last wrote there (its staged blob id is that agent's ledger entry; a staged
 deletion matches a recorded deletion).  Content that changed after the peer's
@@ -48,7 +48,7 @@ class CommitRefused(MeshError):
 def ancestor_agent(mesh: Mesh, pid: int | None = None) -> str | None:
     """The one live agent on this host whose owner process is the nearest ancestor of ``pid`` (this process)
     owning any agent; ``None`` when there is none or that process owns several."""
-    from ..adapters.hookcmd import ancestors
+    from ..adapters.hooks.hookcmd import ancestors
     from ..liveness import process_start, this_host
 
     chain = ancestors(os.getpid() if pid is None else pid)

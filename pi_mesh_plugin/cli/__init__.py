@@ -124,7 +124,7 @@ def cli(ctx: click.Context, root: str | None, agent: str | None, config_path: st
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def _hook_command(args: tuple[str, ...]) -> None:
     """Guard one tool call of a harness (claude-code, codex, gemini): JSON on stdin."""
-    from ..adapters.hookcmd import main
+    from ..adapters.hooks.hookcmd import main
 
     sys.exit(main(list(args)))
 

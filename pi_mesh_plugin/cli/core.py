@@ -269,7 +269,7 @@ def heartbeat(ctx: Context, status: str | None) -> None:
 @pass_ctx
 def doctor(ctx: Context, fix: bool) -> None:
     """Find stale agents, expired claims, bad files and leftover temp files."""
-    from ..adapters.installers import stale_installs
+    from ..adapters.installers.harnesses import stale_installs
 
     found = ctx.mesh.doctor(fix=fix) + stale_installs(ctx.mesh.root)
     lines = [f"{f['kind']:<14} {f['path']}: {f['detail']}{'  [fixed]' if f['fixed'] else ''}" for f in found]

@@ -1,7 +1,6 @@
 """``pi-mesh install …``: wire the mesh into a harness or into git, idempotently.
 
-Each subcommand lives next to the adapter it installs (``pi_mesh_plugin/adapters/*``):
-an adapter module exposes a click command named ``install_command``.
+Each subcommand is a click command in ``pi_mesh_plugin/adapters/installers/``, imported only when asked for.
 """
 
 from __future__ import annotations
@@ -10,12 +9,12 @@ import importlib
 
 import click
 
-SUBCOMMANDS = {
-    "pi": "pi_install",
-    "claude-code": "claude_code",
-    "codex": "codex",
-    "gemini": "gemini",
-    "git-hook": "git_hook",
+SUBCOMMANDS = {  # name -> (module under adapters/installers/, its click command)
+    "pi": ("pi", "install_command"),
+    "claude-code": ("harnesses", "claude_code_install"),
+    "codex": ("harnesses", "codex_install"),
+    "gemini": ("harnesses", "gemini_install"),
+    "git-hook": ("git", "install_command"),
 }
 
 
@@ -24,18 +23,11 @@ class _AdapterCommands(click.Group):
         return sorted(n for n in SUBCOMMANDS if self.get_command(ctx, n) is not None)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        mod = SUBCOMMANDS.get(name)
-        if mod is None:
+        if name not in SUBCOMMANDS:
             return None
-        try:
-            module = importlib.import_module(f"pi_mesh_plugin.adapters.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name == f"pi_mesh_plugin.adapters.{mod}":
-                return None
-            raise
-        cmd = getattr(module, "install_command", None)
-        if cmd is not None:
-            cmd.name = name
+        mod, attr = SUBCOMMANDS[name]
+        cmd: click.Command = getattr(importlib.import_module(f"pi_mesh_plugin.adapters.installers.{mod}"), attr)
+        cmd.name = name
         return cmd
 
 

@@ -1,4 +1,4 @@
-"""``pi-mesh mcp``: serve the mesh's tools to an MCP client over stdio (see :mod:`pi_mesh_plugin.adapters.mcp_server`)."""
+"""``pi-mesh mcp``: serve the mesh's tools to an MCP client over stdio (see :mod:`pi_mesh_plugin.adapters.servers.mcp`)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,6 @@ def mcp(ctx: Context, harness: str | None) -> None:
         import mcp as _sdk  # noqa: F401
     except ModuleNotFoundError:
         raise click.ClickException("the MCP SDK is not installed: pip install 'pi-mesh-plugin[mcp]'") from None
-    from ..adapters.mcp_server import run
+    from ..adapters.servers.mcp import run
 
     sys.exit(run(ctx.root, ctx.agent_name, ctx.config_path, harness))

@@ -1,4 +1,4 @@
-"""``pi-mesh serve``: the JSON-lines sidecar the Pi extension talks to (see :mod:`pi_mesh_plugin.adapters.sidecar`)."""
+"""``pi-mesh serve``: the JSON-lines sidecar the Pi extension talks to (see :mod:`pi_mesh_plugin.adapters.servers.sidecar`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def serve(ctx: Any, no_watch: bool, poll: float | None) -> None:
     Requests look like {"id": 1, "op": "hello", "name": "pi-1", "pid": 1234}; ops: hello, ping, tools,
     pre_tool_call, call_tool, post_tool_call, ack, status, leave.  The sidecar leaves the mesh at EOF.
     """
-    from ..adapters.sidecar import serve as run
+    from ..adapters.servers.sidecar import serve as run
 
     code = run(ctx.root, ctx.agent_name, ctx.config_path, watch=not no_watch, poll=poll)
     if code:

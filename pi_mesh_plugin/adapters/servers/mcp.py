@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from anyio import CapacityLimiter
     from mcp.server.lowlevel import Server
 
-    from ..host import PluginHost
+    from ...host import PluginHost
 
 SERVER_NAME = "pi-mesh"
 
@@ -46,8 +46,8 @@ def build_server(host: PluginHost, limiter: CapacityLimiter | None = None) -> Se
     import mcp_types as types
     from mcp.server.lowlevel import Server
 
-    from .. import __version__
-    from ..errors import MeshError
+    from ... import __version__
+    from ...errors import MeshError
 
     mesh = host.mesh
     one_at_a_time = limiter if limiter is not None else anyio.CapacityLimiter(1)  # one Mesh, used serially
@@ -87,8 +87,8 @@ def run(root: str | None = None, agent: str | None = None, config_path: str | No
     import anyio
     from mcp.server.stdio import stdio_server
 
-    from ..host import PluginHost
-    from ..mesh import Mesh
+    from ...host import PluginHost
+    from ...mesh import Mesh
 
     mesh = Mesh(root, agent, config_path=config_path)
     owner = os.getppid()

@@ -48,7 +48,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from ..mesh import Mesh
+    from ...mesh import Mesh
 
 HARNESSES = {"claude-code": "claude_code", "claude": "claude_code", "codex": "codex", "gemini": "gemini"}
 USAGE = "usage: pi-mesh hook {claude-code|codex|gemini} [--agent NAME]  (hook input as JSON on stdin)"
@@ -88,7 +88,7 @@ def _parse_args(argv: list[str]) -> tuple[str, str | None]:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["git-pre-commit"]:
-        from .git_hook import main as git_pre_commit
+        from .git_precommit import main as git_pre_commit
 
         return git_pre_commit(list(argv[1:]))
     try:
@@ -98,21 +98,21 @@ def main(argv: list[str]) -> int:
         return EXIT_BLOCK
     import importlib
 
-    adapter = importlib.import_module(f"pi_mesh_plugin.adapters.{HARNESSES[harness]}")
+    adapter = importlib.import_module(f"pi_mesh_plugin.adapters.hooks.{HARNESSES[harness]}")
     state: dict = {"agent": agent}
     try:
         return _run(adapter, harness, agent, state)
     except KeyboardInterrupt:
         return _fail(harness, "interrupted", state)
     except BaseException as e:  # noqa: BLE001 - every failure blocks (or warns, if configured to allow)
-        from ._hookinput import HookInputError
+        from .hookinput import HookInputError
 
         if isinstance(e, HookInputError):
             why = f"malformed hook input: {e}"
         elif isinstance(e, SystemExit):
             why = f"exited early ({e.code})"
         else:
-            from ..errors import MeshError
+            from ...errors import MeshError
 
             why = str(e) if isinstance(e, MeshError) else f"internal error: {type(e).__name__}: {e}"
         if os.environ.get("PI_MESH_DEBUG"):
@@ -125,7 +125,7 @@ def main(argv: list[str]) -> int:
 def _read_event() -> object:
     import json
 
-    from ._hookinput import HookInputError
+    from .hookinput import HookInputError
 
     raw = sys.stdin.buffer.read(MAX_INPUT + 1)
     if len(raw) > MAX_INPUT:
@@ -145,7 +145,7 @@ def _run(adapter: ModuleType, harness: str, agent: str | None, state: dict) -> i
     if isinstance(event, dict) and isinstance(event.get("cwd"), str):
         state["cwd"] = event["cwd"]
     call = adapter.translate(event, agent)
-    from ..mesh import Mesh
+    from ...mesh import Mesh
 
     cwd = call.cwd if call.cwd and os.path.isdir(call.cwd) else None
     mesh = Mesh(None, agent, cwd=cwd)
@@ -154,7 +154,7 @@ def _run(adapter: ModuleType, harness: str, agent: str | None, state: dict) -> i
         call = call.replace(agent=mesh.agent)
     if not call.cwd:
         call = call.replace(cwd=mesh.cwd)
-    from ..host import decide
+    from ...host import decide
 
     block = decide(mesh, call)
     if block is not None and mesh.agent is None and block.holder:
@@ -173,8 +173,8 @@ def _run(adapter: ModuleType, harness: str, agent: str | None, state: dict) -> i
 def post(adapter: ModuleType, harness: str, agent: str | None, event: dict) -> int:
     """Hand a finished call to the post-call hook; always 0 (see the module docstring)."""
     try:
-        from ..mesh import Mesh
-        from ._hookinput import HookInputError, post_result
+        from ...mesh import Mesh
+        from .hookinput import HookInputError, post_result
 
         try:
             call = adapter.translate(event, agent)
@@ -190,11 +190,11 @@ def post(adapter: ModuleType, harness: str, agent: str | None, event: dict) -> i
         call = call.replace(agent=mesh.agent, cwd=call.cwd or mesh.cwd)
         result = post_result(event)
         if list(mesh.config.plugins) == ["mesh"]:
-            from ..plugins.activity import track
+            from ...plugins.activity import track
 
             track(mesh, call, result)
         else:
-            from ..host import PluginHost
+            from ...host import PluginHost
 
             PluginHost(mesh).post_tool_call(call, result)
     except BaseException as e:  # noqa: BLE001 - tracking never fails the harness's call
@@ -215,7 +215,7 @@ def post(adapter: ModuleType, harness: str, agent: str | None, event: dict) -> i
 def caller_owner(mesh: Mesh, harness: str) -> str | None:
     """The live agent joined by this same harness (its ``pi-mesh mcp --harness``) whose owner process is
     an ancestor of this process on this host, else ``None``."""
-    from ..liveness import process_start, this_host
+    from ...liveness import process_start, this_host
 
     mine = set(ancestors(os.getpid()))
     if not mine:
@@ -232,7 +232,7 @@ def caller_owner(mesh: Mesh, harness: str) -> str | None:
 
 def ancestors(pid: int, limit: int = 32) -> list[int]:
     """``pid``'s parent, grandparent, ... (Linux ``/proc``; empty elsewhere)."""
-    from ..liveness import _stat_fields
+    from ...liveness import _stat_fields
 
     out: list[int] = []
     while pid > 1 and len(out) < limit:
@@ -252,7 +252,7 @@ def ancestors(pid: int, limit: int = 32) -> list[int]:
 def owner_ancestor(mesh: Mesh, holder: str, harness: str) -> str | None:
     """``holder`` if it was joined by this same harness (its ``pi-mesh mcp --harness``) and its owner
     process is an ancestor of this process on this host, else ``None``."""
-    from ..liveness import process_start, this_host
+    from ...liveness import process_start, this_host
 
     rec = mesh.store.get_agent(holder)
     if not rec or not rec.get("pid") or rec.get("host") != this_host() or rec.get("harness") != harness:
@@ -281,8 +281,8 @@ def _fail_open(state: dict) -> bool:
         mesh = state.get("mesh")
         if mesh is not None:
             return bool(mesh.config.fail_open)
-        from ..config import load_config
-        from ..mesh import find_root
+        from ...config import load_config
+        from ...mesh import find_root
 
         cwd = state.get("cwd")
         cwd = cwd if isinstance(cwd, str) and os.path.isdir(cwd) else None

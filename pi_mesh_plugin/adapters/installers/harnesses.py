@@ -37,7 +37,7 @@ import sys
 
 import click
 
-from ..errors import UsageError
+from ...errors import UsageError
 
 # mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
 TYPE_CHECKING = False
@@ -164,7 +164,7 @@ def stale_installs(root: str) -> list[dict]:
         path = os.path.join(root, rel)
         if not os.path.exists(path):
             continue
-        adapter = importlib.import_module(f"{__package__}.{module}")
+        adapter = importlib.import_module(f"pi_mesh_plugin.adapters.hooks.{module}")
         try:
             groups = read_json_object(path).get("hooks", {}).get(adapter.EVENT, [])
         except (UsageError, AttributeError):
@@ -184,7 +184,7 @@ def stale_installs(root: str) -> list[dict]:
 
 
 def _project(ctx: click.Context) -> tuple[str, str | None]:
-    from ..mesh import find_root
+    from ...mesh import find_root
 
     obj = ctx.find_root().obj
     return find_root(getattr(obj, "root", None)), getattr(obj, "agent_name", None)
@@ -208,7 +208,7 @@ def _installer(name: str) -> Callable[[Callable[..., None]], click.Command]:
 
 
 def _agent(ctx: click.Context, agent: str | None) -> str | None:
-    from ..names import validate_name
+    from ...names import validate_name
 
     _, global_agent = _project(ctx)
     agent = agent or global_agent
@@ -226,7 +226,7 @@ def _start(ctx: click.Context, agent: str | None, adapter: ModuleType, shell_too
 @_installer("claude-code")
 def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
     """Add the pi-mesh PreToolUse and PostToolUse hooks to .claude/settings.json and the MCP server to .mcp.json."""
-    from . import claude_code as adapter
+    from ..hooks import claude_code as adapter
 
     root, matcher, agent, hook = _start(ctx, agent, adapter, "Bash")
     settings_path = os.path.join(root, ".claude", "settings.json")
@@ -260,7 +260,7 @@ def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> 
 @_installer("codex")
 def codex_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
     """Add the pi-mesh PreToolUse and PostToolUse hooks to .codex/hooks.json and the MCP server to .codex/config.toml."""
-    from . import codex as adapter
+    from ..hooks import codex as adapter
 
     root, matcher, agent, hook = _start(ctx, agent, adapter, "Bash")
     hooks_path = os.path.join(root, ".codex", "hooks.json")
@@ -314,7 +314,7 @@ def _codex_mcp_toml(path: str, agent: str | None) -> str | None:
 @_installer("gemini")
 def gemini_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
     """Add the pi-mesh BeforeTool and AfterTool hooks and the MCP server to .gemini/settings.json."""
-    from . import gemini as adapter
+    from ..hooks import gemini as adapter
 
     root, matcher, agent, hook = _start(ctx, agent, adapter, "run_shell_command")
     path = os.path.join(root, ".gemini", "settings.json")

@@ -16,8 +16,8 @@ tracking): nothing on stdout, always exit 0.
 
 from __future__ import annotations
 
-from ..records import ToolCall
-from ._hookinput import file_call, lazy_install_command, other_call, shell_call, tool_event
+from ...records import ToolCall
+from .hookinput import file_call, other_call, shell_call, tool_event
 
 HARNESS = "gemini"
 EVENT = "BeforeTool"
@@ -40,7 +40,3 @@ def deny_output(reason: str) -> str:
     import json
 
     return json.dumps({"decision": "deny", "reason": reason}, ensure_ascii=False)
-
-
-def __getattr__(name: str) -> object:
-    return lazy_install_command(__name__, name, "gemini_install")

@@ -7,7 +7,7 @@ command turns into a block (never a silent allow).
 
 from __future__ import annotations
 
-from ..records import ToolCall
+from ...records import ToolCall
 
 MAX_PATH = 4096
 
@@ -96,16 +96,6 @@ def pretooluse_deny(reason: str) -> str:
 
     return json.dumps({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
                                               "permissionDecisionReason": reason}}, ensure_ascii=False)
-
-
-def lazy_install_command(module: str, name: str, command: str) -> object:
-    """A harness module's ``__getattr__``: ``install_command`` is :mod:`.installers`' ``command``,
-    imported only when asked for (click stays off the per-call path)."""
-    if name == "install_command":
-        from . import installers
-
-        return getattr(installers, command)
-    raise AttributeError(f"module {module!r} has no attribute {name!r}")
 
 
 def _short(value: object) -> str:

@@ -20,7 +20,7 @@ import click
 # mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..cli import Context
+    from ...cli import Context
 
 EXTENSION_NAME = "pi-mesh"
 SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pi_extension")
@@ -76,14 +76,14 @@ def target_dir(global_: bool, root: str | None) -> str:
     if global_:
         base = os.environ.get("PI_CODING_AGENT_DIR") or os.path.join(os.path.expanduser("~"), ".pi", "agent")
         return os.path.join(base, "extensions", EXTENSION_NAME)
-    from ..mesh import find_root
+    from ...mesh import find_root
 
     return os.path.join(find_root(root), ".pi", "extensions", EXTENSION_NAME)
 
 
 def install(dest: str, python: str | None = None) -> list[tuple[str, str]]:
     """Write the extension into ``dest``; returns ``[(file, "created"|"updated"|"unchanged")]``."""
-    from ..store.files.fsio import write_atomic
+    from ...store.files.fsio import write_atomic
 
     files = extension_files()
     files["pi-mesh.json"] = (json.dumps(launch_record(python), indent=2) + "\n").encode()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..records import Message, ToolCall
+from ...records import Message, ToolCall
 
 MAX_LINE = 64 << 20
 PROTOCOL = 1

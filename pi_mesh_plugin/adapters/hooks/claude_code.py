@@ -25,8 +25,8 @@ command ``pi-mesh install claude-code`` lives in :mod:`.installers` and is resol
 
 from __future__ import annotations
 
-from ..records import ToolCall
-from ._hookinput import file_call, lazy_install_command, other_call, pretooluse_deny, shell_call, tool_event
+from ...records import ToolCall
+from .hookinput import file_call, other_call, pretooluse_deny, shell_call, tool_event
 
 HARNESS = "claude-code"
 EVENT = "PreToolUse"
@@ -50,7 +50,3 @@ def translate(event: object, agent: str | None = None) -> ToolCall:
 
 
 deny_output = pretooluse_deny
-
-
-def __getattr__(name: str) -> object:
-    return lazy_install_command(__name__, name, "claude_code_install")

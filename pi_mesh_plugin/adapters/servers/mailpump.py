@@ -4,7 +4,7 @@ A daemon thread wakes on the core's :class:`~pi_mesh_plugin.watcher.Watcher`
 (inotify on the file store, LISTEN/NOTIFY on PostgreSQL) with a slow safety
 poll, or polls when no watcher works.  Each unread message is pushed once per
 session (``_pushed``); marking it read is the extension's ``ack``, not ours.
-:class:`MailPump` is mixed into :class:`~pi_mesh_plugin.adapters.sidecar.Sidecar`
+:class:`MailPump` is mixed into :class:`~pi_mesh_plugin.adapters.servers.sidecar.Sidecar`
 and shares its Mesh lock.
 """
 
@@ -50,7 +50,7 @@ class MailPump:
         logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
         wake = self._wake
         try:
-            from ..watcher import Watcher
+            from ...watcher import Watcher
 
             watcher = Watcher(self.mesh.store, lambda topics: wake.set(), topics=("inbox",), debounce=0.001,
                               max_delay=0.05, mode="auto").start()

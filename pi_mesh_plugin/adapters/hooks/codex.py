@@ -21,11 +21,10 @@ nothing on stdout, always exit 0.
 
 from __future__ import annotations
 
-from ..records import ToolCall
-from ._hookinput import (
+from ...records import ToolCall
+from .hookinput import (
     HookInputError,
     check_path,
-    lazy_install_command,
     other_call,
     pretooluse_deny,
     shell_call,
@@ -76,7 +75,3 @@ def translate(event: object, agent: str | None = None) -> ToolCall:
 
 
 deny_output = pretooluse_deny
-
-
-def __getattr__(name: str) -> object:
-    return lazy_install_command(__name__, name, "codex_install")

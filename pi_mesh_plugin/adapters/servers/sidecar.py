@@ -45,9 +45,9 @@ import sys
 import threading
 from typing import Any, BinaryIO
 
-from ..errors import EXIT_BLOCKED, EXIT_USAGE, MeshError, clip
-from ..safejson import loads
-from ..records import ToolCall
+from ...errors import EXIT_BLOCKED, EXIT_USAGE, MeshError, clip
+from ...safejson import loads
+from ...records import ToolCall
 from .mailpump import DEFAULT_POLL, WATCH_SAFETY_POLL, MailPump
 from .sidecar_protocol import (
     MAX_LINE,
@@ -198,8 +198,8 @@ class Sidecar(MailPump):
             raise BadRequest(f"hello: already joined as {self.mesh.agent}")
         if cwd is not None and not os.path.isdir(cwd):
             raise BadRequest(f"hello: cwd {clip(cwd)} is not a directory")
-        from ..host import PluginHost
-        from ..mesh import Mesh
+        from ...host import PluginHost
+        from ...mesh import Mesh
 
         if self.mesh is None or (cwd and self.mesh.cwd != os.path.abspath(cwd)):
             self.mesh = Mesh(self.root, name or self.agent_name, config_path=self.config_path, cwd=cwd)
@@ -304,7 +304,7 @@ class Sidecar(MailPump):
             lines.append(f"  {shown} held by {r['holder']}: \"{r['reason']}\" (until {r['expires']})")
         if not claims:
             lines.append("  none")
-        from ..plugins.mesh import waiters_by_holder
+        from ...plugins.mesh import waiters_by_holder
 
         _, waiting = waiters_by_holder(self.mesh)
         if waiting:

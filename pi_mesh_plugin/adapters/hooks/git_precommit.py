@@ -1,14 +1,10 @@
 """The git pre-commit guard: refuse a commit that touches another live agent's claim.
 
-``pi-mesh install git-hook`` writes a ``pre-commit`` hook into the hooks
-directory git actually uses (``git rev-parse --git-path hooks``, which honours
-``core.hooksPath``).  A pre-commit hook already there that is not ours is kept:
-it is renamed ``pre-commit.pi-mesh-chained`` and our hook runs it first (its
-failure fails the commit, its changes to the index are then checked), so
-installing twice changes nothing and ``--uninstall`` puts it back.
+``pi-mesh install git-hook`` (:mod:`..installers.git`) writes the ``pre-commit`` hook; a pre-commit hook
+that was there before runs first (its failure fails the commit, its changes to the index are then checked).
 
 At commit time the hook runs ``pi-mesh hook git-pre-commit`` (equivalently
-``python -m pi_mesh_plugin.adapters.git_hook``), which reads the staged
+``python -m pi_mesh_plugin.adapters.hooks.git_precommit``), which reads the staged
 changes (``git diff --cached --name-status -M -z``) and checks every path
 against the live claims, exactly as an ``edit`` would be checked - both names
 of a rename count, as does a deleted file.  The committing agent is
@@ -33,10 +29,8 @@ import sys
 # mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import click
-
-    from ..mesh import Mesh
-    from ..records import Block
+    from ...mesh import Mesh
+    from ...records import Block
 
 MARK = "# pi-mesh pre-commit hook"
 CHAINED = "pre-commit.pi-mesh-chained"
@@ -47,7 +41,7 @@ class GitError(Exception):
     pass
 
 
-def _git(args: list[str], cwd: str) -> bytes:
+def run_git(args: list[str], cwd: str) -> bytes:
     try:
         p = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
     except FileNotFoundError:
@@ -61,7 +55,7 @@ def _git(args: list[str], cwd: str) -> bytes:
 # -- the check ---------------------------------------------------------------------
 def staged_changes(cwd: str) -> list[tuple[str, list[str]]]:
     """``(status, paths)`` of each staged change; a rename or copy has two paths (old, new)."""
-    raw = _git(["diff", "--cached", "--name-status", "-M", "-z", "--no-color", "--no-ext-diff"], cwd)
+    raw = run_git(["diff", "--cached", "--name-status", "-M", "-z", "--no-color", "--no-ext-diff"], cwd)
     fields = raw.split(b"\0")
     out: list[tuple[str, list[str]]] = []
     i = 0
@@ -89,8 +83,8 @@ def check_commit(mesh: Mesh, top: str) -> list[Block]:
     """Every block the staged changes of the worktree at ``top`` run into: each changed path is put to
     :func:`~pi_mesh_plugin.host.decide` as a ``commit`` that writes it (so a plugin's veto of a write
     holds for a commit too)."""
-    from ..host import decide
-    from ..records import ToolCall
+    from ...host import decide
+    from ...records import ToolCall
 
     blocks = []
     for path in written_paths(staged_changes(top)):
@@ -127,16 +121,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     mesh = None
     try:
-        top = _git(["rev-parse", "--show-toplevel"], os.getcwd()).decode().strip()
-        from ..mesh import Mesh
+        top = run_git(["rev-parse", "--show-toplevel"], os.getcwd()).decode().strip()
+        from ...mesh import Mesh
 
         mesh = Mesh(None, None, cwd=top)
         blocks = check_commit(mesh, top)
-        from ..authorship.commits import commit_refusal  # commits carry only the committer's own work
+        from ...authorship.commits import commit_refusal  # commits carry only the committer's own work
 
         authored = commit_refusal(mesh, top)
     except Exception as e:  # noqa: BLE001 - one line, and fail closed unless configured otherwise
-        from ..errors import MeshError
+        from ...errors import MeshError
 
         why = str(e) if isinstance(e, (MeshError, GitError)) else f"{type(e).__name__}: {e}"
         why = " ".join(why.split())
@@ -161,105 +155,6 @@ def main(argv: list[str] | None = None) -> int:
     mesh.close()  # decide() recorded each block in the feed
     sys.stderr.write(refusal(blocks, mesh.agent) + "\n")
     return EXIT_REFUSED
-
-
-# -- installation -------------------------------------------------------------------
-def hooks_dir(cwd: str) -> str:
-    """The hooks directory git uses for the repository at ``cwd`` (``core.hooksPath`` honoured)."""
-    rel = _git(["rev-parse", "--git-path", "hooks"], cwd).decode().strip()
-    return os.path.normpath(os.path.join(cwd, rel))
-
-
-def hook_script(python: str) -> str:
-    import shlex
-
-    py = shlex.quote(python)
-    return f"""#!/bin/sh
-{MARK} (installed by `pi-mesh install git-hook`; reinstalling is safe).
-# Refuses a commit touching a path another live agent has reserved. The committing agent is $PI_MESH_AGENT.
-# A pre-commit hook that was here before runs first: {CHAINED}
-hookdir=$(dirname "$0")
-if [ -e "$hookdir/{CHAINED}" ]; then
-    "$hookdir/{CHAINED}" "$@" || exit $?
-fi
-if [ ! -x {py} ]; then
-    echo "BLOCKED by pi-mesh: the pre-commit hook's interpreter {py} is gone; run \\`pi-mesh install git-hook\\` again" >&2
-    exit 1
-fi
-exec {py} -m pi_mesh_plugin hook git-pre-commit
-"""
-
-
-def _is_ours(path: str) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return MARK.encode() in f.read(4096)
-    except OSError:
-        return False
-
-
-def install(cwd: str, python: str | None = None) -> list[str]:
-    """Install (or refresh) the hook; returns what was done, one line each."""
-    d = hooks_dir(cwd)
-    os.makedirs(d, exist_ok=True)
-    hook = os.path.join(d, "pre-commit")
-    chained = os.path.join(d, CHAINED)
-    done = []
-    if os.path.lexists(hook) and not _is_ours(hook):
-        if os.path.lexists(chained):
-            from ..errors import UsageError
-
-            raise UsageError(f"{hook} is not pi-mesh's and {chained} exists too; merge them by hand first")
-        os.replace(hook, chained)
-        done.append(f"pi-mesh: kept the existing pre-commit hook as {chained} (it runs first)")
-    tmp = f"{hook}.pi-mesh-{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(hook_script(python or sys.executable))
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, hook)
-    done.append(f"pi-mesh: pre-commit hook installed in {hook}")
-    return done
-
-
-def uninstall(cwd: str) -> list[str]:
-    d = hooks_dir(cwd)
-    hook = os.path.join(d, "pre-commit")
-    chained = os.path.join(d, CHAINED)
-    if not _is_ours(hook):
-        return [f"pi-mesh: no pi-mesh pre-commit hook in {d}; nothing to do"]
-    os.unlink(hook)
-    if os.path.lexists(chained):
-        os.replace(chained, hook)
-        return [f"pi-mesh: removed the hook; the previous pre-commit hook is back in {hook}"]
-    return [f"pi-mesh: removed the pre-commit hook from {d}"]
-
-
-def __getattr__(name: str) -> object:
-    if name == "install_command":
-        return _make_install_command()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _make_install_command() -> click.Command:
-    import click
-
-    from ..errors import UsageError
-
-    @click.command("git-hook")
-    @click.option("--uninstall", "remove", is_flag=True, help="Remove the hook (and restore a chained one).")
-    @click.pass_context
-    def install_command(ctx: click.Context, remove: bool) -> None:
-        """Install a git pre-commit hook refusing commits that touch other agents' claims."""
-        obj = ctx.find_root().obj
-        root = getattr(obj, "root", None) or os.getcwd()
-        try:
-            lines = uninstall(root) if remove else install(root)
-        except GitError as e:
-            raise UsageError(f"not a git repository? {e}") from None
-        for line in lines:
-            click.echo(line)
-
-    return install_command
 
 
 if __name__ == "__main__":

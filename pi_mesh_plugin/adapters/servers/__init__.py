@@ -1,0 +1,1 @@
+"""Long-lived servers: the Pi sidecar (JSON lines on stdio) and the MCP server, sharing one tool renderer."""

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 DEFAULTS: dict = {
     "plugins": ["mesh"],
     "tools": ["*"],
-    "guard": ["edit", "write"],
+    "guard": ["edit", "write", "bash"],
     "deny": [],
     "reservation_ttl": "30m",
     "max_reservation": "4h",
@@ -39,6 +39,7 @@ DEFAULTS: dict = {
     "heartbeat_ttl": "60s",
     "on_store_error": "block",
     "sidecar_timeout": "5s",
+    "sandbox": "auto",
     "harness": None,
 }
 ALWAYS_GUARDED = frozenset({"commit"})
@@ -51,7 +52,7 @@ class AgentConfig:
 
     __slots__ = ("plugins", "tools", "guard", "deny", "reservation_ttl", "max_reservation", "expiry_warning",
                  "auto_claim", "auto_claim_ttl", "heartbeat_ttl", "on_store_error",
-                 "sidecar_timeout", "harness", "store_url", "project_id", "default_agent", "source")
+                 "sidecar_timeout", "sandbox", "harness", "store_url", "project_id", "default_agent", "source")
     plugins: list[str]
     tools: list[str]
     guard: list[str]
@@ -64,6 +65,7 @@ class AgentConfig:
     heartbeat_ttl: float
     on_store_error: str
     sidecar_timeout: float
+    sandbox: str
     harness: str | None
     store_url: str | None
     project_id: str | None

@@ -18,7 +18,12 @@ once:
    unless ``on_store_error = "allow"``, which lets it through.  A plugin that
    is misconfigured (not installed, a misspelled ``@hookimpl``) always blocks:
    that is a configuration to fix, not a store to wait for;
-5. an allowed guarded write is the agent's work: its claims renew and, with
+5. a guarded shell command that may run is wrapped to run in the sandbox
+   (:mod:`pi_mesh_plugin.sandbox`: other agents' claims read-only, enforced
+   by the kernel) - the answer is then an :class:`~pi_mesh_plugin.records.Allow`
+   carrying the input to run instead, which each adapter hands its harness;
+   where bwrap cannot run, the parser's answer stands;
+6. an allowed guarded write is the agent's work: its claims renew and, with
    ``auto_claim``, what it writes is claimed for a short lease.
 
 When ``mesh`` is the only plugin, the claims are checked directly and pluggy
@@ -37,7 +42,7 @@ from __future__ import annotations
 import os
 
 from .errors import ConfigError, MeshError, StoreError, ToolDenied, UsageError, clip
-from .records import Block, ToolCall
+from .records import Allow, Block, ToolCall
 
 # ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
@@ -56,8 +61,10 @@ _SHELL_TOOLS = ("bash",)
 
 # -- the decision ------------------------------------------------------------------------------------
 def decide(mesh: Mesh, call: ToolCall, plugins: list[tuple[str, object]] | None = None, *,
-           dry_run: bool = False) -> Block | None:
-    """``None`` if ``call`` may run, else the :class:`Block` whose ``message`` the model is shown.
+           dry_run: bool = False) -> Block | Allow | None:
+    """``None`` if ``call`` may run as it is, an :class:`Allow` if it may run with ``Allow.input`` instead
+    (a guarded shell command, wrapped in the sandbox), else the :class:`Block` whose ``message`` the model
+    is shown.
 
     ``plugins`` are the ``(name, plugin)`` pairs to ask, in registration order (a :class:`PluginHost`
     passes its own); by default those ``hooks.toml`` names for the agent.  A block is recorded in the
@@ -66,11 +73,34 @@ def decide(mesh: Mesh, call: ToolCall, plugins: list[tuple[str, object]] | None 
     block = _decide(mesh, call, plugins, where)
     if dry_run:
         return block
-    if block is not None:
+    if block is None and call.tool in _SHELL_TOOLS and mesh.config.guards(call.tool):
+        block = _sandboxed(mesh, call)
+    if isinstance(block, Block):
         where[-1].record("blocked", tool=call.tool, path=block.canonical, holder=block.holder)
     elif call.tool != "commit" and mesh.agent and mesh.config.guards(call.tool):
         _after_allowed(mesh, call)
     return block
+
+
+def _sandboxed(mesh: Mesh, call: ToolCall) -> Allow | Block | None:
+    """A guarded shell command the claims let through runs in the sandbox: an :class:`Allow` whose input
+    has the command wrapped (:mod:`pi_mesh_plugin.sandbox`); ``None`` when there is nothing to protect or
+    bwrap cannot run here (the parser's answer stands)."""
+    command = (call.input or {}).get("command")
+    try:
+        from .sandbox import wrap_command
+
+        wrapped = wrap_command(mesh, command, call.cwd) if isinstance(command, str) else None
+    except Exception as e:  # noqa: BLE001 - an unreadable mesh never lets a command run unprotected silently
+        if mesh.config.fail_open:
+            return None
+        return Block(tool=call.tool, message=(
+            f"BLOCKED: pi-mesh could not read the reservations to sandbox this command "
+            f"({type(e).__name__}: {' '.join(str(e).split())[:300]}); run `pi-mesh doctor`."))
+    if wrapped is None or wrapped == command:
+        return None
+    return Allow(tool=call.tool, input={**(call.input or {}), "command": wrapped},
+                 note="the command runs in a bubblewrap sandbox: other agents' claims are read-only")
 
 
 def _after_allowed(mesh: Mesh, call: ToolCall) -> None:
@@ -319,7 +349,7 @@ class PluginHost:
         call = ToolCall(tool=name, input=args, paths=(), agent=self.mesh.agent, cwd=cwd or self.mesh.cwd,
                         harness=self.config.harness, raw_tool=name)
         block = self.pre_tool_call(call)
-        if block is not None:
+        if isinstance(block, Block):
             raise ToolDenied(block.message)
         try:
             result = spec.function(self.mesh, **args)
@@ -330,7 +360,7 @@ class PluginHost:
         return result
 
     # -- the guard and the post-call hook -------------------------------------
-    def pre_tool_call(self, call: ToolCall) -> Block | None:
+    def pre_tool_call(self, call: ToolCall) -> Block | Allow | None:
         pairs = [(name, p) for name, p in self.pm.list_name_plugin() if p is not None]
         return decide(self.mesh, call, pairs)
 

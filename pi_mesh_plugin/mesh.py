@@ -137,6 +137,11 @@ class Mesh:
             self.notices.append(
                 f"the name {name} was held by a session that is gone; its claims were dropped"
                 + (f" and its {n} unread message(s) set aside in inbox/{name}/orphaned/{res['replaced']}/" if n else ""))
+        from .sandbox import fallback_notice
+
+        unsandboxed = fallback_notice(self)
+        if unsandboxed:
+            self.notices.append(unsandboxed)
         self._feed("join", harness=rec["harness"], pid=owner, replaced=res.get("replaced"))
         return Agent.from_dict({**res["agent"], "live": True})
 

@@ -208,6 +208,18 @@ class Block(Record):
         return self.message
 
 
+class Allow(Record):
+    """The answer of :func:`~pi_mesh_plugin.host.decide` that lets a call run with another input: a shell
+    command wrapped to run in the sandbox (:mod:`pi_mesh_plugin.sandbox`).  ``input`` is the whole tool
+    input to run instead (the harness's own fields kept), ``note`` what was changed, in words."""
+
+    __slots__ = ("tool", "input", "note")
+    _optional = {"note": None}
+    tool: str
+    input: dict
+    note: str | None
+
+
 class ToolCall(Record):
     """A tool call as the core sees it, whatever harness it came from.
 

@@ -32,6 +32,7 @@ COMMANDS = {
     "release": "core:release",
     "claims": "core:claims",
     "check": "core:check",
+    "run": "run:run",
     "heartbeat": "core:heartbeat",
     "tool": "core:tool",
     "tools": "core:tools",

@@ -271,7 +271,12 @@ def doctor(ctx: Context, fix: bool) -> None:
     """Find stale agents, expired claims, bad files and leftover temp files."""
     from ..adapters.installers.harnesses import stale_installs
 
+    from ..sandbox import fallback_notice
+
     found = ctx.mesh.doctor(fix=fix) + stale_installs(ctx.mesh.root)
+    unsandboxed = fallback_notice(ctx.mesh)
+    if unsandboxed:
+        found.append({"kind": "no-sandbox", "path": "bwrap", "detail": unsandboxed, "fixed": False})
     lines = [f"{f['kind']:<14} {f['path']}: {f['detail']}{'  [fixed]' if f['fixed'] else ''}" for f in found]
     ctx.out(found, "\n".join(lines) or "all good")
 

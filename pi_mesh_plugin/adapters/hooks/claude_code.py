@@ -14,6 +14,9 @@ The same command handles ``PostToolUse`` (the same fields plus ``tool_response``
 Claude Code sends after a call succeeded: the call is translated the same way and handed
 to the post-call hook (activity tracking); it prints nothing and always exits 0.
 
+A guarded Bash command the claims let through is allowed with ``updatedInput``: the
+same input with the command wrapped to run in the sandbox (:func:`allow_output`).
+
 A block is printed as ``{"hookSpecificOutput": {"hookEventName": "PreToolUse",
 "permissionDecision": "deny", "permissionDecisionReason": …}}`` with exit 0; Claude Code
 hands the reason to the model as the tool's error result.
@@ -50,3 +53,12 @@ def translate(event: object, agent: str | None = None) -> ToolCall:
 
 
 deny_output = pretooluse_deny
+
+
+def allow_output(tool_input: dict) -> str:
+    """Let the call run with ``tool_input`` instead (the Bash command wrapped in the sandbox).  No
+    ``permissionDecision``: Claude Code's own permission check still runs, on the rewritten input."""
+    import json
+
+    return json.dumps({"hookSpecificOutput": {"hookEventName": EVENT, "updatedInput": tool_input}},
+                      ensure_ascii=False)

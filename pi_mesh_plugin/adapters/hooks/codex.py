@@ -14,6 +14,10 @@ Paths are relative to the event's ``cwd`` (absolute ones are taken as they are).
 ``apply_patch`` -> ``edit`` with every such path; ``Bash`` -> ``bash``.  A block is the
 ``hookSpecificOutput`` deny object of Claude Code, exit 0.
 
+Codex's PreToolUse hooks cannot rewrite a call's input, so its shell commands are
+checked by the parser alone: no ``allow_output`` here, the sandbox is not applied
+(``pi-mesh run -- CMD`` is).
+
 ``PostToolUse`` (the same fields plus ``tool_response``, after ``apply_patch`` or ``Bash``
 ran) is translated the same way and handed to the post-call hook (activity tracking):
 nothing on stdout, always exit 0.

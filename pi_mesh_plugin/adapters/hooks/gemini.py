@@ -5,6 +5,10 @@ Gemini CLI (``geminicli.com/docs/hooks``) runs command hooks from the ``hooks`` 
 ``tool_name`` and ``tool_input``: ``write_file`` -> ``write`` and ``replace`` -> ``edit`` with
 ``tool_input.file_path``; ``run_shell_command`` -> ``bash`` with ``tool_input.command``.
 
+A guarded shell command the claims let through is allowed with
+``hookSpecificOutput.tool_input``: the same input, the command wrapped to run in
+the sandbox (:func:`allow_output`).
+
 A block is stdout holding only ``{"decision": "deny", "reason": …}`` with exit 0; the
 reason reaches the model as the tool's error.  (Exit codes other than 0 and 2 only warn
 in Gemini CLI and let the call run, so errors use exit 2 with the reason on stderr.)
@@ -40,3 +44,11 @@ def deny_output(reason: str) -> str:
     import json
 
     return json.dumps({"decision": "deny", "reason": reason}, ensure_ascii=False)
+
+
+def allow_output(tool_input: dict) -> str:
+    """Let the call run with ``tool_input`` instead: Gemini CLI (0.61) takes ``hookSpecificOutput.tool_input``
+    of a BeforeTool hook as the tool's new parameters (the shell command wrapped in the sandbox)."""
+    import json
+
+    return json.dumps({"hookSpecificOutput": {"hookEventName": EVENT, "tool_input": tool_input}}, ensure_ascii=False)

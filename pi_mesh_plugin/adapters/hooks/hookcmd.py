@@ -7,6 +7,10 @@ stdin.  The per-harness module translates the input into a
 module translates a block back.
 
 * allow: nothing on stdout, exit 0;
+* allow with another input (a guarded shell command wrapped to run in the
+  sandbox, :mod:`pi_mesh_plugin.sandbox`): the harness's rewrite object on
+  stdout (``allow_output`` of the per-harness module), exit 0; a harness
+  without one (Codex) runs the command as the parser let it;
 * block: the harness's deny object on stdout, exit 0 (the reason - holder,
   reason, expiry - reaches the model as the tool's error);
 * malformed input or an internal error: the reason on stderr and exit 2,
@@ -156,15 +160,25 @@ def _run(adapter: ModuleType, harness: str, agent: str | None, state: dict) -> i
         call = call.replace(cwd=mesh.cwd)
     from ...host import decide
 
+    from ...records import Allow
+
     block = decide(mesh, call)
-    if block is not None and mesh.agent is None and block.holder:
+    me = None
+    if isinstance(block, Allow) and mesh.agent is None:
+        me = caller_owner(mesh, adapter.HARNESS)  # its own claims stay writable in the sandbox
+    elif block is not None and not isinstance(block, Allow) and mesh.agent is None and block.holder:
         me = owner_ancestor(mesh, block.holder, adapter.HARNESS)
-        if me is not None:
-            # The harness running this hook owns the holder (its `pi-mesh mcp` joined as it).
-            mesh = Mesh(None, me, cwd=cwd)
-            state["mesh"] = mesh
-            block = decide(mesh, call.replace(agent=me))
+    if me is not None:
+        # The harness running this hook owns the holder (its `pi-mesh mcp` joined as it).
+        mesh = Mesh(None, me, cwd=cwd)
+        state["mesh"] = mesh
+        block = decide(mesh, call.replace(agent=me))
     if block is None:
+        return 0
+    if isinstance(block, Allow):
+        rewrite = getattr(adapter, "allow_output", None)
+        if rewrite is not None:  # a harness that cannot rewrite the input runs the command as the parser let it
+            _out(rewrite(block.input))
         return 0
     _out(adapter.deny_output(block.message))
     return 0

@@ -20,7 +20,9 @@ the wrong shape, a missing or mistyped field), ``unknown_op``, ``not_joined``
 :class:`~pi_mesh_plugin.errors.MeshError` with exit code 2 / 3 / 1) and
 ``internal`` (a bug: one line, never a traceback, unless ``PI_MESH_DEBUG``).
 A malformed ``pre_tool_call`` is an error response, never an allow: the
-extension blocks the call.
+extension blocks the call.  An allowed ``pre_tool_call`` may carry ``input``: the
+tool input to run instead (a guarded ``bash`` command wrapped in the sandbox,
+:mod:`pi_mesh_plugin.sandbox`), which the extension puts into Pi's ``event.input``.
 
 Messages are delivered at least once, with unique ids: the sidecar pushes each
 unread message once per session and marks it read only when the extension
@@ -236,6 +238,10 @@ class Sidecar(MailPump):
         block = self.host.pre_tool_call(call)
         if block is None:
             return {"allow": True, "block": None}
+        from ...records import Allow
+
+        if isinstance(block, Allow):  # run with this input instead: the command wrapped in the sandbox
+            return {"allow": True, "block": None, "input": block.input, "note": block.note}
         return {"allow": False, "block": block.to_dict(), "reason": block.message}
 
     def op_call_tool(self, req: dict) -> dict:
@@ -316,6 +322,11 @@ class Sidecar(MailPump):
             lines.append(f"  [{m['id']}] from {m['from']}{' (urgent)' if m['urgent'] else ''}: {first[:120]}")
         if not mail:
             lines.append("  none")
+        from ...sandbox import fallback_notice
+
+        unsandboxed = fallback_notice(self.mesh)
+        if unsandboxed:
+            lines += ["", unsandboxed]
         return "\n".join(lines)
 
     def op_leave(self, req: dict) -> dict:

@@ -6,7 +6,8 @@
  *
  *  - session_start: spawn the sidecar, `hello` (join the mesh, telling it Pi's tool names), register every
  *    tool it lists, and drop from Pi's active tools those the core says are denied to this agent;
- *  - tool_call: ask `pre_tool_call`; a block comes back with the holder and the reason;
+ *  - tool_call: ask `pre_tool_call`; a block comes back with the holder and the reason; an allow may carry
+ *    the input to run instead (a bash command wrapped in the sandbox), put into the mutable `event.input`;
  *  - inbox messages pushed by the sidecar enter the session (urgent: steer, else followUp),
  *    and are acked once they have reached the model's context (message_end);
  *  - session_shutdown: `leave`, close the sidecar's stdin, kill it if it lingers.
@@ -306,6 +307,10 @@ export default function (pi: ExtensionAPI) {
       };
     }
     if (answer && answer.allow === false) return { block: true, reason: String(answer.reason ?? answer.block?.message) };
+    if (answer && answer.input && typeof answer.input === "object" && typeof answer.input.command === "string") {
+      // the core wrapped the shell command in the sandbox: Pi runs event.input (a copy of the model's arguments)
+      (event.input as Json).command = answer.input.command;
+    }
     return undefined;
   });
 

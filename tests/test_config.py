@@ -42,7 +42,7 @@ def test_lookup_order_explicit_env_dotpi_top_builtin(project, tmp_path, monkeypa
     assert (load_config(project).reservation_ttl, load_config(project).source) == (240, top)
     os.remove(top)
     cfg = load_config(project)
-    assert cfg.source is None and cfg.reservation_ttl == 1800 and cfg.guard == ["edit", "write"]
+    assert cfg.source is None and cfg.reservation_ttl == 1800 and cfg.guard == ["edit", "write", "bash"]
     assert cfg.plugins == ["mesh"] and cfg.deny == [] and cfg.on_store_error == "block" and not cfg.fail_open
 
 

@@ -121,14 +121,21 @@ def test_claude_relative_spellings_and_subdirectory_cwd(project, held):
         assert_claude_deny(hook("claude-code", claude_event(project, "Write", {"file_path": p}, cwd=sub)))
 
 
-def test_claude_bash_is_guarded_only_when_configured(project, held):
+def test_claude_bash_is_guarded_by_default_and_sandboxed(project, held):
     event = claude_event(project, "Bash", {"command": "echo hacked > src/auth/login.py", "description": "x"})
-    assert_allow(hook("claude-code", event))
+    assert_claude_deny(hook("claude-code", event))
+    # what the parser lets through runs in the sandbox: the same input, the command wrapped (no permission
+    # decision: Claude Code's own permission check still runs)
+    r = hook("claude-code", claude_event(project, "Bash", {"command": "ls src/auth", "description": "list"}))
+    assert r.returncode == 0 and r.stderr == b"", r.stderr
+    out = json.loads(r.stdout)["hookSpecificOutput"]
+    assert set(out) == {"hookEventName", "updatedInput"} and out["hookEventName"] == "PreToolUse"
+    assert out["updatedInput"]["description"] == "list"
+    assert out["updatedInput"]["command"].startswith("bwrap ") and "'ls src/auth'" in out["updatedInput"]["command"]
     os.makedirs(os.path.join(project, ".pi"), exist_ok=True)
     with open(os.path.join(project, ".pi", "hooks.toml"), "w") as f:
-        f.write('[defaults]\nguard = ["edit", "write", "bash"]\n')
-    assert_claude_deny(hook("claude-code", event))
-    assert_allow(hook("claude-code", claude_event(project, "Bash", {"command": "ls src/auth"})))
+        f.write('[defaults]\nguard = ["edit", "write"]\n')
+    assert_allow(hook("claude-code", event))  # bash unguarded on purpose: neither parsed nor sandboxed
 
 
 def test_a_tool_denied_by_config_is_refused(project, held):
@@ -179,10 +186,12 @@ def test_codex_patch_elsewhere_is_allowed(project, held):
 
 def test_codex_bash(project, held):
     event = {**codex_event(project, ""), "tool_name": "Bash", "tool_input": {"command": "rm -rf src/auth"}}
-    assert_allow(hook("codex", event))
+    assert_claude_deny(hook("codex", event))  # bash is guarded by default
+    # Codex cannot rewrite a call's input: what the parser lets through runs as it is (no sandbox)
+    assert_allow(hook("codex", {**event, "tool_input": {"command": "ls src/auth"}}))
     with open(os.path.join(project, "hooks.toml"), "w") as f:
-        f.write('[defaults]\nguard = ["edit", "write", "bash"]\n')
-    assert_claude_deny(hook("codex", event))
+        f.write('[defaults]\nguard = ["edit", "write"]\n')
+    assert_allow(hook("codex", event))
 
 
 # -- Gemini CLI -----------------------------------------------------------------------------
@@ -204,10 +213,12 @@ def test_gemini_write_in_a_claim_prints_only_the_deny_decision(project, held, to
 def test_gemini_allowed_and_shell(project, held):
     assert_allow(hook("gemini", gemini_event(project, "write_file", {"file_path": "docs/x.md", "content": "x"})))
     assert_allow(hook("gemini", gemini_event(project, "read_file", {"file_path": "src/auth/login.py"})))
-    with open(os.path.join(project, "hooks.toml"), "w") as f:
-        f.write('[defaults]\nguard = ["edit", "write", "bash"]\n')
     r = hook("gemini", gemini_event(project, "run_shell_command", {"command": "sed -i s/a/b/ src/auth/login.py"}))
-    assert json.loads(r.stdout)["decision"] == "deny"
+    assert json.loads(r.stdout)["decision"] == "deny"  # bash is guarded by default
+    r = hook("gemini", gemini_event(project, "run_shell_command", {"command": "ls src/auth", "dir_path": "."}))
+    out = json.loads(r.stdout)["hookSpecificOutput"]
+    assert out["hookEventName"] == "BeforeTool" and out["tool_input"]["dir_path"] == "."
+    assert out["tool_input"]["command"].startswith("bwrap ") and "'ls src/auth'" in out["tool_input"]["command"]
 
 
 # -- malformed input and errors: block, one line, never a traceback -------------------------

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from pi_mesh_plugin.host import decide
-from pi_mesh_plugin.records import ToolCall
+from pi_mesh_plugin.records import Allow, ToolCall
 from pi_mesh_plugin.shell import shell_write_targets
 
 F, D = "file", "dir"
@@ -149,6 +149,15 @@ CLAIMED = ["src/auth/login.py", "src/auth/new module.py", "src/auth/deep/x.py", 
 UNCLAIMED = ["src/authx.py", "src/other/x.py", "docs/spec.md.bak", "docs/readme.md", "notes.txt"]
 
 
+def parser_answer(answer, cmd: str):
+    """The parser's answer: a command it lets through comes back from ``decide`` wrapped to run in the
+    sandbox (alice holds claims; tests/test_sandbox.py runs such commands) - checked here, then ``None``."""
+    if isinstance(answer, Allow):
+        assert answer.input["command"].startswith("bwrap ") and shlex.quote(cmd) in answer.input["command"]
+        return None
+    return answer
+
+
 @pytest.fixture
 def guarded(project, mesh_factory):
     """bob (guard = edit, write, bash) against alice's claims on src/auth/ and docs/spec.md."""
@@ -160,7 +169,7 @@ def guarded(project, mesh_factory):
     bob = mesh_factory("bob")
 
     def check(cmd: str, cwd: str = project):
-        return decide(bob, ToolCall(tool="bash", input={"command": cmd}, agent="bob", cwd=cwd))
+        return parser_answer(decide(bob, ToolCall(tool="bash", input={"command": cmd}, agent="bob", cwd=cwd)), cmd)
     check.project = project
     ROOT[0] = project
     check.bob = bob
@@ -179,11 +188,22 @@ def test_guard_blocks_a_bash_write_like_an_edit(guarded):
     assert guarded("sed -i s/a/b/ login.py", cwd=os.path.join(guarded.project, "src", "auth")) is not None
 
 
-def test_bash_is_not_guarded_by_default(project, mesh_factory):
+def test_bash_is_guarded_by_default_and_can_be_unguarded(project, mesh_factory):
     alice = mesh_factory("alice")
     alice.reserve(["src/auth/"], "mine", cwd=project)
     bob = mesh_factory("bob")
-    assert decide(bob, ToolCall(tool="bash", input={"command": "rm -rf src/auth"}, cwd=project)) is None
+    call = ToolCall(tool="bash", input={"command": "rm -rf src/auth"}, cwd=project)
+    assert bob.config.guard == ["edit", "write", "bash"] and bob.config.source is None
+    assert decide(bob, call).holder == "alice"
+    with open(os.path.join(project, "hooks.toml"), "w") as f:
+        f.write('[defaults]\nguard = ["edit", "write"]\n')
+    from pi_mesh_plugin.mesh import Mesh
+
+    unguarded = Mesh(project, "bob")
+    try:
+        assert decide(unguarded, call) is None  # neither parsed nor sandboxed
+    finally:
+        unguarded.close()
 
 
 def test_unparsable_command_blocked_only_when_it_mentions_a_claim(guarded, project):
@@ -196,8 +216,8 @@ def test_unparsable_command_blocked_only_when_it_mentions_a_claim(guarded, proje
 
     lax = Mesh(project, "carol")
     try:
-        assert decide(lax, ToolCall(tool="bash", input={"command": "case $1 in y) rm src/auth/login.py;; esac"},
-                                        cwd=project)) is None
+        rough = "case $1 in y) rm src/auth/login.py;; esac"
+        assert parser_answer(decide(lax, ToolCall(tool="bash", input={"command": rough}, cwd=project)), rough) is None
         assert decide(lax, ToolCall(tool="bash", input={"command": "rm src/auth/login.py"},
                                         cwd=project)) is not None
         # what could be parsed is still checked: `bash -c` of an unparsable string next to a plain write
@@ -405,7 +425,9 @@ def test_claude_code_bash_call_through_the_hook_process(guarded, project):
     assert "reserved by agent alice" in out["permissionDecisionReason"]
     assert "refactoring auth" in out["permissionDecisionReason"]
     r = hook("sed -i 's/a/b/' notes.txt && git status", "-X", "importtime")
-    assert (r.returncode, r.stdout) == (0, b""), r.stderr[-500:]
+    assert r.returncode == 0, r.stderr[-500:]
+    wrapped = json.loads(r.stdout)["hookSpecificOutput"]["updatedInput"]["command"]  # run in the sandbox
+    assert wrapped.startswith("bwrap ") and shlex.quote("sed -i 's/a/b/' notes.txt && git status") in wrapped
     mods = {line.rsplit("|", 1)[1].strip() for line in r.stderr.decode().splitlines()
             if line.startswith("import time:") and "|" in line}
     assert "bashlex" in mods and "pi_mesh_plugin.shell" in mods

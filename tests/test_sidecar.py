@@ -117,7 +117,7 @@ def test_hello_lists_tools_with_schemas_and_joins(sidecars, mesh_factory, projec
     assert s.ok("ping")["joined"] is False
     info = hello(s)
     assert info["agent"] == "pi-1" and info["pid"] == os.getpid()
-    assert info["guard"] == ["edit", "write"] and info["on_store_error"] == "block" and info["sidecar_timeout"] == 5
+    assert info["guard"] == ["edit", "write", "bash"] and info["on_store_error"] == "block" and info["sidecar_timeout"] == 5
     tools = {t["name"]: t for t in info["tools"]}
     assert {"send_message", "read_inbox", "reserve", "release", "list_agents"} <= set(tools)
     assert tools["reserve"]["parameters"]["required"] == ["paths", "reason"]

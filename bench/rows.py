@@ -16,6 +16,7 @@ import sys
 
 from .fixtures import CHECKED, Project, new_project
 from .queue_grant import queue_rows
+from .sandbox_cost import sandbox_rows
 from .harness import Stats, fmt_ratio, fmt_time, disk_probe, paired, perf, run_process, sample
 
 PASS, FAIL, REPORT, NA = "pass", "FAIL", "report", "n/a"
@@ -462,6 +463,7 @@ ROWS = {
     "agents": agents_cli_row,
     "postgres": postgres_rows,
     "queue": queue_rows,
+    "sandbox": sandbox_rows,
 }
 
 __all__ = ["ROWS", "Row", "Ctx", "fmt_ratio", "fmt_time"]

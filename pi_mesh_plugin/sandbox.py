@@ -51,20 +51,36 @@ BASH = "/bin/bash"
 REFUSALS = "Read-only file system|Device or resource busy"
 MAX_ENTRIES = 2000  # entries of one directory made writable again around a claim that does not exist yet
 
-# Run inside bwrap: the command in a child bash, its stderr also copied to a temp file; when that copy
-# shows a refusal, the note (claims whose path it mentions, else all) goes to stderr.
-_INNER = r"""f=$(mktemp "${TMPDIR:-/tmp}/pi-mesh-sandbox.XXXXXX" 2>/dev/null) || f=
-if [ -n "$f" ]; then /bin/bash -c "$1" 2> >(tee -- "$f" >&2); s=$?; wait $! 2>/dev/null
-else /bin/bash -c "$1"; s=$?; fi
-if [ -n "$f" ] && grep -qE '""" + REFUSALS + r"""' "$f"; then
-  head=$2; tail=$3; shift 3; hit=; all=
-  while [ $# -ge 2 ]; do all="$all
-$2"; if grep -qF -- "$1" "$f"; then hit="$hit
+# Run inside bwrap by bash: the command is eval'd in this same shell (no second bash), its stderr also copied
+# by tee into a file on a tmpfs private to this namespace (nothing to clean up).  At exit (a trap, so an `exit`
+# in the command is covered) the copy is read once tee has drained - polled each millisecond (a read with a
+# timeout on a pty master: no process), at most 0.2 s, so a background process that keeps stderr open
+# never holds the command up - and when it shows a refusal, the note goes
+# to stderr: the claims whose path it mentions, else all of them.
+_INNER = r"""_pm_cmd=$1 _pm_head=$2 _pm_tail=$3 _pm_f=$4/stderr
+shift 4; _pm_claims=("$@"); set --
+exec 9>&2 2> >(exec tee -- "$_pm_f" >&9)
+_pm_tee=$!
+_pm_note() {
+  _pm_s=$?
+  exec 2>&9
+  _pm_i=0 _pm_z=
+  while kill -0 "$_pm_tee" 2>/dev/null && [ "$_pm_i" -lt 200 ]; do
+    [ -n "$_pm_z" ] || exec {_pm_z}<>/dev/ptmx 2>/dev/null || exec {_pm_z}<> <(:)
+    read -r -t 0.001 -u "$_pm_z"; _pm_i=$((_pm_i + 1))
+  done
+  if [ -s "$_pm_f" ] && grep -qE '""" + REFUSALS + r"""' "$_pm_f"; then
+    _pm_hit= _pm_all=
+    set -- "${_pm_claims[@]}"
+    while [ $# -ge 2 ]; do _pm_all="$_pm_all
+$2"; if grep -qF -- "$1" "$_pm_f"; then _pm_hit="$_pm_hit
 $2"; fi; shift 2; done
-  printf '%s%s\n%s\n' "$head" "${hit:-$all}" "$tail" >&2
-fi
-[ -n "$f" ] && rm -f -- "$f"
-exit "$s"
+    printf '%s%s\n%s\n' "$_pm_head" "${_pm_hit:-$_pm_all}" "$_pm_tail" >&9
+  fi
+  exit "$_pm_s"
+}
+trap _pm_note EXIT
+eval "$_pm_cmd"
 """
 
 
@@ -182,11 +198,32 @@ def wrap_for(root: str, mesh_dir: str, claims: list[Reservation], command: str) 
     args = ["bwrap", "--dev-bind", "/", "/", "--die-with-parent"]
     for path, writable in binds:
         args += ["--bind" if writable else "--ro-bind", path, path]
-    if os.path.isdir(mesh_dir):
-        real = os.path.realpath(mesh_dir)
+    real = os.path.realpath(mesh_dir)
+    if os.path.isdir(real):
         args += ["--bind", real, real]
-    args += ["--", BASH, "-c", _INNER, "pi-mesh-sandbox", command, *note(claims, widened)]
+    scratch = _scratch(real)
+    args += ["--tmpfs", scratch]  # private to this namespace: the stderr copy, gone with it
+    head, tail, *pairs = note(claims, widened)
+    args += ["--", BASH, "-c", _INNER, "pi-mesh-sandbox", command, head, tail, scratch, *pairs]
     return " ".join(shlex.quote(a) for a in args)
+
+
+def _scratch(mesh_dir: str) -> str:
+    """An empty directory to mount the namespace's tmpfs on: ``.pi/mesh/index/sandbox``, else (a mesh
+    directory that cannot be written) ``/tmp/pi-mesh-sandbox-<uid>``, made 0700 and owned by us."""
+    for d in (os.path.join(mesh_dir, "index", "sandbox"), f"/tmp/pi-mesh-sandbox-{os.getuid()}"):
+        try:
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            st = os.lstat(d)
+        except OSError:
+            continue
+        import stat
+
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid():
+            return d
+    from .errors import StoreError
+
+    raise StoreError("no directory to mount the sandbox's scratch space on (.pi/mesh/index is not writable)")
 
 
 def mounts(root: str, paths: list[str]) -> tuple[list[tuple[str, bool]], list[tuple[str, str]]]:

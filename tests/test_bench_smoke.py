@@ -55,3 +55,18 @@ def test_bench_queue_rows_time_a_real_grant_on_both_stores(tmp_path) -> None:
     pg = rows["queue_grant_pg"]
     if os.environ.get("PI_MESH_REQUIRE_PG") == "1" or pg["status"] != "n/a":
         assert pg["status"] == "report" and pg["data"]["n"] == 10, pg
+
+
+def test_bench_sandbox_rows_time_a_wrapped_command_next_to_the_same_command(tmp_path) -> None:
+    js = tmp_path / "s.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PI_MESH_")}
+    cp = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "sandbox", "--scratch",
+                         str(tmp_path / "scratch"), "--md", str(tmp_path / "s.md"), "--json", str(js)],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in cp.stderr, cp.stderr
+    rows = {r["key"]: r for r in json.loads(js.read_text())["rows"]}
+    row = rows["sandbox_cmd"]
+    assert row["target"] == "≤ +10 ms median"
+    if row["status"] != "n/a":  # bwrap can run here: both sides were timed, the same number of times
+        assert row["data"]["wrapped"]["n"] == row["data"]["plain"]["n"] == 6, row
+        assert rows["bash_guard_hook"]["data"]["guarded"]["n"] == 4, rows["bash_guard_hook"]

@@ -166,4 +166,9 @@ METHOD = """\
   fsync at all, sqlite3 uses WAL with synchronous=FULL and one transaction per message.
 - delivery latency: the recipient's watcher runs in a thread; the time is from `send()` returning to the callback
   (0 when the callback fired first: naming the file makes it visible before the directory fsync returns).
+- sandbox (`bench/sandbox_cost.py`): another agent holds 10 claims (directories, files, one not yet existing);
+  the core's rewrite of `git status --short` (and of `true`) is run by `/bin/sh -c` as a harness runs it,
+  interleaved with the same command unwrapped, 100 runs each; the verdict is on the difference of the medians.
+  The hook row is `pi-mesh hook claude-code` on a Bash call with bash guarded (parsed, then wrapped) vs the
+  same call with `guard = ["edit", "write"]`.
 """

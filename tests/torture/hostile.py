@@ -174,7 +174,7 @@ def aliases(base: str) -> dict:
 
     # shell commands writing through aliases (guard includes bash; the parser sees literal targets)
     from pi_mesh_plugin.host import decide
-    from pi_mesh_plugin.records import ToolCall
+    from pi_mesh_plugin.records import Block, ToolCall
 
     shell_tried = 0
     for cmd in ("echo x > src/auth/login.py", "echo x > ./lnk_auth/login.py", "cd src && sed -i s/x/y/ auth/login.py",
@@ -185,10 +185,11 @@ def aliases(base: str) -> dict:
                 "(cd src/sub && echo x > up_to_auth/new.py)"):
         shell_tried += 1
         tried += 1
-        if decide(intruder, ToolCall(tool="bash", input={"command": cmd}, cwd=root)) is None:
+        # the parser's answer: anything but a Block let the command through (an Allow runs it in the sandbox)
+        if not isinstance(decide(intruder, ToolCall(tool="bash", input={"command": cmd}, cwd=root)), Block):
             bypasses.append(f"bash: {cmd!r}")
     shell_allowed = [c for c in ("echo x > src/b.py", "cat src/auth/login.py", "ls -la src/auth")
-                     if decide(intruder, ToolCall(tool="bash", input={"command": c}, cwd=root)) is not None]
+                     if isinstance(decide(intruder, ToolCall(tool="bash", input={"command": c}, cwd=root)), Block)]
 
     # the same spellings through the real per-call hook process (Claude Code's PreToolUse wire format)
     hook_tried = 0

@@ -73,13 +73,14 @@ def decide(mesh: Mesh, call: ToolCall, plugins: list[tuple[str, object]] | None 
     block = _decide(mesh, call, plugins, where)
     if dry_run:
         return block
+    answer: Block | Allow | None = block
     if block is None and call.tool in _SHELL_TOOLS and mesh.config.guards(call.tool):
-        block = _sandboxed(mesh, call)
-    if isinstance(block, Block):
-        where[-1].record("blocked", tool=call.tool, path=block.canonical, holder=block.holder)
+        answer = _sandboxed(mesh, call)
+    if isinstance(answer, Block):
+        where[-1].record("blocked", tool=call.tool, path=answer.canonical, holder=answer.holder)
     elif call.tool != "commit" and mesh.agent and mesh.config.guards(call.tool):
         _after_allowed(mesh, call)
-    return block
+    return answer
 
 
 def _sandboxed(mesh: Mesh, call: ToolCall) -> Allow | Block | None:

@@ -133,7 +133,8 @@ def _probe(bwrap: str, cache_dir: str | None) -> str | None:
             got = read_json(cache)
             if got.get("key") == key and (got.get("why") is None or isinstance(got.get("why"), str)):
                 _probed[repr(key)] = got.get("why")
-                return got.get("why")  # type: ignore[no-any-return]
+                why: str | None = got.get("why")
+                return why
         except (OSError, ValueError, AttributeError):
             pass
     why = _run_probe(bwrap)

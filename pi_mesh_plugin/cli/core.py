@@ -238,13 +238,13 @@ def claims(ctx: Context, show_all: bool) -> None:
 def check(ctx: Context, path: str, tool: str) -> None:
     """Would TOOL on PATH be blocked?  Exit 3 and the holder's name if so (the guard's own answer)."""
     from ..host import decide
-    from ..records import ToolCall
+    from ..records import Block, ToolCall
 
     mesh = ctx.mesh
     canonical = mesh.canonical(path)  # a path that is no path is a usage error (exit 2), not a block
     block = decide(mesh, ToolCall(tool=tool, input={"path": path}, paths=(path,), agent=mesh.agent, cwd=mesh.cwd,
                                   raw_tool=tool), dry_run=True)
-    if block is None:
+    if not isinstance(block, Block):  # a dry run is never rewritten: a Block or None
         ctx.out({"blocked": False, "path": path, "canonical": canonical}, f"{path}: free")
         return
     ctx.out({"blocked": True, **block.to_dict()}, block.message)

@@ -37,7 +37,7 @@ def demo(keep: bool) -> None:
     """Two agents, one claim, one blocked edit, one conversation."""
     from ..host import PluginHost
     from ..mesh import Mesh
-    from ..records import ToolCall
+    from ..records import Block, ToolCall
 
     tmp = tempfile.mkdtemp(prefix="pi-mesh-demo-")
     root = os.path.join(tmp, "project")
@@ -63,7 +63,7 @@ def demo(keep: bool) -> None:
     _say("\n2. bob (working in src/) tries to edit auth/login.py - blocked before it runs")
     call = ToolCall(tool="edit", paths=["auth/login.py"], agent="bob", cwd=bob.cwd, harness="claude-code")
     block = b_tools.pre_tool_call(call)
-    assert block is not None, "the demo expects the edit to be blocked"
+    assert isinstance(block, Block), "the demo expects the edit to be blocked"
     click.echo("   " + block.message.replace("\n", "\n   "))
 
     _say("\n3. bob coordinates instead of clobbering")

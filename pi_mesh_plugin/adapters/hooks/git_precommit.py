@@ -84,13 +84,13 @@ def check_commit(mesh: Mesh, top: str) -> list[Block]:
     :func:`~pi_mesh_plugin.host.decide` as a ``commit`` that writes it (so a plugin's veto of a write
     holds for a commit too)."""
     from ...host import decide
-    from ...records import ToolCall
+    from ...records import Block, ToolCall
 
     blocks = []
     for path in written_paths(staged_changes(top)):
         b = decide(mesh, ToolCall(tool="commit", writes=[(path, "file")], agent=mesh.agent, cwd=top,
                                   harness="git", raw_tool="git commit"))
-        if b is not None:
+        if isinstance(b, Block):  # a commit is never rewritten: an answer is a Block or None
             blocks.append(b)
     return blocks
 

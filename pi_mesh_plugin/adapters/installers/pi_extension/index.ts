@@ -283,6 +283,11 @@ export default function (pi: ExtensionAPI) {
       if (joined) ctx.ui.setStatus(CUSTOM_TYPE, `mesh: ${joined.agent}${joined.unread ? ` (${joined.unread} unread)` : ""}`);
       else ctx.ui.notify(joinError ?? "pi-mesh is not connected", "error");
     }
+    // what the join said once (a name taken over, no shell sandbox here): on the UI, else on stderr
+    for (const note of joined?.notices ?? []) {
+      if (ctx.hasUI) ctx.ui.notify(`pi-mesh: ${note}`, "warning");
+      else process.stderr.write(`pi-mesh: note: ${oneLine(note)}\n`);
+    }
   });
 
   pi.on("tool_call", async (event, ctx) => {

@@ -182,3 +182,34 @@ def test_pi_mesh_run(alice, project):
                 cwd=project, env=env)
     assert r.returncode == 0, r.stderr
     assert read(project, "out.txt") == "a b"
+
+
+def test_the_sidecar_says_once_at_hello_and_in_mesh_status_when_there_is_no_sandbox(alice, project, tmp_path,
+                                                                                    monkeypatch):
+    import io
+
+    from pi_mesh_plugin.adapters.servers.sidecar import Sidecar
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    sc = Sidecar(io.BytesIO(), root=project, watch=False)
+    try:
+        hello = sc.handle({"id": 1, "op": "hello", "name": "pi-1", "pid": os.getpid(), "cwd": project})
+        assert hello["ok"], hello
+        assert [n for n in hello["result"]["notices"] if n.startswith("no shell sandbox: bwrap")], hello
+        status = sc.handle({"id": 2, "op": "status"})["result"]["text"]
+        assert "no shell sandbox: bwrap (bubblewrap) is not installed" in status
+        answer = sc.handle({"id": 3, "op": "pre_tool_call", "tool": "bash", "input": {"command": "ls"}, "cwd": project})
+        assert answer["result"] == {"allow": True, "block": None}  # the parser alone: nothing rewritten
+    finally:
+        sc.handle({"id": 4, "op": "leave"})
+        sc.shutdown()
+    monkeypatch.undo()
+    sc = Sidecar(io.BytesIO(), root=project, watch=False)
+    try:
+        sc.handle({"id": 1, "op": "hello", "name": "pi-2", "pid": os.getpid(), "cwd": project})
+        answer = sc.handle({"id": 2, "op": "pre_tool_call", "tool": "bash", "input": {"command": "ls"}, "cwd": project})
+        assert answer["result"]["allow"] is True and answer["result"]["input"]["command"].startswith("bwrap ")
+        assert "no shell sandbox" not in sc.handle({"id": 3, "op": "status"})["result"]["text"]
+    finally:
+        sc.handle({"id": 4, "op": "leave"})
+        sc.shutdown()

@@ -227,6 +227,10 @@ class FileStore:
         self._safe()
         return self.claims.index.current().all()
 
+    def held_by(self, holder: str) -> list[dict]:
+        self._safe()
+        return self.claims.index.current().held_by(holder)
+
     def enqueue(self, agent: str, session: str | None, wanted: list[tuple[str, str]], reason: str,
                 ttl: float) -> dict:
         self.ensure_layout()

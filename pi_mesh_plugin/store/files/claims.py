@@ -346,6 +346,31 @@ class ClaimIndex:
         self._materialise()
         return sorted(self.files.values(), key=lambda r: r["id"])
 
+    def held_by(self, holder: str) -> list[dict]:
+        """``holder``'s claims, by id.  A fresh process (a hook renewing its agent's claims) parses only the
+        index lines that name ``holder`` (inside an encoded string every quote is escaped, so the needle
+        matches the holder field alone; each hit is checked once parsed)."""
+        raw = self._raw
+        if raw is not None:
+            needle = b'"holder":' + _dumps(holder).encode("ascii")
+            out: list[dict] = []
+            i = raw.find(needle)
+            while i != -1:
+                start, end = raw.rfind(b"\n", 0, i) + 1, raw.index(b"\n", i)
+                line = raw[start:end]
+                try:
+                    rec = loads(line[:-1] if line.endswith(b",") else line)
+                except ValueError:
+                    rec = None
+                if not isinstance(rec, dict) or not all(type(rec.get(k)) is str for k in _INDEXED_KEYS):
+                    break  # not the layout this search relies on: parse the whole index instead
+                if rec["holder"] == holder:
+                    out.append(rec)
+                i = raw.find(needle, end)
+            else:
+                return sorted(out, key=lambda r: r["id"])
+        return [r for r in self.all() if r["holder"] == holder]
+
 
 class ClaimStore:
     """The writers' side, used by :class:`~pi_mesh_plugin.store.files.FileStore`."""

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
     from .connection import Conn, Cur, Database, Rec
 
-AGENT_FIELDS = ("name", "session", "pid", "pid_start", "host", "boot_id", "cwd", "harness", "model", "started",
-                "last_seen", "status", "activity")
+AGENT_FIELDS = ("name", "session", "pid", "pid_start", "host", "boot_id", "pid_ns", "cwd", "harness", "model",
+                "started", "last_seen", "status", "activity")
 AGENT_TIMES = ("started", "last_seen")
 _AGENT_COLS = columns(AGENT_FIELDS, AGENT_TIMES)
 
@@ -28,7 +28,7 @@ _AGENT_COLS = columns(AGENT_FIELDS, AGENT_TIMES)
 def agent_row(row: tuple[Any, ...]) -> Rec:
     """An agent record from the :data:`AGENT_FIELDS` columns of a row."""
     d = {"schema": 1, **dict(zip(AGENT_FIELDS, row))}
-    for k in ("status", "activity"):
+    for k in ("status", "activity", "pid_ns"):
         if d[k] is None:
             del d[k]
     return d

@@ -190,7 +190,10 @@ def _project(ctx: click.Context) -> tuple[str, str | None]:
     return find_root(getattr(obj, "root", None)), getattr(obj, "agent_name", None)
 
 
-def _done(lines: list[str]) -> None:
+def _done(lines: list[str], root: str) -> None:
+    rel = os.path.relpath(os.path.realpath(os.getcwd()), os.path.realpath(root))
+    if rel != "." and not rel.startswith(".."):
+        lines.append(f"pi-mesh: you ran this in {rel}/, a subdirectory: installed for the project at {root}")
     for line in lines:
         click.echo(line)
 
@@ -254,7 +257,7 @@ def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> 
         write_json(mcp_path, mcp)
         lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} installed in {mcp_path}; its tools are allowed in "
                      "permissions.allow, which Claude Code honours once you have trusted the project")
-    _done(lines)
+    _done(lines, root)
 
 
 @_installer("codex")
@@ -279,7 +282,7 @@ def codex_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
         lines.append(f"pi-mesh: {config_path} already has [mcp_servers.{SERVER_NAME}]; left as it is")
     lines.append("pi-mesh: Codex reads project .codex/ files only in a trusted project, and runs a new hook only "
                  "once you have trusted it (or with --dangerously-bypass-hook-trust in vetted automation)")
-    _done(lines)
+    _done(lines, root)
 
 
 def _codex_mcp_toml(path: str, agent: str | None) -> str | None:
@@ -334,4 +337,4 @@ def gemini_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
     if not agent:
         lines.append("pi-mesh: note: Gemini CLI runs hooks in a sanitized environment; if $PI_MESH_AGENT does not "
                      "reach the hook, reinstall with --agent NAME")
-    _done(lines)
+    _done(lines, root)

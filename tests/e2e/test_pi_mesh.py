@@ -388,3 +388,15 @@ def test_pi_started_in_a_subdirectory_is_blocked_with_the_install_the_project_in
     assert "refactoring the auth flow" in blocked and "src/auth/" in blocked, blocked
     assert run.tool_ends()[write["id"]]["isError"] is True
     assert not (sub / ".pi").exists()  # the mesh is the project's, not the subdirectory's
+
+    # at the root, both installs are in reach (the project's and the global one): one guard, still blocked
+    write2 = tool_call("write", {"path": "src/auth/login.py", "content": "def login():\n    return 'root'\n"})
+    with ScriptedOpenAI([[write2], [text("blocked again")]]) as server:
+        run = run_pi(Path(project), "refactor login", server, agent_dir=agent_dir, env={"PI_MESH_AGENT": "pi-2"})
+        requests = server.chat_requests()
+    assert run.returncode == 0, run.describe()
+    assert login.read_text() == LOGIN
+    blocked = ScriptedOpenAI.tool_results(requests[1])[write2["id"]]
+    assert "BLOCKED" in blocked and "reserved by agent bob" in blocked, blocked
+    names = [t["function"]["name"] for t in requests[0]["tools"]]
+    assert names.count("reserve") == 1, names

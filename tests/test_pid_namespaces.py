@@ -17,6 +17,7 @@ import textwrap
 import pytest
 
 from pi_mesh_plugin.liveness import INIT_PID_NS, pid_ns, verdict
+from pi_mesh_plugin.mesh import Mesh
 from tests.conftest import REPO, run_cli
 
 CHILD = textwrap.dedent("""
@@ -49,7 +50,8 @@ def _unshare_works() -> str | None:
 
 
 @pytest.fixture
-def namespace_child(project):
+def namespace_child(project, backend):
+    """The child, started once ``backend`` has chosen the store (``$PI_MESH_STORE`` for PostgreSQL)."""
     why = _unshare_works()
     if why is not None:
         if os.environ.get("CI"):
@@ -75,18 +77,20 @@ def namespace_child(project):
         f.close()  # type: ignore[union-attr]
 
 
-def _record(project: str, name: str) -> dict:
-    with open(os.path.join(project, ".pi", "mesh", "agents", f"{name}.json")) as f:
-        return json.load(f)
+def _record(project: str, name: str) -> dict | None:
+    """The agent's record as the store (files or PostgreSQL, from ``$PI_MESH_STORE``) holds it."""
+    with Mesh(project) as m:
+        return m.store.get_agent(name)
 
 
 def _age_heartbeat(project: str, name: str) -> None:
     """Make an agent's last heartbeat an old one, as if it had stopped beating long ago."""
-    path = os.path.join(project, ".pi", "mesh", "agents", f"{name}.json")
-    rec = _record(project, name)
-    rec["last_seen"] = "2020-01-01T00:00:00.000000Z"
-    with open(path, "w") as f:
-        json.dump(rec, f)
+    with Mesh(project) as m:
+        assert m.store.update_agent(name, None, {"last_seen": "2020-01-01T00:00:00.000000Z"}) is not None
+
+
+def _found(out: str, kind: str, name: str) -> bool:
+    return any(f["kind"] == kind and os.path.basename(f["path"]) in (name, name + ".json") for f in json.loads(out))
 
 
 def test_an_owner_in_another_pid_namespace_is_judged_by_its_heartbeat(project, mesh_factory, namespace_child):
@@ -100,7 +104,7 @@ def test_an_owner_in_another_pid_namespace_is_judged_by_its_heartbeat(project, m
     assert r.returncode == 3, r.stdout + r.stderr
     assert "cont" in r.stdout and "container work" in r.stdout
     r = run_cli("doctor", "--fix", cwd=project)
-    assert os.path.exists(os.path.join(project, ".pi", "mesh", "agents", "cont.json")), r.stdout
+    assert _record(project, "cont") is not None, r.stdout
 
     # and from in there, an agent out here (whose pid the namespace cannot see) holds its claim too
     alice = mesh_factory("alice")
@@ -112,15 +116,14 @@ def test_an_owner_in_another_pid_namespace_is_judged_by_its_heartbeat(project, m
     _age_heartbeat(project, "alice")
     got = ask("doctor", "--fix", "--json")
     assert got["rc"] in (0, 1), got
-    kinds = {(f["kind"], os.path.basename(f["path"])) for f in json.loads(got["out"])}
-    assert ("unjudged-agent", "alice.json") in kinds, got["out"]
-    assert os.path.exists(os.path.join(project, ".pi", "mesh", "agents", "alice.json"))
+    assert _found(got["out"], "unjudged-agent", "alice"), got["out"]
+    assert _record(project, "alice") is not None
 
     # a stale heartbeat seen from out here: the namespace is visible from its parent and its owner runs
     _age_heartbeat(project, "cont")
     assert verdict(_record(project, "cont"), 60.0) == "live"
-    r = run_cli("doctor", "--fix", cwd=project)
-    assert "unjudged-agent" in r.stdout and os.path.exists(os.path.join(project, ".pi", "mesh", "agents", "cont.json"))
+    r = run_cli("--json", "doctor", "--fix", cwd=project)
+    assert _found(r.stdout, "unjudged-agent", "cont") and _record(project, "cont") is not None, r.stdout
 
     # the namespace ends (its pid 1 exits): from the initial namespace, that is a judgement - gone
     assert child.stdin is not None
@@ -130,6 +133,6 @@ def test_an_owner_in_another_pid_namespace_is_judged_by_its_heartbeat(project, m
     if pid_ns() != INIT_PID_NS:
         pytest.skip("this test runs inside a pid namespace: an ended namespace cannot be told from an unseen one")
     assert verdict(_record(project, "cont"), 60.0) == "gone"
-    r = run_cli("doctor", "--fix", cwd=project)
-    assert "stale-agent" in r.stdout, r.stdout
-    assert not os.path.exists(os.path.join(project, ".pi", "mesh", "agents", "cont.json"))
+    r = run_cli("--json", "doctor", "--fix", cwd=project)
+    assert _found(r.stdout, "stale-agent", "cont"), r.stdout
+    assert _record(project, "cont") is None

@@ -76,6 +76,12 @@ def other_namespace(agent: dict) -> bool:
     return theirs is not None and ours is not None and theirs != ours
 
 
+def same_namespace(a: dict, b: dict) -> bool:
+    """False only when two records name different pid namespaces (an older record names none)."""
+    x, y = a.get("pid_ns"), b.get("pid_ns")
+    return x is None or y is None or x == y
+
+
 def _stat_fields(pid: int) -> list[str] | None:
     try:
         fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)

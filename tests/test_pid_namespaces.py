@@ -103,6 +103,9 @@ def test_an_owner_in_another_pid_namespace_is_judged_by_its_heartbeat(project, m
     r = run_cli("check", "vendor/auth/login.py", "--agent", "bob", cwd=project)
     assert r.returncode == 3, r.stdout + r.stderr
     assert "cont" in r.stdout and "container work" in r.stdout
+    taken = run_cli("join", "--name", "cont", cwd=project)  # its name is not free for the taking
+    assert taken.returncode != 0 and "cont" in taken.stderr, taken.stdout + taken.stderr
+    assert _record(project, "cont")["pid_ns"] == cont["pid_ns"]
     r = run_cli("doctor", "--fix", cwd=project)
     assert _record(project, "cont") is not None, r.stdout
 

@@ -10,7 +10,7 @@ the TTL and their claims stop counting.
 from __future__ import annotations
 
 from ...errors import NameTaken, StoreError
-from ...liveness import is_live
+from ...liveness import is_live, same_namespace
 from .connection import columns
 
 TYPE_CHECKING = False
@@ -71,7 +71,7 @@ class Registry:
                     raise StoreError(f"PostgreSQL store {db.url}: could not register {name}: the name keeps changing")
                 old = agent_row(row)
                 same_owner = (old["pid"] == rec["pid"] and old.get("pid_start") == rec.get("pid_start")
-                              and old["host"] == rec["host"] and rec["pid"] != 0)
+                              and old["host"] == rec["host"] and rec["pid"] != 0 and same_namespace(old, rec))
                 replaced, orphaned = None, 0
                 if old["session"] == rec["session"] or same_owner:
                     new = {**rec, "session": old["session"], "started": old["started"]}

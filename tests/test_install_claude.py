@@ -265,4 +265,10 @@ def test_an_install_run_in_a_subdirectory_installs_for_the_project(project, harn
         assert os.path.isfile(os.path.join(project, rel)), rel
     assert sorted(os.listdir(deep)) == ["login.py"]
     assert f"you ran this in src/auth/, a subdirectory: installed for the project at {project}" in proc.stdout
-    assert "a subdirectory" not in run_cli("install", harness, cwd=project).stdout
+    assert "a subdirectory:" not in run_cli("install", harness, cwd=project).stdout
+    # and where the harness must be started to load it (found with the real CLIs, tests/e2e)
+    if harness == "codex":
+        assert "Codex finds" in proc.stdout and "any subdirectory" in proc.stdout
+    else:
+        assert f"only in the directory it starts in: start it in {project}" in proc.stdout
+        assert "started in a subdirectory is NOT guarded" in proc.stdout

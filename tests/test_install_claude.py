@@ -275,3 +275,23 @@ def test_post_call_entry_is_merged_in_place_and_never_duplicated(project):
     before = _read(path)
     assert run_cli("install", "claude-code", "--no-mcp", "--agent", "bob", cwd=project).returncode == 0
     assert _read(path) == before
+
+
+@pytest.mark.parametrize("harness,files", [("claude-code", [".claude/settings.json", ".mcp.json"]),
+                                           ("codex", [".codex/hooks.json", ".codex/config.toml"]),
+                                           ("gemini", [".gemini/settings.json"])])
+def test_an_install_run_in_a_subdirectory_installs_for_the_project(project, harness, files):
+    deep = os.path.join(project, "src", "auth")
+    proc = run_cli("install", harness, cwd=deep)
+    assert proc.returncode == 0, proc.stderr
+    for rel in files:
+        assert os.path.isfile(os.path.join(project, rel)), rel
+    assert sorted(os.listdir(deep)) == ["login.py"]
+    assert f"you ran this in src/auth/, a subdirectory: installed for the project at {project}" in proc.stdout
+    assert "a subdirectory:" not in run_cli("install", harness, cwd=project).stdout
+    # and where the harness must be started to load it (found with the real CLIs, tests/e2e)
+    if harness == "codex":
+        assert "Codex finds" in proc.stdout and "any subdirectory" in proc.stdout
+    else:
+        assert f"only in the directory it starts in: start it in {project}" in proc.stdout
+        assert "started in a subdirectory is NOT guarded" in proc.stdout

@@ -197,7 +197,24 @@ def _project(ctx: click.Context) -> tuple[str, str | None]:
     return find_root(getattr(obj, "root", None)), getattr(obj, "agent_name", None)
 
 
-def _done(lines: list[str]) -> None:
+# Where each harness looks for the project files installed here, as tried with the real CLIs (tests/e2e):
+# Codex walks up from its working directory to the project root; Claude Code and Gemini CLI read them only in
+# the directory they are started in.
+_START_IN_ROOT = {"claude-code": ("Claude Code", ".claude/settings.json"),
+                  "gemini": ("Gemini CLI", ".gemini/settings.json")}
+
+
+def _done(lines: list[str], root: str, harness: str) -> None:
+    rel = os.path.relpath(os.path.realpath(os.getcwd()), os.path.realpath(root))
+    if rel != "." and not rel.startswith(".."):
+        lines.append(f"pi-mesh: you ran this in {rel}/, a subdirectory: installed for the project at {root}")
+    if harness in _START_IN_ROOT:
+        name, file = _START_IN_ROOT[harness]
+        lines.append(f"pi-mesh: {name} reads {file} only in the directory it starts in: start it in {root}; "
+                     f"{name} started in a subdirectory is NOT guarded by this install")
+    else:
+        lines.append(f"pi-mesh: Codex finds {root}/.codex/ when started in any subdirectory of the project "
+                     "(it looks up to the git top level)")
     for line in lines:
         click.echo(line)
 
@@ -261,7 +278,7 @@ def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> 
         write_json(mcp_path, mcp)
         lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} installed in {mcp_path}; its tools are allowed in "
                      "permissions.allow, which Claude Code honours once you have trusted the project")
-    _done(lines)
+    _done(lines, root, "claude-code")
 
 
 @_installer("codex")
@@ -286,7 +303,7 @@ def codex_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
         lines.append(f"pi-mesh: {config_path} already has [mcp_servers.{SERVER_NAME}]; left as it is")
     lines.append("pi-mesh: Codex reads project .codex/ files only in a trusted project, and runs a new hook only "
                  "once you have trusted it (or with --dangerously-bypass-hook-trust in vetted automation)")
-    _done(lines)
+    _done(lines, root, "codex")
 
 
 def _codex_mcp_toml(path: str, agent: str | None) -> str | None:
@@ -341,4 +358,4 @@ def gemini_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
     if not agent:
         lines.append("pi-mesh: note: Gemini CLI runs hooks in a sanitized environment; if $PI_MESH_AGENT does not "
                      "reach the hook, reinstall with --agent NAME")
-    _done(lines)
+    _done(lines, root, "gemini")

@@ -4,7 +4,7 @@ A hook command or a git hook started by a harness with no ``$PI_MESH_AGENT`` and
 some agent's work when that harness joined the mesh itself (its ``pi-mesh mcp --harness ...`` registers the
 harness's process as the owner).  This module is the one place that answers it, from the agent records
 (:meth:`~pi_mesh_plugin.store.base.Store.list_agents`, ``get_agent``) and ``/proc``; an owner counts only on
-this host, when its pid's start time still matches the record (a reused pid is someone else).  Light imports:
+this host and in this pid namespace, when its pid's start time still matches the record (a reused pid is someone else).  Light imports:
 it is on the per-call hook path.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from .liveness import _stat_fields, process_start, this_host
+from .liveness import _stat_fields, other_namespace, process_start, this_host
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def ancestors(pid: int, limit: int = 32) -> list[int]:
 
 def _owned_here(rec: dict, chain: list[int] | set[int], host: str) -> bool:
     pid = rec.get("pid")
-    return (isinstance(pid, int) and pid in chain and rec.get("host") == host
+    return (isinstance(pid, int) and pid in chain and rec.get("host") == host and not other_namespace(rec)
             and (rec.get("pid_start") is None or process_start(pid) == rec["pid_start"]))
 
 

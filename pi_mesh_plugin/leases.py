@@ -42,8 +42,8 @@ def _me(mesh: Mesh) -> dict | None:
 
 def _mine(mesh: Mesh, me: dict, t: float) -> list[dict]:
     out = []
-    for r in mesh.store.reservations():
-        if r["holder"] != me["name"] or (r.get("session") and r["session"] != me["session"]):
+    for r in mesh.store.held_by(me["name"]):
+        if r.get("session") and r["session"] != me["session"]:
             continue
         try:
             if parse_iso(r["expires"]) > t:

@@ -23,7 +23,7 @@ from . import paths as P
 from .clock import format_duration, iso, new_id, now, parse_iso
 from .config import AgentConfig, load_config
 from .errors import NotJoined, OutsideProject, ReservationConflict, TooLarge, UnknownAgent, UsageError, clip
-from .liveness import boot_id, process_start, this_host
+from .liveness import boot_id, pid_ns, process_start, this_host
 from .names import validate_name
 from .records import Agent, Block, Message, Queued, Reservation
 
@@ -124,6 +124,7 @@ class Mesh:
                 session = self.session
         rec = {"schema": 1, "name": name, "session": session, "pid": owner,
                "pid_start": process_start(owner) if owner else None, "host": this_host(), "boot_id": boot_id(),
+               "pid_ns": pid_ns() if owner else None,
                "cwd": self.cwd, "harness": harness or self.config.harness, "model": model, "started": t,
                "last_seen": t}
         if status:

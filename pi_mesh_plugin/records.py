@@ -73,9 +73,9 @@ class Record:
 class Agent(Record):
     """A registered agent.  ``live`` is computed when listed, not stored."""
 
-    __slots__ = ("name", "session", "pid", "pid_start", "host", "boot_id", "cwd", "harness", "model",
+    __slots__ = ("name", "session", "pid", "pid_start", "host", "boot_id", "pid_ns", "cwd", "harness", "model",
                  "started", "last_seen", "status", "activity", "live")
-    _optional = {"pid_start": None, "boot_id": None, "harness": None, "model": None, "status": None,
+    _optional = {"pid_start": None, "boot_id": None, "pid_ns": None, "harness": None, "model": None, "status": None,
                  "activity": None, "live": None}
     name: str
     session: str
@@ -83,6 +83,7 @@ class Agent(Record):
     pid_start: str | None
     host: str
     boot_id: str | None
+    pid_ns: str | None
     cwd: str
     harness: str | None
     model: str | None

@@ -141,11 +141,10 @@ def _probe(bwrap: str, cache_dir: str | None) -> str | None:
     _probed[repr(key)] = why
     if cache and st is not None and os.path.isdir(os.path.dirname(cache)):
         try:
-            import json
-
+            from .jsonc import dumps
             from .store.files.fsio import write_atomic
 
-            write_atomic(cache, json.dumps({"key": key, "why": why}).encode(), durable=False)
+            write_atomic(cache, dumps({"key": key, "why": why}).encode(), durable=False)
         except OSError:
             pass
     return why

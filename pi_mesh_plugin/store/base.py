@@ -109,6 +109,10 @@ class Store(Protocol):
     def reservations(self) -> list[dict]:
         """Every stored claim, live or not."""
 
+    def held_by(self, holder: str) -> list[dict]:
+        """``holder``'s claims (every session, expired or not), by id: ``reservations()`` filtered, without
+        reading everyone else's."""
+
     def covering(self, path: str, kind: str = "file") -> list[dict]:
         """Stored claims that overlap ``path`` (canonical); the caller judges expiry and liveness."""
 

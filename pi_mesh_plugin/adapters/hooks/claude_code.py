@@ -58,7 +58,7 @@ deny_output = pretooluse_deny
 def allow_output(tool_input: dict) -> str:
     """Let the call run with ``tool_input`` instead (the Bash command wrapped in the sandbox).  No
     ``permissionDecision``: Claude Code's own permission check still runs, on the rewritten input."""
-    import json
+    from ...jsonc import dumps
 
-    return json.dumps({"hookSpecificOutput": {"hookEventName": EVENT, "updatedInput": tool_input}},
+    return dumps({"hookSpecificOutput": {"hookEventName": EVENT, "updatedInput": tool_input}},
                       ensure_ascii=False)

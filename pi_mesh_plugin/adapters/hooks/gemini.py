@@ -41,14 +41,14 @@ def translate(event: object, agent: str | None = None) -> ToolCall:
 
 
 def deny_output(reason: str) -> str:
-    import json
+    from ...jsonc import dumps
 
-    return json.dumps({"decision": "deny", "reason": reason}, ensure_ascii=False)
+    return dumps({"decision": "deny", "reason": reason}, ensure_ascii=False)
 
 
 def allow_output(tool_input: dict) -> str:
     """Let the call run with ``tool_input`` instead: Gemini CLI (0.61) takes ``hookSpecificOutput.tool_input``
     of a BeforeTool hook as the tool's new parameters (the shell command wrapped in the sandbox)."""
-    import json
+    from ...jsonc import dumps
 
-    return json.dumps({"hookSpecificOutput": {"hookEventName": EVENT, "tool_input": tool_input}}, ensure_ascii=False)
+    return dumps({"hookSpecificOutput": {"hookEventName": EVENT, "tool_input": tool_input}}, ensure_ascii=False)

@@ -201,6 +201,9 @@ class PostgresStore:
     def reservations(self) -> list[Rec]:
         return self.claims.reservations()
 
+    def held_by(self, holder: str) -> list[Rec]:
+        return self.claims.held_by(holder)
+
     def enqueue(self, agent: str, session: str | None, wanted: list[tuple[str, str]], reason: str,
                 ttl: float) -> Rec:
         return self.queue.enqueue(agent, session, wanted, reason, ttl)

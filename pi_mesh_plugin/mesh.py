@@ -24,7 +24,7 @@ from .clock import format_duration, iso, new_id, now, parse_iso
 from .config import AgentConfig, load_config
 from .errors import NotJoined, OutsideProject, ReservationConflict, TooLarge, UnknownAgent, UsageError, clip
 from .liveness import boot_id, process_start, this_host
-from .names import validate_name
+from .names import check_joinable, validate_name
 from .records import Agent, Block, Message, Queued, Reservation
 
 # ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
@@ -109,9 +109,8 @@ class Mesh:
              pid: int | None = None, status: str | None = None) -> Agent:
         """Register this agent.  ``pid`` is the owner process (default: this process's parent if the
         caller is a short-lived CLI, else this process; ``0`` for heartbeat-only liveness)."""
-        name = validate_name(name or self.agent or generated_name())
-        if name == "mesh":
-            raise UsageError("the name mesh is reserved: the mesh's own notices (\"it is yours\") come from it")
+        name = check_joinable(generated_name() if name is None and not self.agent else
+                              (self.agent if name is None else name), harness or self.config.harness)
         owner = os.getpid() if pid is None else int(pid)
         t = iso(now())
         # joining again from the same Mesh, same owner, while still live keeps the session (a heartbeat-only

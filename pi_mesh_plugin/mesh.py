@@ -130,12 +130,9 @@ class Mesh:
         _check_fields("agent", rec, "cannot join")
         res = self.store.register(rec)
         self.agent, self.session, self._owner = name, res["agent"]["session"], owner
-        self.notices = []
-        if res.get("replaced"):
-            n = res.get("orphaned", 0)
-            self.notices.append(
-                f"the name {name} was held by a session that is gone; its claims were dropped"
-                + (f" and its {n} unread message(s) set aside in inbox/{name}/orphaned/{res['replaced']}/" if n else ""))
+        from .mailbox import join_notices
+
+        self.notices = join_notices(self, name, res)
         self._feed("join", harness=rec["harness"], pid=owner, replaced=res.get("replaced"))
         return Agent.from_dict({**res["agent"], "live": True})
 
@@ -248,7 +245,7 @@ class Mesh:
         self._feed("message", created, to="*", id=msg_id, recipients=len(names), urgent=bool(urgent))
         return [Message.from_record({**rec, "to": n}, read=False) for n in names]
 
-    def read_inbox(self, unread_only: bool = True, peek: bool = False) -> list[Message]:
+    def read_inbox(self, unread_only: bool = True, peek: bool = False, *, via: str | None = None) -> list[Message]:
         """Messages in id (= arrival) order.  Unless ``peek``, unread ones are then marked read.
 
         Reading never deletes: a read message stays in ``cur/``.  Without
@@ -257,7 +254,8 @@ class Mesh:
         among the read ones (``unread_only=False``): at-most-once processing
         (the torture suite measures it).  For at-least-once processing,
         ``peek=True`` then :meth:`mark_read` the ids once handled; after a
-        crash the same messages (same ids) come again - de-duplicate by id.
+        crash the same messages (same ids) come again - de-duplicate by id.  ``via`` names the adapter
+        that puts them into the model's context (see :meth:`mark_read`).
         """
         name = self._need_agent()
         got = self.store.fetch(name, unread_only)
@@ -265,11 +263,34 @@ class Mesh:
         if not peek:
             unread = [m.id for m in msgs if not m.read]
             if unread:
-                self.store.mark_read(name, unread)
+                self.mark_read(unread, via=via)
         return msgs
 
-    def mark_read(self, ids: list[str]) -> int:
-        return self.store.mark_read(self._need_agent(), [validate_name(i, "message id") for i in ids])
+    def mark_read(self, ids: list[str], *, via: str | None = None) -> int:
+        """Mark these messages read.  ``via`` names the adapter that put them into the model's context
+        (``pi``, ``tool``, ``cli``, ``claude-code``, ``codex``, ``gemini``): their "shown" receipt."""
+        if via is not None:
+            validate_name(via, "adapter name")
+        return self.store.mark_read(self._need_agent(), [validate_name(i, "message id") for i in ids], via)
+
+    def receipts(self, ids: list[str] | None = None, limit: int | None = None) -> list[dict]:
+        """What became of this agent's messages: delivered, read, shown (via, when), answered, set aside
+        (one row per message and recipient; see :mod:`pi_mesh_plugin.receipts`)."""
+        from .receipts import receipts
+
+        return receipts(self, None if ids is None else [validate_name(i, "message id") for i in ids], limit)
+
+    def orphaned(self) -> list[tuple[str, Message]]:
+        """``[(old session, message)]``: unread mail of earlier sessions of this name, set aside (see :meth:`adopt`)."""
+        return [(s, Message.from_record(r, read=False)) for s, r in self.store.fetch_orphaned(self._need_agent())]
+
+    def adopt(self, sessions: list[str] | None = None) -> int:
+        """Take the set-aside mail of earlier sessions of this name (these, or all) as unread mail."""
+        name = self._need_agent()
+        n = self.store.adopt(name, None if sessions is None else [validate_name(s, "session") for s in sessions])
+        if n:
+            self._feed("adopt", count=n, sessions=sessions)
+        return n
 
     def unread_count(self, name: str | None = None) -> int:
         return self.store.unread_count(name or self._need_agent())

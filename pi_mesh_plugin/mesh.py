@@ -22,8 +22,9 @@ import os
 from . import paths as P
 from .clock import format_duration, iso, new_id, now, parse_iso
 from .config import AgentConfig, load_config
-from .errors import NotJoined, OutsideProject, ReservationConflict, TooLarge, UnknownAgent, UsageError, clip
+from .errors import NotJoined, OutsideProject, ReservationConflict, TooLarge, UsageError, clip
 from .liveness import boot_id, process_start, this_host
+from .mailbox import MAX_TEXT  # noqa: F401 - re-exported
 from .names import check_joinable, validate_name
 from .records import Agent, Block, Message, Queued, Reservation
 
@@ -32,7 +33,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .store.base import Store
 
-MAX_TEXT = 64 * 1024
 MAX_REASON = 1000
 
 
@@ -198,52 +198,18 @@ class Mesh:
         return out
 
     # -- messages -----------------------------------------------------------
-    @staticmethod
-    def _message(sender: str, to: str, text: str, urgent: bool, reply_to: str | None, msg_id: str, created: str,
-                 broadcast: bool = False, thread: str | None = None) -> dict:
-        rec = {"schema": 1, "id": msg_id, "from": sender, "to": to, "text": text, "urgent": bool(urgent),
-               "reply_to": reply_to, "thread": thread, "created": created}
-        if broadcast:
-            rec["broadcast"] = True
-        return rec
-
-    def _check_text(self, text: str) -> None:
-        if not isinstance(text, str) or not text or text.isspace():  # isspace: the test strip() does, no copy
-            raise UsageError("message text is empty")
-        if len(text) > MAX_TEXT:
-            raise TooLarge(f"message text is {len(text)} characters; the limit is {MAX_TEXT}")
-
     def send(self, to: str, text: str, urgent: bool = False, reply_to: str | None = None) -> Message:
-        sender = self._need_agent()
-        validate_name(to, "recipient")
-        self._check_text(text)
-        if reply_to is not None:
-            validate_name(reply_to, "message id")
-        if not self.store.has_agent(to):
-            raise UnknownAgent(to)
-        thread = None
-        if reply_to:
-            orig = self.store.get_message(sender, reply_to)
-            thread = (orig.get("thread") or orig["id"]) if orig else reply_to
-        t = now()
-        rec = self._message(sender, to, text, urgent, reply_to, new_id(t), iso(t), thread=thread)
-        self.store.deliver([rec])
-        self._feed("message", rec["created"], to=to, id=rec["id"], urgent=rec["urgent"])
-        return Message.from_record(rec, read=False)
+        """Deliver ``text`` to ``to``, durably, before returning.  Refused (:class:`SendRefused`, nothing
+        delivered) by the governors of :mod:`pi_mesh_plugin.limits`; see :mod:`pi_mesh_plugin.mailbox`."""
+        from .mailbox import send
+
+        return send(self, to, text, urgent, reply_to)
 
     def broadcast(self, text: str, urgent: bool = False) -> list[Message]:
-        """One message (one shared id) to every live agent but the sender."""
-        sender = self._need_agent()
-        self._check_text(text)
-        t = now()
-        msg_id, created = new_id(t), iso(t)
-        store = self.store  # records, not Agent objects: only the names of the live ones are needed
-        names = [a["name"] for a in store.list_agents() if a["name"] != sender and store.is_live(a)]
-        rec = self._message(sender, "*", text, urgent, None, msg_id, created, broadcast=True)
-        if names:
-            store.broadcast(rec, names)
-        self._feed("message", created, to="*", id=msg_id, recipients=len(names), urgent=bool(urgent))
-        return [Message.from_record({**rec, "to": n}, read=False) for n in names]
+        """One message (one shared id) to every live agent but the sender (governed like :meth:`send`)."""
+        from .mailbox import broadcast
+
+        return broadcast(self, text, urgent)
 
     def read_inbox(self, unread_only: bool = True, peek: bool = False, *, via: str | None = None) -> list[Message]:
         """Messages in id (= arrival) order.  Unless ``peek``, unread ones are then marked read.

@@ -153,6 +153,10 @@ class Store(Protocol):
 
     def read_feed(self, limit: int | None = None) -> list[dict]: ...
 
+    def recent_messages(self, since: str) -> list[dict]:
+        """The feed's ``message`` events stamped at or after ``since`` (ISO), oldest first, read from the newest
+        end only (see :mod:`pi_mesh_plugin.limits`)."""
+
     def doctor(self, fix: bool = False) -> list[dict]:
         """Findings (stale agents, expired or orphaned claims, bad records, leftovers), fixed when asked."""
 

@@ -271,6 +271,11 @@ class FileStore:
         self._safe()
         return self.feed.read(limit)
 
+    def recent_messages(self, since: str) -> list[dict]:
+        """The feed's ``message`` events since ``since`` (ISO), oldest first: what the send governors count."""
+        self._safe()
+        return self.feed.recent("message", since)
+
     # -- upkeep -------------------------------------------------------------
     def doctor(self, fix: bool = False) -> list[dict]:
         from .doctor import examine

@@ -247,6 +247,10 @@ class PostgresStore:
     def read_feed(self, limit: int | None = None) -> list[Rec]:
         return self.events.read(limit)
 
+    def recent_messages(self, since: str) -> list[Rec]:
+        """The feed's ``message`` events since ``since`` (ISO), oldest first: what the send governors count."""
+        return self.events.recent("message", since)
+
     # -- upkeep -------------------------------------------------------------------
     def clock_skew(self) -> float:
         """Seconds this machine's clock is ahead of the server's (negative: behind)."""

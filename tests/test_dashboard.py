@@ -261,8 +261,11 @@ def test_compose_messages_an_agent_and_everyone(team, project):
             await pilot.press("escape", "a")  # `a`: compose to everyone
             assert app.query_one("#compose").value == "@all "
             await pilot.press(*"stop", "enter")
-            await until(pilot, lambda: "live agent(s)" in app.last_result, what="the broadcast")
-            assert app.last_result == "sent to 2 live agent(s)"  # alice and bob; carol and erin are stale
+            assert app.last_result.startswith("send to all 2 live agent(s) (alice, bob)?")  # confirm first
+            assert alice.unread_count() == 0 and app.query_one("#compose").value == "@all stop"
+            await pilot.press("enter")
+            await until(pilot, lambda: "live agent(s):" in app.last_result, what="the broadcast")
+            assert app.last_result == "sent to 2 live agent(s): alice, bob"  # carol and erin are stale
             assert [m.text for m in alice.read_inbox()] == ["stop"]
             assert [m.text for m in bob.read_inbox()] == ["stop"]
 
@@ -281,6 +284,28 @@ def test_compose_messages_an_agent_and_everyone(team, project):
             await until(pilot, lambda: app.last_result.startswith("sent to alice"), what=f"the send to alice: {app.last_result} {app.query_one('#compose').value!r}")
             assert app.is_running
             assert [m.text for m in alice.read_inbox()] == ["q?"]
+
+    run(go())
+
+
+def test_typing_before_the_compose_line_has_focus_sends_nothing(team, project):
+    app = MeshTop(operator_mesh(project))
+    alice, bob = team["alice"], team["bob"]
+
+    async def go() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: len(app.data["agents"]) == 5, what="agents listed")
+            await pilot.press(*"lice hi", "enter")  # typed blind (`c` opens the compose line mid-word): nothing sent
+            assert alice.unread_count() == bob.unread_count() == 0
+            await pilot.press("escape", *"alice hi", "enter")  # `a` opens "@all ": the rest lands there, unconfirmed
+            assert app.query_one("#compose").value == "@all lice hi"
+            assert app.last_result.startswith("send to all") and alice.unread_count() == bob.unread_count() == 0
+            await pilot.press("escape")
+            assert app.last_result == "not sent"
+            app.query_one("#compose").value = ""
+            await pilot.press(*"@bob hi", "enter")  # `@` opens the compose line with the @ typed
+            await until(pilot, lambda: app.last_result.startswith("sent to bob"), what="the send to bob")
+            assert [m.text for m in bob.read_inbox()] == ["hi"] and alice.unread_count() == 0
 
     run(go())
 

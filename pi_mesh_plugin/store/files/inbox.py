@@ -18,12 +18,15 @@ session that is gone waits in ``orphaned/<session>/`` until adopted
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 from ...names import is_valid_name, validate_name
 from ...schema import validate
 from ..addressing import BROADCAST, check_addressed, check_broadcast
 from . import delivery, fsio, links
+
+TYPE_CHECKING = False  # on the per-call hook path: typing-only imports are skipped at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 SUBDIRS = ("tmp", "new", "cur")
 

@@ -148,6 +148,10 @@ def load_config(root: str, agent: str | None = None, explicit: str | None = None
             values[k] = parse_duration(values[k])
         except ValueError as e:
             raise ConfigError(f"{where}: {k}: {e}") from None
+    if os.environ.get("PI_MESH_LIMITS") == "off":  # every governor off (load tests, benchmarks)
+        from .limits import RULES
+
+        values.update(dict.fromkeys(RULES, "off"))
     values["limits"], values["limits_source"] = _limits(values, where)
     store = data.get("store", {})
     values["store_url"] = os.environ.get("PI_MESH_STORE") or store.get("url") or None

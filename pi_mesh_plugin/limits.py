@@ -17,6 +17,9 @@ key                default     refuses
                                answering each other (both directions present)
 =================  ==========  ====================================================
 
+``PI_MESH_LIMITS=off`` in the environment turns every governor off (load
+tests, benchmarks, a replay of a log).
+
 A refusal is :class:`~pi_mesh_plugin.errors.SendRefused` (exit 3): one line
 saying which rule, since when, and the time it may be retried
 (``retry_after``), repeating at most 60 characters of the text.  Nothing is

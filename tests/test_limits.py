@@ -10,6 +10,8 @@ import subprocess
 
 import pytest
 
+pytestmark = pytest.mark.usefixtures("governed")
+
 from pi_mesh_plugin.clock import parse_iso
 from tests.conftest import PI_MESH, REPO
 from tests.test_cli import cli, one_line_error

@@ -6,8 +6,6 @@ Sizes come from a :class:`Size`; ``FULL`` is the published run (``python -m test
 
 from __future__ import annotations
 
-os.environ.setdefault("PI_MESH_LIMITS", "off")  # floods on purpose: no governor in the way
-
 import json
 import os
 import random
@@ -16,6 +14,8 @@ import sys
 import time
 
 from .common import finish, kill9, new_project, read_lines, scan_store, spawn, wait_line, worker_env
+
+os.environ.setdefault("PI_MESH_LIMITS", "off")  # floods on purpose: no governor in the way
 
 
 class Size:

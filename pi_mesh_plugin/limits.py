@@ -86,19 +86,17 @@ def check(mesh: Mesh, sender: str, to: str | None, text: str) -> str:
     recent = getattr(mesh.store, "recent_messages", None)
     if recent is None:
         return d
-    events = [e for e in recent(iso(t - horizon)) if isinstance(e.get("ts"), str)]
+    stamped = []
+    for e in recent(iso(t - horizon)):
+        try:
+            stamped.append((parse_iso(e["ts"]), e))  # each stamp parsed once, whatever the number of rules
+        except (ValueError, TypeError, KeyError):
+            continue
     target = to or "*"
 
     def within(window: float) -> list[tuple[float, dict]]:
-        out = []
-        for e in events:
-            try:
-                ts = parse_iso(e["ts"])
-            except ValueError:
-                continue
-            if ts > t - window:
-                out.append((ts, e))
-        return out
+        floor = t - window
+        return [x for x in stamped if x[0] > floor]
 
     repeat = rules.get("repeat_window")
     if repeat is not None:

@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("textual")
 
-from pi_mesh_plugin.dashboard import LiveAgent, MeshTop, operator_mesh, parse_compose, release_dead
+from pi_mesh_plugin.dashboard import LiveAgent, MeshTop, operator_mesh, parse_compose, release_dead, snapshot
 from pi_mesh_plugin.errors import UnknownAgent, UsageError
 
 from .conftest import run_cli
@@ -286,6 +286,23 @@ def test_compose_messages_an_agent_and_everyone(team, project):
             assert [m.text for m in alice.read_inbox()] == ["q?"]
 
     run(go())
+
+
+def test_snapshot_counts_mail_set_aside_for_a_name(project, mesh_factory):
+    import subprocess
+    import sys
+
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        old = mesh_factory("bob", join=False)
+        old.join(harness="pi", pid=owner.pid)
+        mesh_factory("alice").send("bob", "for the old bob")
+    finally:
+        owner.kill()
+        owner.wait()
+    mesh_factory("bob", join=False).join(harness="codex")
+    rows = {r["name"]: r for r in snapshot(mesh_factory("observer"))["agents"]}
+    assert (rows["bob"]["unread"], rows["bob"]["aside"]) == (0, 1)
 
 
 def test_typing_before_the_compose_line_has_focus_sends_nothing(team, project):

@@ -178,7 +178,8 @@ class MeshTop(App[None]):
                                      Text(a["state"], style="green" if a["live"] else "red"),
                                      Text(a["harness"], style=style), Text(a["model"], style=style),
                                      Text(a["last"], style=style), Text(claims, style=style),
-                                     Text(str(a["unread"]), style="bold yellow" if a["unread"] else style),
+                                     Text(str(a["unread"]) + (f" (+{a['aside']} set aside)" if a.get("aside") else ""),
+                                          style="bold yellow" if a["unread"] or a.get("aside") else style),
                                      Text(a["status"], style=style)]))
         self._fill(self.query_one("#agents", DataTable), AGENT_COLUMNS, rows)
         rows = []

@@ -40,6 +40,12 @@ DEFAULTS: dict = {
     "sidecar_timeout": "5s",
     "sandbox": "auto",
     "harness": None,
+    # governors on sending (pi_mesh_plugin/limits.py): COUNT/DURATION, a duration, or "off"
+    "send_limit": "20/1m",
+    "receive_limit": "30/1m",
+    "repeat_window": "10m",
+    "broadcast_limit": "3/10m",
+    "ping_pong_limit": "20/5m",
 }
 ALWAYS_GUARDED = frozenset({"commit"})
 _DURATIONS = ("reservation_ttl", "max_reservation", "expiry_warning", "auto_claim_ttl", "heartbeat_ttl",
@@ -51,7 +57,8 @@ class AgentConfig:
 
     __slots__ = ("plugins", "tools", "guard", "deny", "reservation_ttl", "max_reservation", "expiry_warning",
                  "auto_claim", "auto_claim_ttl", "heartbeat_ttl", "on_store_error",
-                 "sidecar_timeout", "sandbox", "harness", "store_url", "project_id", "default_agent", "source")
+                 "sidecar_timeout", "sandbox", "harness", "store_url", "project_id", "default_agent", "source",
+                 "limits", "limits_source")
     plugins: list[str]
     tools: list[str]
     guard: list[str]
@@ -70,6 +77,8 @@ class AgentConfig:
     project_id: str | None
     default_agent: str | None
     source: str | None
+    limits: dict
+    limits_source: dict
 
     def __init__(self, values: dict, source: str | None) -> None:
         for k in self.__slots__:
@@ -141,11 +150,30 @@ def load_config(root: str, agent: str | None = None, explicit: str | None = None
             values[k] = parse_duration(values[k])
         except ValueError as e:
             raise ConfigError(f"{where}: {k}: {e}") from None
+    if os.environ.get("PI_MESH_LIMITS") == "off":  # every governor off (load tests, benchmarks)
+        from .limits import RULES
+
+        values.update(dict.fromkeys(RULES, "off"))
+    values["limits"], values["limits_source"] = _limits(values, where)
     store = data.get("store", {})
     values["store_url"] = os.environ.get("PI_MESH_STORE") or store.get("url") or None
     values["project_id"] = os.environ.get("PI_MESH_PROJECT_ID") or store.get("project_id")
     values["default_agent"] = data.get("mesh", {}).get("agent")
     return AgentConfig(values, path)
+
+
+def _limits(values: dict, where: str) -> tuple[dict, dict]:
+    """The governors' rules, parsed (:mod:`pi_mesh_plugin.limits`), and as written."""
+    from .limits import RULES, parse_rate, parse_window
+
+    parsed, source = {}, {}
+    for k in RULES:
+        source[k] = str(values[k])
+        try:
+            parsed[k] = parse_window(k, values[k]) if k == "repeat_window" else parse_rate(k, values[k])
+        except ValueError as e:
+            raise ConfigError(f"{where}: {k}: {e}") from None
+    return parsed, source
 
 
 def _read_cached(root: str, path: str) -> dict:
@@ -229,6 +257,7 @@ def parse_config_file(path: str) -> dict:
                     parse_duration(section[k])
                 except ValueError as err:
                     raise ConfigError(f"{path}: {where}.{k}: {err}") from None
+        _limits({**DEFAULTS, **section}, f"{path}: {where}")
     return data
 
 

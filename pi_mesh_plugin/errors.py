@@ -77,6 +77,19 @@ class TooLarge(UsageError):
     """A message or field past its size limit."""
 
 
+class SendRefused(MeshError):
+    """A send refused by a governor (rate, repeat, broadcast cap, ping-pong loop); nothing was delivered.
+
+    ``rule`` is the hooks.toml key, ``retry_after`` the ISO time from which the same send may pass."""
+
+    exit_code = EXIT_BLOCKED
+
+    def __init__(self, message: str, rule: str, retry_after: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.retry_after = retry_after
+
+
 class OutsideProject(UsageError):
     """A reservation of a path that is not inside the project."""
 

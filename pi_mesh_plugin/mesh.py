@@ -22,9 +22,10 @@ import os
 from . import paths as P
 from .clock import format_duration, iso, new_id, now, parse_iso
 from .config import AgentConfig, load_config
-from .errors import NotJoined, OutsideProject, ReservationConflict, TooLarge, UnknownAgent, UsageError, clip
+from .errors import NotJoined, OutsideProject, ReservationConflict, TooLarge, UsageError, clip
 from .liveness import boot_id, pid_ns, process_start, this_host
-from .names import validate_name
+from .mailbox import MAX_TEXT  # noqa: F401 - re-exported
+from .names import check_joinable, validate_name
 from .records import Agent, Block, Message, Queued, Reservation
 
 # ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
@@ -32,7 +33,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .store.base import Store
 
-MAX_TEXT = 64 * 1024
 MAX_REASON = 1000
 
 
@@ -109,9 +109,8 @@ class Mesh:
              pid: int | None = None, status: str | None = None) -> Agent:
         """Register this agent.  ``pid`` is the owner process (default: this process's parent if the
         caller is a short-lived CLI, else this process; ``0`` for heartbeat-only liveness)."""
-        name = validate_name(name or self.agent or generated_name())
-        if name == "mesh":
-            raise UsageError("the name mesh is reserved: the mesh's own notices (\"it is yours\") come from it")
+        name = check_joinable(generated_name() if name is None and not self.agent else
+                              (self.agent if name is None else name), harness or self.config.harness)
         owner = os.getpid() if pid is None else int(pid)
         t = iso(now())
         # joining again from the same Mesh, same owner, while still live keeps the session (a heartbeat-only
@@ -132,12 +131,9 @@ class Mesh:
         _check_fields("agent", rec, "cannot join")
         res = self.store.register(rec)
         self.agent, self.session, self._owner = name, res["agent"]["session"], owner
-        self.notices = []
-        if res.get("replaced"):
-            n = res.get("orphaned", 0)
-            self.notices.append(
-                f"the name {name} was held by a session that is gone; its claims were dropped"
-                + (f" and its {n} unread message(s) set aside in inbox/{name}/orphaned/{res['replaced']}/" if n else ""))
+        from .mailbox import join_notices
+
+        self.notices = join_notices(self, name, res)
         from .sandbox import fallback_notice
 
         unsandboxed = fallback_notice(self)
@@ -208,54 +204,20 @@ class Mesh:
         return out
 
     # -- messages -----------------------------------------------------------
-    @staticmethod
-    def _message(sender: str, to: str, text: str, urgent: bool, reply_to: str | None, msg_id: str, created: str,
-                 broadcast: bool = False, thread: str | None = None) -> dict:
-        rec = {"schema": 1, "id": msg_id, "from": sender, "to": to, "text": text, "urgent": bool(urgent),
-               "reply_to": reply_to, "thread": thread, "created": created}
-        if broadcast:
-            rec["broadcast"] = True
-        return rec
-
-    def _check_text(self, text: str) -> None:
-        if not isinstance(text, str) or not text or text.isspace():  # isspace: the test strip() does, no copy
-            raise UsageError("message text is empty")
-        if len(text) > MAX_TEXT:
-            raise TooLarge(f"message text is {len(text)} characters; the limit is {MAX_TEXT}")
-
     def send(self, to: str, text: str, urgent: bool = False, reply_to: str | None = None) -> Message:
-        sender = self._need_agent()
-        validate_name(to, "recipient")
-        self._check_text(text)
-        if reply_to is not None:
-            validate_name(reply_to, "message id")
-        if not self.store.has_agent(to):
-            raise UnknownAgent(to)
-        thread = None
-        if reply_to:
-            orig = self.store.get_message(sender, reply_to)
-            thread = (orig.get("thread") or orig["id"]) if orig else reply_to
-        t = now()
-        rec = self._message(sender, to, text, urgent, reply_to, new_id(t), iso(t), thread=thread)
-        self.store.deliver([rec])
-        self._feed("message", rec["created"], to=to, id=rec["id"], urgent=rec["urgent"])
-        return Message.from_record(rec, read=False)
+        """Deliver ``text`` to ``to``, durably, before returning.  Refused (:class:`SendRefused`, nothing
+        delivered) by the governors of :mod:`pi_mesh_plugin.limits`; see :mod:`pi_mesh_plugin.mailbox`."""
+        from .mailbox import send
+
+        return send(self, to, text, urgent, reply_to)
 
     def broadcast(self, text: str, urgent: bool = False) -> list[Message]:
-        """One message (one shared id) to every live agent but the sender."""
-        sender = self._need_agent()
-        self._check_text(text)
-        t = now()
-        msg_id, created = new_id(t), iso(t)
-        store = self.store  # records, not Agent objects: only the names of the live ones are needed
-        names = [a["name"] for a in store.list_agents() if a["name"] != sender and store.is_live(a)]
-        rec = self._message(sender, "*", text, urgent, None, msg_id, created, broadcast=True)
-        if names:
-            store.broadcast(rec, names)
-        self._feed("message", created, to="*", id=msg_id, recipients=len(names), urgent=bool(urgent))
-        return [Message.from_record({**rec, "to": n}, read=False) for n in names]
+        """One message (one shared id) to every live agent but the sender (governed like :meth:`send`)."""
+        from .mailbox import broadcast
 
-    def read_inbox(self, unread_only: bool = True, peek: bool = False) -> list[Message]:
+        return broadcast(self, text, urgent)
+
+    def read_inbox(self, unread_only: bool = True, peek: bool = False, *, via: str | None = None) -> list[Message]:
         """Messages in id (= arrival) order.  Unless ``peek``, unread ones are then marked read.
 
         Reading never deletes: a read message stays in ``cur/``.  Without
@@ -264,7 +226,8 @@ class Mesh:
         among the read ones (``unread_only=False``): at-most-once processing
         (the torture suite measures it).  For at-least-once processing,
         ``peek=True`` then :meth:`mark_read` the ids once handled; after a
-        crash the same messages (same ids) come again - de-duplicate by id.
+        crash the same messages (same ids) come again - de-duplicate by id.  ``via`` names the adapter
+        that puts them into the model's context (see :meth:`mark_read`).
         """
         name = self._need_agent()
         got = self.store.fetch(name, unread_only)
@@ -272,11 +235,34 @@ class Mesh:
         if not peek:
             unread = [m.id for m in msgs if not m.read]
             if unread:
-                self.store.mark_read(name, unread)
+                self.mark_read(unread, via=via)
         return msgs
 
-    def mark_read(self, ids: list[str]) -> int:
-        return self.store.mark_read(self._need_agent(), [validate_name(i, "message id") for i in ids])
+    def mark_read(self, ids: list[str], *, via: str | None = None) -> int:
+        """Mark these messages read.  ``via`` names the adapter that put them into the model's context
+        (``pi``, ``tool``, ``cli``, ``claude-code``, ``codex``, ``gemini``): their "shown" receipt."""
+        if via is not None:
+            validate_name(via, "adapter name")
+        return self.store.mark_read(self._need_agent(), [validate_name(i, "message id") for i in ids], via)
+
+    def receipts(self, ids: list[str] | None = None, limit: int | None = None) -> list[dict]:
+        """What became of this agent's messages: delivered, read, shown (via, when), answered, set aside
+        (one row per message and recipient; see :mod:`pi_mesh_plugin.receipts`)."""
+        from .receipts import receipts
+
+        return receipts(self, None if ids is None else [validate_name(i, "message id") for i in ids], limit)
+
+    def orphaned(self) -> list[tuple[str, Message]]:
+        """``[(old session, message)]``: unread mail of earlier sessions of this name, set aside (see :meth:`adopt`)."""
+        return [(s, Message.from_record(r, read=False)) for s, r in self.store.fetch_orphaned(self._need_agent())]
+
+    def adopt(self, sessions: list[str] | None = None) -> int:
+        """Take the set-aside mail of earlier sessions of this name (these, or all) as unread mail."""
+        name = self._need_agent()
+        n = self.store.adopt(name, None if sessions is None else [validate_name(s, "session") for s in sessions])
+        if n:
+            self._feed("adopt", count=n, sessions=sessions)
+        return n
 
     def unread_count(self, name: str | None = None) -> int:
         return self.store.unread_count(name or self._need_agent())

@@ -4,6 +4,13 @@ A name becomes a file name under ``.pi/mesh/``, so it is checked before it is
 ever joined to a path: 1-64 ASCII letters, digits, ``_`` and ``-``, starting
 with a letter or digit.  That excludes ``.``, ``..``, ``/``, NUL, whitespace
 and every Unicode look-alike, so no name can address a file outside the mesh.
+
+Some names mean something to the tools and are refused at ``join``
+(:func:`check_joinable`), in any case: ``all`` and ``everyone`` (``@all`` in
+``pi-mesh top`` messages every live agent), ``*`` (``send_message(to="*")``),
+``mesh`` (the mesh's own notices come from it) and ``human`` (the operator of
+``pi-mesh top``; only a join with harness ``operator`` may take it).  An empty
+name is an error, never a reason to pick a random one.
 """
 
 from __future__ import annotations
@@ -16,6 +23,30 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"  # the schemas' spelling of t
 ID_PATTERN = NAME_PATTERN
 _FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _REST = _FIRST | {"_", "-"}
+
+
+OPERATOR = "human"
+RESERVED = {
+    "all": "@all in pi-mesh top messages every live agent",
+    "everyone": "it reads as a message to every agent",
+    "*": "send_message(to=\"*\") messages every live agent",
+    "mesh": "the mesh's own notices (\"it is yours\") come from it",
+    OPERATOR: "it is the operator of pi-mesh top",
+}
+
+
+def check_joinable(name: object, harness: str | None = None) -> str:
+    """``name`` if an agent may join under it, else :class:`InvalidName` or a one-line ``UsageError``
+    saying why: empty, reserved (:data:`RESERVED`), or not a valid name."""
+    from .errors import UsageError
+
+    if isinstance(name, str) and not name.strip():
+        raise UsageError("an agent name cannot be empty: give --name NAME, or leave --name out for a generated one")
+    if isinstance(name, str):
+        why = RESERVED.get(name.lower())
+        if why is not None and not (name == OPERATOR and harness == "operator"):
+            raise UsageError(f"the name {name} is reserved: {why}; choose another name")
+    return validate_name(name)
 
 
 def is_valid_name(name: object) -> bool:

@@ -21,6 +21,15 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("PI_MESH_AGENT", "PI_MESH_ROOT", "PI_MESH_CONFIG", "PI_MESH_STORE", "PI_MESH_CRASH_AT",
                 "PI_MESH_HOSTNAME", "PI_MESH_LOAD_PLUGINS", "PI_MESH_PROJECT_ID"):
         monkeypatch.delenv(var, raising=False)
+    # The governors (pi_mesh_plugin/limits.py) would refuse the floods the delivery and race tests make on purpose;
+    # tests of the governors themselves take the `governed` fixture.
+    monkeypatch.setenv("PI_MESH_LIMITS", "off")
+
+
+@pytest.fixture
+def governed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The governors as a user gets them (hooks.toml and the defaults decide)."""
+    monkeypatch.delenv("PI_MESH_LIMITS", raising=False)
 
 
 @pytest.fixture

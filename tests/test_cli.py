@@ -180,7 +180,7 @@ def test_invalid_config_is_one_line_with_exit_2(project, text, words):
 
 def test_tools_and_tool(two):
     specs = js(cli(two, "--json", "tools", agent="bob"))
-    assert {s["name"] for s in specs} == {"send_message", "read_inbox", "reserve", "release", "list_agents"}
+    assert {s["name"] for s in specs} == {"send_message", "read_inbox", "message_status", "reserve", "release", "list_agents"}
     assert all(s["parameters"]["type"] == "object" for s in specs)
     r = cli(two, "tool", "reserve", '{"paths": ["src/"], "reason": "via tool", "ttl": "30m"}', agent="bob")
     assert r.stdout.startswith("reserved src/ until")

@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("textual")
 
-from pi_mesh_plugin.dashboard import LiveAgent, MeshTop, operator_mesh, parse_compose, release_dead
+from pi_mesh_plugin.dashboard import LiveAgent, MeshTop, operator_mesh, parse_compose, release_dead, snapshot
 from pi_mesh_plugin.errors import UnknownAgent, UsageError
 
 from .conftest import run_cli
@@ -261,8 +261,11 @@ def test_compose_messages_an_agent_and_everyone(team, project):
             await pilot.press("escape", "a")  # `a`: compose to everyone
             assert app.query_one("#compose").value == "@all "
             await pilot.press(*"stop", "enter")
-            await until(pilot, lambda: "live agent(s)" in app.last_result, what="the broadcast")
-            assert app.last_result == "sent to 2 live agent(s)"  # alice and bob; carol and erin are stale
+            assert app.last_result.startswith("send to all 2 live agent(s) (alice, bob)?")  # confirm first
+            assert alice.unread_count() == 0 and app.query_one("#compose").value == "@all stop"
+            await pilot.press("enter")
+            await until(pilot, lambda: "live agent(s):" in app.last_result, what="the broadcast")
+            assert app.last_result == "sent to 2 live agent(s): alice, bob"  # carol and erin are stale
             assert [m.text for m in alice.read_inbox()] == ["stop"]
             assert [m.text for m in bob.read_inbox()] == ["stop"]
 
@@ -281,6 +284,45 @@ def test_compose_messages_an_agent_and_everyone(team, project):
             await until(pilot, lambda: app.last_result.startswith("sent to alice"), what=f"the send to alice: {app.last_result} {app.query_one('#compose').value!r}")
             assert app.is_running
             assert [m.text for m in alice.read_inbox()] == ["q?"]
+
+    run(go())
+
+
+def test_snapshot_counts_mail_set_aside_for_a_name(project, mesh_factory):
+    import subprocess
+    import sys
+
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        old = mesh_factory("bob", join=False)
+        old.join(harness="pi", pid=owner.pid)
+        mesh_factory("alice").send("bob", "for the old bob")
+    finally:
+        owner.kill()
+        owner.wait()
+    mesh_factory("bob", join=False).join(harness="codex")
+    rows = {r["name"]: r for r in snapshot(mesh_factory("observer"))["agents"]}
+    assert (rows["bob"]["unread"], rows["bob"]["aside"]) == (0, 1)
+
+
+def test_typing_before_the_compose_line_has_focus_sends_nothing(team, project):
+    app = MeshTop(operator_mesh(project))
+    alice, bob = team["alice"], team["bob"]
+
+    async def go() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: len(app.data["agents"]) == 5, what="agents listed")
+            await pilot.press(*"lice hi", "enter")  # typed blind (`c` opens the compose line mid-word): nothing sent
+            assert alice.unread_count() == bob.unread_count() == 0
+            await pilot.press("escape", *"alice hi", "enter")  # `a` opens "@all ": the rest lands there, unconfirmed
+            assert app.query_one("#compose").value == "@all lice hi"
+            assert app.last_result.startswith("send to all") and alice.unread_count() == bob.unread_count() == 0
+            await pilot.press("escape")
+            assert app.last_result == "not sent"
+            app.query_one("#compose").value = ""
+            await pilot.press(*"@bob hi", "enter")  # `@` opens the compose line with the @ typed
+            await until(pilot, lambda: app.last_result.startswith("sent to bob"), what="the send to bob")
+            assert [m.text for m in bob.read_inbox()] == ["hi"] and alice.unread_count() == 0
 
     run(go())
 

@@ -105,7 +105,7 @@ def test_builtin_plugin_is_registered_through_the_same_hooks(claimed, mesh_facto
     names = {impl.plugin_name for spec in ("pi_mesh_pre_tool_call", "pi_mesh_register_tools")
              for impl in getattr(host.pm.hook, spec).get_hookimpls()}
     assert names == {"mesh"}
-    assert sorted(t.name for t in host.tools()) == ["list_agents", "read_inbox", "release", "reserve", "send_message"]
+    assert sorted(t.name for t in host.tools()) == ["list_agents", "message_status", "read_inbox", "release", "reserve", "send_message"]
     assert all(t.plugin == "mesh" and t.description and t.parameters["type"] == "object" for t in host.tools())
     host.pm.check_pending()
 

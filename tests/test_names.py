@@ -87,3 +87,32 @@ def test_send_to_bad_recipient_is_refused(mesh_factory, project):
             a.send(bad, "hi")
     assert not os.path.exists(os.path.join(project, ".pi", "mesh", "bob"))
     assert sorted(os.listdir(os.path.join(project, ".pi", "mesh", "inbox"))) == ["alice"]
+
+
+# -- names refused at join --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["all", "ALL", "everyone", "mesh", "human", "Human", "*"])
+def test_reserved_names_are_refused_at_join_in_one_line(project, name):
+    from tests.test_cli import cli, one_line_error
+
+    line = one_line_error(cli(project, "join", "--name", name, code=None), 2)
+    assert "reserved" in line and "choose another name" in line
+    assert not os.path.exists(os.path.join(project, ".pi", "mesh", "agents", f"{name}.json"))
+
+
+def test_the_operator_of_top_may_take_human_and_nobody_else(mesh_factory):
+    from pi_mesh_plugin.errors import UsageError as _UsageError
+
+    with pytest.raises(_UsageError, match="reserved"):
+        mesh_factory("human", join=False).join(harness="pi")
+    assert mesh_factory("human", join=False).join(harness="operator").name == "human"
+
+
+def test_an_empty_name_is_an_error_never_a_random_name(project):
+    from tests.test_cli import cli, one_line_error
+
+    line = one_line_error(cli(project, "join", "--name", "", code=None), 2)
+    assert "cannot be empty" in line
+    line = one_line_error(cli(project, "join", "--name", "   ", code=None), 2)
+    assert "cannot be empty" in line
+    assert not os.listdir(os.path.join(project, ".pi", "mesh", "agents")) if os.path.isdir(
+        os.path.join(project, ".pi", "mesh", "agents")) else True

@@ -261,8 +261,11 @@ def test_inbox_messages_are_pushed_and_marked_read_only_when_acked(sidecars, bob
     m2 = bob.send("pi-1", "second")
     ev2 = s.event()
     assert ev2["id"] == m2.id and ev2["urgent"] is False  # m1 was not pushed twice
+    assert bob.receipts([m1.id])[0]["state"] == "delivered"  # handed over, not yet in the model's context
     assert s.ok("ack", ids=[m1.id]) == {"marked": 1}
     assert bob.unread_count("pi-1") == 1
+    r = bob.receipts([m1.id])[0]
+    assert (r["state"], r["via"]) == ("shown", "pi")
     rc, err = s.close()
     assert (rc, err) == (0, "")
     # m2 was never acked: a new session gets it again, with the same id (at least once), in hello's backlog

@@ -26,6 +26,7 @@ COMMANDS = {
     "leave": "core:leave",
     "agents": "core:agents",
     "send": "core:send",
+    "sent": "core:sent",
     "broadcast": "core:broadcast",
     "inbox": "core:inbox",
     "reserve": "core:reserve",

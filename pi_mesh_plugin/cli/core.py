@@ -130,11 +130,53 @@ def _did(act: dict) -> str:
 @click.argument("text")
 @click.option("--urgent", is_flag=True, help="Interrupt the recipient now.")
 @click.option("--reply-to", metavar="ID", help="Id of the message this answers (threads it).")
+@click.option("--wait-shown", "wait_shown", metavar="DURATION",
+              help="Block until the message entered the recipient model's context (exit 0) or DURATION passes "
+              "(exit 3; the message stays delivered).")
 @pass_ctx
-def send(ctx: Context, to: str, text: str, urgent: bool, reply_to: str | None) -> None:
+def send(ctx: Context, to: str, text: str, urgent: bool, reply_to: str | None, wait_shown: str | None) -> None:
     """Send TEXT to the agent TO."""
+    timeout = _duration("--wait-shown", wait_shown)
     m = ctx.mesh.send(to, _text(text), urgent=urgent, reply_to=reply_to)
-    ctx.out(m.to_dict(), f"sent {m.id} to {to}")
+    if timeout is None:
+        ctx.out(m.to_dict(), f"sent {m.id} to {to}")
+        return
+    from ..receipts import describe, wait_shown as wait
+
+    if not ctx.json:
+        click.echo(f"sent {m.id} to {to}; waiting up to {format_duration(timeout)} for it to be shown", err=True)
+    rows = wait(ctx.mesh, [m.id], timeout)
+    if rows is None:
+        rows = ctx.mesh.receipts([m.id])
+        ctx.out({"message": m.to_dict(), "receipts": rows, "shown": False},
+                f"not shown within {format_duration(timeout)}: " + "; ".join(describe(r) for r in rows))
+        sys.exit(EXIT_BLOCKED)
+    ctx.out({"message": m.to_dict(), "receipts": rows, "shown": True}, "\n".join(describe(r) for r in rows))
+
+
+def _duration(option: str, value: str | None) -> float | None:
+    if value is None:
+        return None
+    from ..clock import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise UsageError(f"{option}: {e}") from None
+
+
+@click.command()
+@click.argument("ids", nargs=-1)
+@click.option("--limit", type=int, default=20, show_default=True, help="The last N messages (without IDS).")
+@pass_ctx
+def sent(ctx: Context, ids: tuple[str, ...], limit: int) -> None:
+    """What became of your messages: delivered, read, shown (via which adapter, when), answered, set aside."""
+    from ..receipts import describe
+
+    rows = ctx.mesh.receipts(list(ids)) if ids else ctx.mesh.receipts(limit=max(0, limit))
+    if ids and not rows:
+        raise UsageError(f"no message {', '.join(ids)[:200]} sent by {ctx.mesh.agent} is in any inbox")
+    ctx.out(rows, "\n".join(describe(r) for r in rows) or "no messages sent")
 
 
 @click.command()
@@ -154,12 +196,24 @@ def _text(text: str) -> str:
 @click.command()
 @click.option("--all", "show_all", is_flag=True, help="Include messages already read.")
 @click.option("--peek", is_flag=True, help="Do not mark them read.")
+@click.option("--orphaned", is_flag=True, help="Show the unread mail of earlier sessions of your name, set aside.")
+@click.option("--adopt", "adopt", metavar="SESSION|all", help="Make the set-aside mail of that session (or all) yours.")
 @pass_ctx
-def inbox(ctx: Context, show_all: bool, peek: bool) -> None:
+def inbox(ctx: Context, show_all: bool, peek: bool, orphaned: bool, adopt: str | None) -> None:
     """Read your messages (unread ones, then marked read)."""
     from ..plugins.mesh import format_message
 
-    msgs = ctx.mesh.read_inbox(unread_only=not show_all, peek=peek)
+    if adopt is not None:
+        n = ctx.mesh.adopt(None if adopt == "all" else [adopt])
+        ctx.out({"adopted": n}, f"adopted {n} message(s): they are your unread mail now (`pi-mesh inbox`)"
+                if n else "nothing set aside to adopt")
+        return
+    if orphaned:
+        aside = ctx.mesh.orphaned()
+        ctx.out([{**m.to_dict(), "session": s} for s, m in aside], "\n\n".join(
+            f"(set aside from session {s})\n{format_message(m)}" for s, m in aside) or "no mail set aside")
+        return
+    msgs = ctx.mesh.read_inbox(unread_only=not show_all, peek=peek, via="cli")
     ctx.out([m.to_dict() for m in msgs],
             "\n\n".join(format_message(m) for m in msgs) or ("no messages" if show_all else "no unread messages"))
 

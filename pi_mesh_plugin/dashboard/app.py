@@ -63,6 +63,7 @@ class MeshTop(App[None]):
                  poll_interval: float = 1.0, history: int = 200) -> None:
         super().__init__()
         self.mesh = mesh
+        self._confirm_all: str | None = None
         self.leave_on_exit = leave_on_exit
         self.tick = tick
         self.watch_mode = watch_mode
@@ -177,7 +178,8 @@ class MeshTop(App[None]):
                                      Text(a["state"], style="green" if a["live"] else "red"),
                                      Text(a["harness"], style=style), Text(a["model"], style=style),
                                      Text(a["last"], style=style), Text(claims, style=style),
-                                     Text(str(a["unread"]), style="bold yellow" if a["unread"] else style),
+                                     Text(str(a["unread"]) + (f" (+{a['aside']} set aside)" if a.get("aside") else ""),
+                                          style="bold yellow" if a["unread"] or a.get("aside") else style),
                                      Text(a["status"], style=style)]))
         self._fill(self.query_one("#agents", DataTable), AGENT_COLUMNS, rows)
         rows = []
@@ -287,8 +289,17 @@ class MeshTop(App[None]):
                 m: Any = self.mesh.send(target, text)
                 self.set_result(f"sent to {target} ({m.id})")
             elif kind == "broadcast":
+                if self._confirm_all != line:  # @all goes out only on a second Enter on the same line
+                    names = [a["name"] for a in self.data.get("agents", [])
+                             if a.get("live") and a["name"] != self.mesh.agent]
+                    self._confirm_all = line
+                    self.set_result(f"send to all {len(names)} live agent(s) ({', '.join(names) or 'nobody'})? "
+                                    "Enter again sends, Esc cancels")
+                    return False
+                self._confirm_all = None
                 sent = self.mesh.broadcast(text)
-                self.set_result(f"sent to {len(sent)} live agent(s)" if sent else "no other live agent to send to")
+                self.set_result(f"sent to {len(sent)} live agent(s): {', '.join(m.to for m in sent)}" if sent
+                                else "no other live agent to send to")
             else:
                 gone = release_dead(self.mesh, target)
                 self.set_result(f"released {len(gone)} claim(s) of {target}: "
@@ -333,7 +344,18 @@ class MeshTop(App[None]):
         self._apply(frozenset({"feed", "inbox", "agents"}))
 
     def action_leave_compose(self) -> None:
+        if self._confirm_all is not None:
+            self._confirm_all = None
+            self.set_result("not sent")
         self.query_one("#agents", DataTable).focus()
+
+    def on_key(self, event: Any) -> None:
+        """``@`` outside the compose line opens it with ``@`` (what the person meant to type); every other key
+        that is no shortcut goes nowhere: nothing is sent until the compose line has the focus."""
+        if event.character == "@" and not isinstance(self.focused, Input):
+            event.stop()
+            event.prevent_default()
+            self._compose_with("@")
 
 
 def operator_mesh(root: str | None = None, name: str = OPERATOR, config_path: str | None = None) -> Mesh:

@@ -78,11 +78,12 @@ def snapshot(mesh: Mesh, t: float | None = None) -> dict[str, list[Row]]:
             last = f"seen {_ago(a.get('last_seen'), t)} ago"
         try:
             unread = store.unread_count(name)
+            aside = sum(store.orphaned(name).values())  # mail of an earlier session, set aside until adopted
         except (OSError, ValueError):
-            unread = 0
+            unread = aside = 0
         rows.append({"name": name, "live": a["live"], "state": "live" if a["live"] else "stale",
                      "harness": a.get("harness") or "-", "model": a.get("model") or "-", "last": last,
-                     "claims": held.get(name, 0), "stale_claims": a.get("stale_claims", 0), "unread": unread,
+                     "claims": held.get(name, 0), "stale_claims": a.get("stale_claims", 0), "unread": unread, "aside": aside,
                      "status": a.get("status") or "", "pid": a.get("pid"), "host": a.get("host"),
                      "cwd": a.get("cwd"), "activity": act})
     rows.sort(key=lambda r: (not r["live"], r["name"] == OPERATOR, r["name"]))

@@ -1,7 +1,7 @@
 """The built-in plugin: the reservation guard and the mesh's tools.
 
-Tools: ``send_message``, ``read_inbox``, ``reserve``, ``release``,
-``list_agents``.  Their results are short texts written for a model to read,
+Tools: ``send_message``, ``read_inbox``, ``message_status``, ``reserve``,
+``release``, ``list_agents``.  Their results are short texts written for a model to read,
 with the facts a program needs in the same words (names, ids, paths).
 """
 
@@ -49,6 +49,11 @@ def pi_mesh_register_tools(register: Register) -> None:
                  "all": {"type": "boolean", "default": False, "description": "include messages already read"},
                  "peek": {"type": "boolean", "default": False, "description": "do not mark them read"}}},
              read_inbox)
+    register("message_status", "What became of messages you sent: delivered, shown to the recipient's model "
+             "(through which harness, when), answered, or set aside. Without id: your last 10 messages.",
+             {"type": "object", "additionalProperties": False, "properties": {
+                 "id": {"type": "string", "description": "id of a message you sent (send_message returns it)"}}},
+             message_status)
     register("reserve", "Claim files or directories before editing them, so other agents' edits there are blocked "
              "until you release them. A path ending in / (or an existing directory) claims everything beneath.",
              {"type": "object", "additionalProperties": False, "required": ["paths", "reason"], "properties": {
@@ -87,10 +92,21 @@ def format_message(m: Message) -> str:
 
 
 def read_inbox(mesh: Mesh, all: bool = False, peek: bool = False) -> str:  # noqa: A002 - the tool's argument name
-    msgs = mesh.read_inbox(unread_only=not all, peek=peek)
+    msgs = mesh.read_inbox(unread_only=not all, peek=peek, via="tool")
     if not msgs:
         return "no messages" if all else "no unread messages"
     return "\n\n".join(format_message(m) for m in msgs)
+
+
+def message_status(mesh: Mesh, id: str | None = None) -> str:  # noqa: A002 - the tool's argument name
+    from ..receipts import describe
+
+    rows = mesh.receipts([id]) if id is not None else mesh.receipts(limit=10)
+    if id is not None and not rows:
+        from ..errors import UsageError, clip
+
+        raise UsageError(f"no message {clip(id)} sent by {mesh.agent} is in any inbox")
+    return "\n".join(describe(r) for r in rows) or "you have sent no messages"
 
 
 def reserve(mesh: Mesh, paths: list[str], reason: str, ttl: str | None = None, queue: bool = False) -> str:

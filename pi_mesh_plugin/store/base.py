@@ -57,8 +57,9 @@ class Store(Protocol):
         """Register ``agent`` (an agent record).  If the name is held by a live
         agent of another session (and another owner process), raise
         :class:`~pi_mesh_plugin.errors.NameTaken`.  A dead holder's name is taken
-        over: its claims are dropped and its unread mail set aside.  Returns
-        ``{"agent": record, "replaced": old_session_or_None, "orphaned": n}``."""
+        over: its claims are dropped, and its unread mail handed to the new session when that is a restart
+        (:func:`pi_mesh_plugin.store.takeover.inherits`), else set aside.  Returns
+        ``{"agent": record, "replaced": old_session_or_None, "orphaned": n set aside, "handed": n kept}``."""
 
     def unregister(self, name: str, session: str | None = None) -> bool:
         """Remove the agent (only that session's, if given) and all its claims."""
@@ -90,8 +91,24 @@ class Store(Protocol):
     def fetch(self, name: str, unread_only: bool = True) -> list[tuple[dict, bool]]:
         """Messages of ``name`` in id order, each with its read flag; no state changes."""
 
-    def mark_read(self, name: str, ids: list[str]) -> int:
-        """Mark messages read; returns how many changed."""
+    def mark_read(self, name: str, ids: list[str], via: str | None = None) -> int:
+        """Mark messages read; returns how many changed.  With ``via`` (the adapter that put them into the
+        reader's context) each gets a "shown" receipt, once: the first adapter and time are kept."""
+
+    def receipts(self, sender: str, ids: list[str] | None = None) -> list[dict]:
+        """``sender``'s messages (these ids, all when ``None``) in id order, one row per recipient:
+        ``{"message": record addressed to the recipient, "read": bool, "set_aside": session or None,
+        "shown": time or None, "via": adapter or None}``."""
+
+    def orphaned(self, name: str) -> dict[str, int]:
+        """``{old session: count}`` of the unread mail set aside when ``name`` was taken over."""
+
+    def fetch_orphaned(self, name: str) -> list[tuple[str, dict]]:
+        """``[(old session, message)]``: the mail set aside for ``name``, by session then id."""
+
+    def adopt(self, name: str, sessions: list[str] | None = None) -> int:
+        """Make the mail set aside for ``name`` (these sessions', all when ``None``) unread mail of ``name``
+        again; returns how many messages."""
 
     def get_message(self, name: str, msg_id: str) -> dict | None:
         """One message of ``name``'s inbox by id, read or not."""
@@ -155,6 +172,10 @@ class Store(Protocol):
     def append_feed(self, event: dict) -> None: ...
 
     def read_feed(self, limit: int | None = None) -> list[dict]: ...
+
+    def recent_messages(self, since: str) -> list[dict]:
+        """The feed's ``message`` events stamped at or after ``since`` (ISO), oldest first, read from the newest
+        end only (see :mod:`pi_mesh_plugin.limits`)."""
 
     def doctor(self, fix: bool = False) -> list[dict]:
         """Findings (stale agents, expired or orphaned claims, bad records, leftovers), fixed when asked."""

@@ -400,3 +400,31 @@ def test_pi_started_in_a_subdirectory_is_blocked_with_the_install_the_project_in
     assert "BLOCKED" in blocked and "reserved by agent bob" in blocked, blocked
     names = [t["function"]["name"] for t in requests[0]["tools"]]
     assert names.count("reserve") == 1, names
+
+
+def test_pi_killed_and_restarted_under_the_same_name_keeps_its_mail(pi_project: Path, bob, mesh_factory,
+                                                                      tmp_path) -> None:
+    """kill -9 of a running Pi session, mail arriving while it is dead, then `PI_MESH_AGENT=pi-1 pi` again in the
+    same checkout: the restarted session is handed the unread mail (not set aside), and its receipt says shown."""
+    observer = mesh_factory("observer")
+    sent: dict[str, Any] = {}
+
+    def crash(_req: dict) -> list[dict]:
+        pi = wait_for(lambda: next((a for a in observer.agents() if a.name == "pi-1" and a.live), None), "pi-1 to join")
+        os.killpg(os.getpgid(pi.pid), signal.SIGKILL)
+        wait_for(lambda: not next(a for a in observer.agents() if a.name == "pi-1").live, "pi-1 to be gone")
+        sent["msg"] = bob.send("pi-1", "while you were down: auth is still mine")
+        return [text("never read")]
+
+    with ScriptedOpenAI([crash]) as server:
+        first = run_pi(pi_project, "start work", server, agent_dir=tmp_path / "agent", env={"PI_MESH_AGENT": "pi-1"})
+    assert first.returncode != 0 and "msg" in sent, first.describe()
+    with ScriptedOpenAI([[text("got it")], [text("spare")]]) as server:
+        run = run_pi(pi_project, "carry on", server, agent_dir=tmp_path / "agent", env={"PI_MESH_AGENT": "pi-1"})
+        requests = server.chat_requests()
+        assert run.returncode == 0, run.describe()
+    users = [ScriptedOpenAI.user_texts(body) for body in requests]
+    assert any("while you were down: auth is still mine" in u for u in users[0]), users
+    assert not (pi_project / ".pi" / "mesh" / "inbox" / "pi-1" / "orphaned").exists()
+    r = bob.receipts([sent["msg"].id])[0]
+    assert (r["state"], r["via"]) == ("shown", "pi"), r

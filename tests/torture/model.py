@@ -63,8 +63,8 @@ class MeshModel(RuleBasedStateMachine):
         return {k for k, (_kind, exp) in self.claims.items() if exp > now and self.alive.get(k[0])}
 
     def _took_over(self, name: str) -> None:
-        """A dead name taken over: its claims drop, its unread mail is set aside."""
-        self.unread[name] = {}
+        """A dead name taken over: its claims drop.  Every join here is the same harness in the same checkout (a
+        restart, pi_mesh_plugin/store/takeover.py), so its unread mail stays the name's."""
         for k in [k for k in self.claims if k[0] == name]:
             del self.claims[k]
 

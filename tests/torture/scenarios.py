@@ -15,6 +15,8 @@ import time
 
 from .common import finish, kill9, new_project, read_lines, scan_store, spawn, wait_line, worker_env
 
+os.environ.setdefault("PI_MESH_LIMITS", "off")  # floods on purpose: no governor in the way
+
 
 class Size:
     def __init__(self, **kw: int) -> None:

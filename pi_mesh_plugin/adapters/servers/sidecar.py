@@ -27,8 +27,8 @@ tool input to run instead (a guarded ``bash`` command wrapped in the sandbox,
 Messages are delivered at least once, with unique ids: the sidecar pushes each
 unread message once per session and marks it read only when the extension
 acks it (``ack`` with ``stage: "delivered"``, sent when the message has entered
-the model's context); ``stage: "queued"`` only records the hand-over in the
-feed.  A message never acked is pushed again by the next sidecar.  New mail
+the model's context: its "shown" receipt, via ``pi``); ``stage: "queued"`` only
+records the hand-over in the feed.  A message never acked is pushed again by the next sidecar.  New mail
 is noticed through the core's watcher (inotify on the file store, LISTEN/NOTIFY
 on PostgreSQL), with a slow safety poll; without either, by polling.
 
@@ -280,7 +280,7 @@ class Sidecar(MailPump):
         if stage == "queued":
             self.mesh.record("queued", ids=ids)
             return {"marked": 0}
-        marked = self.mesh.mark_read(ids) if ids else 0
+        marked = self.mesh.mark_read(ids, via="pi") if ids else 0
         return {"marked": marked}
 
     def op_status(self, req: dict) -> dict:
@@ -290,8 +290,15 @@ class Sidecar(MailPump):
         claims = [r.to_dict() for r in mesh.reservations()]
         unread = mesh.read_inbox(unread_only=True, peek=True)
         mail = [{"id": m.id, "from": m.sender, "urgent": m.urgent, "text": m.text} for m in unread]
+        from ...mailbox import orphaned_counts
+
+        aside = orphaned_counts(mesh)
+        text = self._status_text(agents, claims, mail)
+        if aside:
+            text += "\n\nMail set aside (earlier sessions, gone; `pi-mesh inbox --orphaned`, `--adopt`):\n" + "\n".join(
+                f"  {n} for {who}" + (" (you)" if who == mesh.agent else "") for who, n in aside.items())
         return {"agent": mesh.agent, "root": mesh.root, "agents": agents, "claims": claims,
-                "unread": len(mail), "messages": mail, "text": self._status_text(agents, claims, mail)}
+                "unread": len(mail), "messages": mail, "orphaned": aside, "text": text}
 
     def _status_text(self, agents: list[dict], claims: list[dict], mail: list[dict]) -> str:
         me = self.mesh.agent

@@ -5,7 +5,8 @@
     .pi/mesh/
       agents/<name>.json                  one registry file per agent
       inbox/<name>/{tmp,new,cur,bad}/     Maildir-style; ls new/ = unread
-      inbox/<name>/orphaned/<session>/    unread mail of a dead agent whose name was taken over
+      inbox/<name>/orphaned/<session>/    unread mail of a dead agent whose name was taken over (until adopted)
+      inbox/<name>/shown/<id>.json        receipt: the message entered the model's context (via which adapter, when)
       reservations/<id>.json              one file per claim
       reservations/<batch>.batch          commit marker of a reserve of several paths (see :mod:`.claims`)
       queue/<path key>/<id>-<agent>.json  the waiting line for a claimed path (ls shows the order)
@@ -32,6 +33,7 @@ from ...errors import CorruptRecord
 from ...liveness import is_live, process_alive
 from . import fsio, links
 from .claims import ClaimStore
+from ..takeover import inherits
 from .registry import Registry
 
 TYPE_CHECKING = False  # on the per-call hook path: typing-only imports are skipped at run time
@@ -131,13 +133,32 @@ class FileStore:
     # -- registry -----------------------------------------------------------
     def register(self, agent: dict) -> dict:
         self.ensure_layout()
+        self.registry.replaced = None
         rec, replaced = self.registry.register(agent)
         self.inboxes.ensure(rec["name"])
-        orphaned = 0
+        orphaned = handed = 0
         if replaced is not None:
             self.claims.release(rec["name"], None, session=replaced)
-            orphaned = self.inboxes.set_aside(rec["name"], replaced)
-        return {"agent": rec, "replaced": replaced, "orphaned": orphaned}
+            if self.registry.replaced is not None and inherits(self.registry.replaced, rec):
+                handed = self.inboxes.unread_count(rec["name"])  # it stays in new/: the restarted session's
+            else:
+                orphaned = self.inboxes.set_aside(rec["name"], replaced)
+        return {"agent": rec, "replaced": replaced, "orphaned": orphaned, "handed": handed}
+
+    def orphaned(self, name: str) -> dict[str, int]:
+        """``{session: unread messages}`` set aside in ``inbox/<name>/orphaned/``."""
+        self._safe()
+        return self.inboxes.orphaned(name)
+
+    def fetch_orphaned(self, name: str) -> list[tuple[str, dict]]:
+        """``[(old session, message)]`` set aside for ``name``, by session then id."""
+        self._safe()
+        return self.inboxes.fetch_orphaned(name, self.warnings)
+
+    def adopt(self, name: str, sessions: list[str] | None = None) -> int:
+        """Move the mail set aside for ``name`` (these sessions', all when ``None``) back to its unread mail."""
+        self._safe()
+        return self.inboxes.adopt(name, sessions)
 
     def unregister(self, name: str, session: str | None = None) -> bool:
         self._safe()
@@ -186,9 +207,29 @@ class FileStore:
         self._safe()
         return self.inboxes.fetch(name, unread_only, self.warnings)
 
-    def mark_read(self, name: str, ids: list[str]) -> int:
+    def mark_read(self, name: str, ids: list[str], via: str | None = None) -> int:
         self._safe()
-        return self.inboxes.mark_read(name, ids)
+        return self.inboxes.mark_read(name, ids, via)
+
+    def receipts(self, sender: str, ids: list[str] | None = None) -> list[dict]:
+        """What became of ``sender``'s messages: one row per message and recipient (see :mod:`..receipts`)."""
+        self._safe()
+        found: list[tuple[dict, str, str | None]] = []
+        if ids is None:
+            found = self.inboxes.sent_by(sender)
+        else:
+            for name in self.inboxes.names():
+                for i in ids:
+                    hit = self.inboxes.located(name, i)
+                    if hit is not None and hit[0]["from"] == sender:
+                        found.append(hit)
+        out = []
+        for rec, where, session in found:
+            shown = self.inboxes.receipt(rec["to"], rec["id"]) if where == "cur" else None
+            out.append({"message": rec, "read": where == "cur", "set_aside": session,
+                        "shown": shown["shown"] if shown else None, "via": shown["via"] if shown else None})
+        out.sort(key=lambda r: (r["message"]["id"], r["message"]["to"]))
+        return out
 
     def get_message(self, name: str, msg_id: str) -> dict | None:
         self._safe()
@@ -291,6 +332,11 @@ class FileStore:
     def read_feed(self, limit: int | None = None) -> list[dict]:
         self._safe()
         return self.feed.read(limit)
+
+    def recent_messages(self, since: str) -> list[dict]:
+        """The feed's ``message`` events since ``since`` (ISO), oldest first: what the send governors count."""
+        self._safe()
+        return self.feed.recent("message", since)
 
     # -- upkeep -------------------------------------------------------------
     def doctor(self, fix: bool = False) -> list[dict]:

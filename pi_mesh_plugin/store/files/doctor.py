@@ -169,6 +169,11 @@ def _examine(store: FileStore, add: Callable[..., None], fix: bool, found: list[
         unread = len(fsio.listdir(os.path.join(box, "new")))
         if name not in agents and unread:
             add("orphan-inbox", box, f"{unread} unread message(s) for {name}, who is not registered (mail kept)")
+        aside = sum(store.inboxes.orphaned(name).values())
+        if aside:
+            add("set-aside-mail", os.path.join(box, "orphaned"), f"{aside} unread message(s) of an earlier session "
+                f"of {name} set aside when the name was taken over (kept; `pi-mesh inbox --orphaned --agent {name}` "
+                "shows them, `--adopt all` makes them its mail)")
     # temp files of atomic writes
     for sub in ("agents", "reservations", "index"):
         d = os.path.join(mesh, sub)

@@ -147,7 +147,33 @@ class Feed:
         return out[-limit:] if limit else out
 
 
-_STR_FIELDS = ("ts", "event", "agent", "to", "tool", "path", "holder", "reason", "command", "harness")
+    def recent(self, event: str, since: str, span: int = 256 * 1024) -> list[dict]:
+        """The ``event`` events stamped at or after ``since`` (ISO), from the last ``span`` bytes of the feed
+        (reaching into ``feed.1.jsonl`` when the current file is shorter): what the governors read per send."""
+        needle = b'"event":"' + event.encode() + b'"'
+        floor = since.encode()
+        chunks = []
+        cur = read_tail(self.path, span)
+        if cur is not None and len(cur) < span:
+            older = read_tail(self.generation(1), span - len(cur))
+            if older:
+                chunks.append(older)
+        if cur:
+            chunks.append(cur)
+        out = []
+        for data in chunks:
+            for raw in data.splitlines():
+                if needle not in raw:
+                    continue
+                if raw.startswith(b'{"ts":"') and raw[7:7 + len(floor)] < floor:
+                    continue  # older than the window (the stamp sorts as text): not parsed at all
+                ev = feed_event(raw)
+                if ev is not None and ev.get("event") == event and isinstance(ev.get("ts"), str) and ev["ts"] >= since:
+                    out.append(ev)
+        return out
+
+
+_STR_FIELDS = ("ts", "event", "agent", "to", "tool", "path", "holder", "reason", "command", "harness", "digest")
 _LIST_FIELDS = ("paths", "holders")
 
 

@@ -1,4 +1,4 @@
-"""Inboxes: ``inbox/<name>/{tmp,new,cur,bad}/``, Maildir-style.
+"""Inboxes: ``inbox/<name>/{tmp,new,cur,bad,orphaned,shown}/``, Maildir-style.
 
 A message is written and fsynced, then given its name in ``new/`` (see
 :mod:`.delivery`): it is delivered exactly when it appears there, complete.
@@ -7,6 +7,12 @@ A broadcast is one file hard-linked into every recipient's ``new/`` (``to`` is
 file that fails to parse or validate is moved to ``bad/`` with a warning -
 never deleted, never crashing the reader.  Ids sort by time, so a directory
 listing sorted by name is the arrival order.
+
+Receipts: a message marked read with the adapter that put it into the model's
+context (``mark_read(..., via=...)``) gets ``shown/<id>.json``
+(``{"id", "via", "shown"}``, made once, never replaced).  Unread mail of a
+session that is gone waits in ``orphaned/<session>/`` until adopted
+(:meth:`Inboxes.adopt` moves it back to ``new/``).
 """
 
 from __future__ import annotations
@@ -121,7 +127,75 @@ class Inboxes:
             out.sort(key=lambda x: x[0]["id"])
         return out
 
-    def mark_read(self, name: str, ids: list[str]) -> int:
+    def mark_read(self, name: str, ids: list[str], via: str | None = None) -> int:
+        n = self._mark_read(name, ids)
+        if via is not None:
+            self.record_shown(name, ids, via)
+        return n
+
+    def record_shown(self, name: str, ids: list[str], via: str) -> None:
+        """``shown/<id>.json`` for each of ``ids`` that is read now and has no receipt yet (first one wins)."""
+        from ...clock import iso, now
+
+        d = self.dir(name)
+        shown = os.path.join(d, "shown")
+        fsio.ensure_dir(shown)
+        t = iso(now())
+        for i in ids:
+            fn = validate_name(i, "message id") + ".json"
+            if not os.path.exists(os.path.join(d, "cur", fn)):
+                continue
+            try:
+                fsio.create_exclusive(os.path.join(shown, fn), fsio.dumps({"id": i, "via": via, "shown": t}))
+            except FileExistsError:
+                continue
+
+    def receipt(self, name: str, msg_id: str) -> dict | None:
+        """``{"via", "shown"}`` of a message of ``name`` that was shown, else ``None``."""
+        try:
+            rec = fsio.read_json(os.path.join(self.dir(name), "shown", validate_name(msg_id, "message id") + ".json"))
+        except (OSError, ValueError):
+            return None
+        if type(rec.get("via")) is not str or type(rec.get("shown")) is not str:
+            return None
+        return {"via": rec["via"], "shown": rec["shown"]}
+
+    def located(self, name: str, msg_id: str) -> tuple[dict, str, str | None] | None:
+        """``(record, "new" | "cur" | "orphaned", session or None)`` of one message of ``name``, or ``None``."""
+        fn = validate_name(msg_id, "message id") + ".json"
+        d = self.dir(name)
+        places = [(os.path.join(d, "new", fn), "new", None), (os.path.join(d, "cur", fn), "cur", None)]
+        places += [(os.path.join(d, "orphaned", s, fn), "orphaned", s)
+                   for s in fsio.listdir(os.path.join(d, "orphaned")) if is_valid_name(s)]
+        for path, where, session in places:
+            try:
+                return received(validate("message", fsio.read_json(path, 1 << 20)), fn, name), where, session
+            except (OSError, ValueError):
+                continue
+        return None
+
+    def sent_by(self, sender: str) -> list[tuple[dict, str, str | None]]:
+        """Every message from ``sender`` in any inbox: ``(record addressed to its reader, where, session)``."""
+        out = []
+        for name in self.names():
+            d = self.dir(name)
+            subs = [("new", None), ("cur", None)] + [
+                (os.path.join("orphaned", s), s) for s in fsio.listdir(os.path.join(d, "orphaned")) if is_valid_name(s)]
+            for sub, session in subs:
+                for fn in fsio.listdir(os.path.join(d, sub)):
+                    if not fn.endswith(".json") or not is_valid_name(fn[:-5]):
+                        continue
+                    try:
+                        rec = fsio.read_json(os.path.join(d, sub, fn), 1 << 20)
+                        if rec.get("from") != sender:
+                            continue
+                        rec = received(validate("message", rec), fn, name)
+                    except (OSError, ValueError):
+                        continue
+                    out.append((rec, "orphaned" if session else sub, session))
+        return out
+
+    def _mark_read(self, name: str, ids: list[str]) -> int:
         d = self.dir(name)
         new, cur = os.path.join(d, "new", ""), os.path.join(d, "cur", "")
         links.not_a_link(new[:-1])
@@ -171,6 +245,62 @@ class Inboxes:
         if moved:
             fsio.fsync_dir(src)
             fsio.fsync_dir(dest)
+        return moved
+
+    def orphaned(self, name: str) -> dict[str, int]:
+        d = os.path.join(self.dir(name), "orphaned")
+        out = {}
+        for s in sorted(fsio.listdir(d)):
+            if is_valid_name(s):
+                n = sum(1 for fn in fsio.listdir(os.path.join(d, s)) if fn.endswith(".json"))
+                if n:
+                    out[s] = n
+        return out
+
+    def fetch_orphaned(self, name: str, warnings: list[str]) -> list[tuple[str, dict]]:
+        out = []
+        base = os.path.join(self.dir(name), "orphaned")
+        links.not_a_link(base)
+        for s in sorted(fsio.listdir(base)):
+            if not is_valid_name(s):
+                continue
+            links.not_a_link(os.path.join(base, s))
+            for fn in sorted(fsio.listdir(os.path.join(base, s))):
+                full = os.path.join(base, s, fn)
+                try:
+                    if not fn.endswith(".json") or not is_valid_name(fn[:-5]):
+                        raise ValueError("is not named <message id>.json")
+                    out.append((s, received(validate("message", fsio.read_json(full, 1 << 20)), fn, name)))
+                except FileNotFoundError:
+                    continue
+                except (ValueError, OSError) as e:
+                    warnings.append(f"skipped {full}: {e}")
+        return out
+
+    def adopt(self, name: str, sessions: list[str] | None) -> int:
+        """Move ``orphaned/<session>/*.json`` back into ``new/`` (a name already there is left where it is)."""
+        d = self.dir(name)
+        base = os.path.join(d, "orphaned")
+        links.not_a_link(base)
+        new = os.path.join(d, "new")
+        moved = 0
+        for s in (sessions if sessions is not None else sorted(fsio.listdir(base))):
+            src = os.path.join(base, validate_name(s, "session"))
+            links.not_a_link(src)
+            for fn in sorted(fsio.listdir(src)):
+                if not fn.endswith(".json") or not is_valid_name(fn[:-5]):
+                    continue
+                try:
+                    os.link(os.path.join(src, fn), os.path.join(new, fn))  # never replaces a name in new/
+                except FileExistsError:
+                    if not os.path.samefile(os.path.join(src, fn), os.path.join(new, fn)):
+                        continue  # another message of the same id: kept set aside, never replaced
+                os.unlink(os.path.join(src, fn))  # an adoption killed between link and unlink is finished here
+                moved += 1
+            if moved:
+                fsio.fsync_dir(src)
+        if moved:
+            fsio.fsync_dir(new)
         return moved
 
     def names(self) -> list[str]:

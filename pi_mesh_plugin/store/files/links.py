@@ -30,7 +30,7 @@ from ...errors import SymlinkRefused
 
 MESH = os.path.join(".pi", "mesh")
 FIXED = ("agents", "inbox", "reservations", "locks", "index", "bad", "feed.jsonl")
-INBOX_SUBDIRS = ("tmp", "new", "cur", "bad", "orphaned")
+INBOX_SUBDIRS = ("tmp", "new", "cur", "bad", "orphaned", "shown")
 
 
 def split_mesh(path: str) -> tuple[str, list[str]] | None:

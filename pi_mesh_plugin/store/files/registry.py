@@ -38,6 +38,7 @@ class Registry:
         self.bad_dir = os.path.join(mesh_dir, "bad", "agents")
         self.heartbeat_ttl = heartbeat_ttl
         self._cache: dict[str, tuple[tuple | None, dict]] = {}
+        self.replaced: dict | None = None  # the record the last register() took the name from
 
     def _lock(self) -> FileLock:
         from filelock import FileLock
@@ -137,6 +138,7 @@ class Registry:
                 raise NameTaken(name, old.get("pid"), old.get("host"))
             validate("agent", rec, p)
             fsio.write_atomic(p, fsio.dumps(rec))
+            self.replaced = old
             return rec, old["session"]
 
     def unregister(self, name: str, session: str | None) -> dict | None:

@@ -162,8 +162,24 @@ class PostgresStore:
     def fetch(self, name: str, unread_only: bool = True) -> list[tuple[Rec, bool]]:
         return self.mail.fetch(name, unread_only)
 
-    def mark_read(self, name: str, ids: list[str]) -> int:
-        return self.mail.mark_read(name, ids)
+    def mark_read(self, name: str, ids: list[str], via: str | None = None) -> int:
+        return self.mail.mark_read(name, ids, via)
+
+    def receipts(self, sender: str, ids: list[str] | None = None) -> list[Rec]:
+        """What became of ``sender``'s messages: one row per message and recipient (see :mod:`...receipts`)."""
+        return self.mail.receipts(sender, ids)
+
+    def orphaned(self, name: str) -> dict[str, int]:
+        """``{session: unread messages}`` set aside for ``name`` when its name was taken over."""
+        return self.mail.orphaned(name)
+
+    def fetch_orphaned(self, name: str) -> list[tuple[str, Rec]]:
+        """``[(old session, message)]`` set aside for ``name``, by session then id."""
+        return self.mail.fetch_orphaned(name)
+
+    def adopt(self, name: str, sessions: list[str] | None = None) -> int:
+        """Make the mail set aside for ``name`` (these sessions', all when ``None``) its unread mail again."""
+        return self.mail.adopt(name, sessions)
 
     def get_message(self, name: str, msg_id: str) -> Rec | None:
         return self.mail.get_message(name, msg_id)
@@ -240,6 +256,10 @@ class PostgresStore:
 
     def read_feed(self, limit: int | None = None) -> list[Rec]:
         return self.events.read(limit)
+
+    def recent_messages(self, since: str) -> list[Rec]:
+        """The feed's ``message`` events since ``since`` (ISO), oldest first: what the send governors count."""
+        return self.events.recent("message", since)
 
     # -- upkeep -------------------------------------------------------------------
     def clock_skew(self) -> float:

@@ -82,7 +82,8 @@ def examine(store: PostgresStore, fix: bool) -> list[Rec]:
             add("orphan-inbox", f"inbox/{name}", f"{kept} message(s) for {name}, who is not registered (mail kept)")
         if aside:
             add("set-aside-mail", f"inbox/{name}", f"{aside} unread message(s) of an earlier session of {name} "
-                "set aside when the name was taken over (kept)")
+                "set aside when the name was taken over (kept; `pi-mesh inbox --orphaned --agent "
+                f"{name}` shows them, `--adopt all` makes them its mail)")
     if fix:
         db.run(store.events.trim, "trimming the feed")
     return found

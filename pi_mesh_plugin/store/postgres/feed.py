@@ -55,6 +55,14 @@ class Feed:
                            (self.db.project, self.db.project, FEED_MAX_ROWS))
         return cur.rowcount
 
+    def recent(self, event: str, since: str, limit: int = 2000) -> list[Rec]:
+        """The newest ``event`` events (at most ``limit``) stamped at or after ``since``, oldest first."""
+        rows = self.db.fetchall("SELECT event FROM {s}.feed WHERE project = %s AND ts >= %s::timestamptz - "
+                                "interval '5 seconds' AND event->>'event' = %s ORDER BY seq DESC LIMIT %s",
+                                (self.db.project, since, event, limit), "reading the feed")
+        return [r[0] for r in reversed(rows) if isinstance(r[0], dict) and isinstance(r[0].get("ts"), str)
+                and r[0]["ts"] >= since]
+
     def read(self, limit: int | None = None) -> list[Rec]:
         sql = "SELECT event FROM {s}.feed WHERE project = %s ORDER BY seq DESC"
         params: list[Any] = [self.db.project]

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 
 from ...errors import StoreError
-from .connection import CONNECT_TIMEOUT, columns
+from .connection import CONNECT_TIMEOUT, columns, ts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -92,13 +92,66 @@ class Mailboxes:
             f"AND set_aside IS NULL{cond} ORDER BY id", (self.db.project, name), "reading mail")
         return [(message_row(r), bool(r[10])) for r in rows]
 
-    def mark_read(self, name: str, ids: list[str]) -> int:
+    def mark_read(self, name: str, ids: list[str], via: str | None = None) -> int:
         if not ids:
             return 0
-        return int(self.db.run(lambda c: c.execute(self.db.q(
-            "UPDATE {s}.messages SET read_at = clock_timestamp() WHERE project = %s AND recipient = %s "
-            "AND id = ANY(%s) AND read_at IS NULL AND set_aside IS NULL"), (self.db.project, name, list(ids))).rowcount,
-            "marking mail read"))
+        db = self.db
+
+        def go(conn: Conn) -> int:
+            with conn.transaction():
+                n = conn.execute(db.q(
+                    "UPDATE {s}.messages SET read_at = clock_timestamp() WHERE project = %s AND recipient = %s "
+                    "AND id = ANY(%s) AND read_at IS NULL AND set_aside IS NULL"), (db.project, name, list(ids))).rowcount
+                if via is not None:  # the receipt: the first adapter to show it wins
+                    conn.execute(db.q(
+                        "UPDATE {s}.messages SET shown_at = clock_timestamp(), shown_via = %s WHERE project = %s "
+                        "AND recipient = %s AND id = ANY(%s) AND read_at IS NOT NULL AND shown_at IS NULL"),
+                        (via, db.project, name, list(ids)))
+                return int(n)
+
+        return int(db.run(go, "marking mail read"))
+
+    def receipts(self, sender: str, ids: list[str] | None = None) -> list[Rec]:
+        """One row per message of ``sender`` and recipient: read, set aside, shown (when, via)."""
+        cond = "" if ids is None else " AND id = ANY(%s)"
+        params: list[Any] = [self.db.project, sender] + ([list(ids)] if ids is not None else [])
+        rows = self.db.fetchall(
+            f"SELECT {_MSG_COLS}, read_at IS NOT NULL, set_aside, "
+            "to_char(shown_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), shown_via "
+            f"FROM {{s}}.messages WHERE project = %s AND sender = %s{cond} ORDER BY id, recipient",
+            params, "reading receipts")
+        return [{"message": message_row(r), "read": bool(r[10]), "set_aside": r[11], "shown": r[12], "via": r[13]}
+                for r in rows]
+
+    def orphaned(self, name: str) -> dict[str, int]:
+        rows = self.db.fetchall("SELECT set_aside, count(*) FROM {s}.messages WHERE project = %s AND recipient = %s "
+                                "AND set_aside IS NOT NULL GROUP BY set_aside ORDER BY set_aside",
+                                (self.db.project, name), "reading mail")
+        return {r[0]: int(r[1]) for r in rows}
+
+    def fetch_orphaned(self, name: str) -> list[tuple[str, Rec]]:
+        rows = self.db.fetchall(
+            f"SELECT {_MSG_COLS}, set_aside FROM {{s}}.messages WHERE project = %s AND recipient = %s "
+            "AND set_aside IS NOT NULL ORDER BY set_aside, id", (self.db.project, name), "reading mail")
+        return [(r[10], message_row(r)) for r in rows]
+
+    def adopt(self, name: str, sessions: list[str] | None = None) -> int:
+        db = self.db
+        cond = "set_aside IS NOT NULL" if sessions is None else "set_aside = ANY(%s)"
+        params: list[Any] = [db.project, name] + ([list(sessions)] if sessions is not None else [])
+
+        def go(conn: Conn) -> int:
+            with conn.transaction():
+                cur = conn.cursor()
+                cur.execute(db.q(f"UPDATE {{s}}.messages SET set_aside = NULL WHERE project = %s AND recipient = %s "
+                                 f"AND {cond}"), params)
+                n = cur.rowcount
+                if n:
+                    cur.execute("SELECT pg_notify(%s, 'adopted'), pg_notify(%s, 'inbox')",
+                                (db.mail_channel(name), db.project_channel))
+                return int(n)
+
+        return int(db.run(go, "adopting mail"))
 
     def get_message(self, name: str, msg_id: str) -> Rec | None:
         row = self.db.fetchone(f"SELECT {_MSG_COLS} FROM {{s}}.messages WHERE project = %s AND recipient = %s "

@@ -111,6 +111,10 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (4, "the owner's pid namespace: a pid means something only in its namespace", [
         "ALTER TABLE {s}.agents ADD COLUMN pid_ns text",
     ]),
+    (5, "receipts: when and through which adapter a message entered its reader's context; sent mail by sender", [
+        "ALTER TABLE {s}.messages ADD COLUMN shown_at timestamptz, ADD COLUMN shown_via text",
+        "CREATE INDEX messages_sender ON {s}.messages (project, sender, id)",
+    ]),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ...errors import NameTaken, StoreError
 from ...liveness import is_live, same_namespace
+from ..takeover import inherits
 from .connection import columns
 
 TYPE_CHECKING = False
@@ -66,13 +67,13 @@ class Registry:
                                      + ") ON CONFLICT (project, name) DO NOTHING"), self._params(rec))
                     if cur.rowcount == 1:
                         db.notify(cur, "agents")
-                        return {"agent": rec, "replaced": None, "orphaned": 0}
+                        return {"agent": rec, "replaced": None, "orphaned": 0, "handed": 0}
                 else:  # pragma: no cover - inserted and deleted by others three times in a row
                     raise StoreError(f"PostgreSQL store {db.url}: could not register {name}: the name keeps changing")
                 old = agent_row(row)
                 same_owner = (old["pid"] == rec["pid"] and old.get("pid_start") == rec.get("pid_start")
                               and old["host"] == rec["host"] and rec["pid"] != 0 and same_namespace(old, rec))
-                replaced, orphaned = None, 0
+                replaced, orphaned, handed = None, 0, 0
                 if old["session"] == rec["session"] or same_owner:
                     new = {**rec, "session": old["session"], "started": old["started"]}
                 elif self.is_live(old):
@@ -80,13 +81,19 @@ class Registry:
                 else:
                     new, replaced = rec, old["session"]
                     self._drop_session_claims(cur, name, replaced)
-                    cur.execute(db.q("UPDATE {s}.messages SET set_aside = %s WHERE project = %s AND recipient = %s "
-                                     "AND read_at IS NULL AND set_aside IS NULL"), (replaced, db.project, name))
-                    orphaned = cur.rowcount
+                    if inherits(old, rec):  # a restart: the unread mail stays the name's (see store/takeover.py)
+                        cur.execute(db.q("SELECT count(*) FROM {s}.messages WHERE project = %s AND recipient = %s "
+                                         "AND read_at IS NULL AND set_aside IS NULL"), (db.project, name))
+                        handed = int(cur.fetchone()[0])  # type: ignore[index]
+                    else:
+                        cur.execute(db.q("UPDATE {s}.messages SET set_aside = %s WHERE project = %s "
+                                         "AND recipient = %s AND read_at IS NULL AND set_aside IS NULL"),
+                                    (replaced, db.project, name))
+                        orphaned = cur.rowcount
                 validate("agent", new, "agent")
                 self._update_row(cur, new)
                 db.notify(cur, "agents")
-                return {"agent": new, "replaced": replaced, "orphaned": orphaned}
+                return {"agent": new, "replaced": replaced, "orphaned": orphaned, "handed": handed}
 
         res: Rec = db.run(go, f"registering {name}")
         self._registered_project = True

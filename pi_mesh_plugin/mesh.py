@@ -79,8 +79,11 @@ class Mesh:
             from .store import open_store
 
             store = open_store(self.config.store_url, self.root, heartbeat_ttl=self.config.heartbeat_ttl,
-                               project_id=self.config.project_id)
+                               project_id=self.config.project_id, timeouts=self.config.store_timeouts,
+                               share=self.config.share)
         self.store = store
+        # the store's time: the server's for PostgreSQL, so claims and heartbeats agree across machines
+        self.now = getattr(store, "now", None) or now
         self.session: str | None = None
         self._owner: int | None = None
         self._casefold: bool | None = None
@@ -113,7 +116,7 @@ class Mesh:
         if name == "mesh":
             raise UsageError("the name mesh is reserved: the mesh's own notices (\"it is yours\") come from it")
         owner = os.getpid() if pid is None else int(pid)
-        t = iso(now())
+        t = iso(self.now())
         # joining again from the same Mesh, same owner, while still live keeps the session (a heartbeat-only
         # agent, pid 0, has no owner process to recognise it by and was refused its own name); after its
         # death, or with another owner, it is a new session: the old claims never come back
@@ -152,7 +155,7 @@ class Mesh:
         name = self._need_agent()
         _check_fields("agent", {"schema": 1, "name": name, "session": "s", "pid": 0, "host": "h", "cwd": "/",
                                 "started": iso(0), "last_seen": iso(0), **changes}, "invalid heartbeat")
-        rec = self.store.update_agent(name, self.session, {"last_seen": iso(now()), **changes})
+        rec = self.store.update_agent(name, self.session, {"last_seen": iso(self.now()), **changes})
         if rec:
             from .leases import upkeep
 
@@ -229,7 +232,7 @@ class Mesh:
         if reply_to:
             orig = self.store.get_message(sender, reply_to)
             thread = (orig.get("thread") or orig["id"]) if orig else reply_to
-        t = now()
+        t = self.now()
         rec = self._message(sender, to, text, urgent, reply_to, new_id(t), iso(t), thread=thread)
         self.store.deliver([rec])
         self._feed("message", rec["created"], to=to, id=rec["id"], urgent=rec["urgent"])
@@ -239,7 +242,7 @@ class Mesh:
         """One message (one shared id) to every live agent but the sender."""
         sender = self._need_agent()
         self._check_text(text)
-        t = now()
+        t = self.now()
         msg_id, created = new_id(t), iso(t)
         store = self.store  # records, not Agent objects: only the names of the live ones are needed
         names = [a["name"] for a in store.list_agents() if a["name"] != sender and store.is_live(a)]
@@ -408,7 +411,7 @@ class Mesh:
         return [Reservation.from_dict(r) for r in gone]
 
     def reservations(self, live_only: bool = True) -> list[Reservation]:
-        t = now()
+        t = self.now()
         out = []
         holders: dict = {}  # one look at each holder per listing, not one per claim
         for r in self.store.reservations():
@@ -447,7 +450,7 @@ class Mesh:
             return None
         if kind == P.FILE and (path.endswith("/") or key == P.ROOT):
             kind = P.DIR
-        t = now()
+        t = self.now()
         stale = False
         for rec in self.store.covering(key, kind):
             if rec["holder"] == self.agent:

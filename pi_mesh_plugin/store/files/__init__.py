@@ -30,7 +30,7 @@ import time
 
 from ...errors import CorruptRecord
 from ...liveness import is_live, process_alive
-from . import fsio, links
+from . import fsio, links, modes
 from .claims import ClaimStore
 from .feed import Feed
 from .inbox import Inboxes
@@ -45,7 +45,8 @@ TEMP_GRACE_S = 60.0
 class FileStore:
     """:class:`~pi_mesh_plugin.store.base.Store` on plain files."""
 
-    def __init__(self, root: str, heartbeat_ttl: float = 60.0) -> None:
+    def __init__(self, root: str, heartbeat_ttl: float = 60.0, share: str = "private") -> None:
+        modes.set_share(share)  # who may read what this store creates (see .modes)
         self.root = root
         self.mesh_dir = os.path.join(root, ".pi", "mesh")
         self.url = "file:" + self.mesh_dir
@@ -70,6 +71,8 @@ class FileStore:
         if self._ready:
             return
         self._safe()
+        fsio.ensure_dir(self.mesh_dir)
+        modes.tighten(self.mesh_dir)  # a mesh made 0755 by an older version is closed to other users now
         for sub in LAYOUT:
             fsio.ensure_dir(os.path.join(self.mesh_dir, sub))
         ignore = os.path.join(self.mesh_dir, ".gitignore")

@@ -30,7 +30,11 @@ shuts the socket down, so the call fails at once with a one-line
 :class:`~pi_mesh_plugin.errors.StoreError` naming the limit (and the
 connection is reopened on the next call).  TCP keepalives and
 ``tcp_user_timeout`` are set unless the URL sets them.  A thread waiting for
-the connection another thread is using waits the same bound at most.
+the connection another thread is using waits the same bound at most.  Once the
+server has not answered, every call of the next ``max(statement_timeout,
+lock_timeout) + 1 s`` fails at once with the same error, so one operation (a
+check, its feed line, a heartbeat) waits one timeout, not one per statement; the
+first call after that window tries the server again.
 
 **The server's clock.**  Each connection reads the server's clock
 (``clock_timestamp()``, corrected by half the round trip) and keeps the offset
@@ -68,7 +72,7 @@ if TYPE_CHECKING:  # no typing import at run time (see the guard path rules)
 
 DEFAULT_SCHEMA = "pi_mesh"
 TIMEOUT_KEYS = ("connect_timeout", "statement_timeout", "lock_timeout")
-DEFAULT_TIMEOUTS = {"connect_timeout": 5.0, "statement_timeout": 5.0, "lock_timeout": 5.0}
+DEFAULT_TIMEOUTS = {"connect_timeout": 3.0, "statement_timeout": 3.0, "lock_timeout": 3.0}
 CONNECT_TIMEOUT = DEFAULT_TIMEOUTS["connect_timeout"]
 WATCHDOG_GRACE = 1.0  # what the client adds to the server's own limits before it gives up on the server
 IDLE_TX_TIMEOUT = "60s"
@@ -217,6 +221,7 @@ class Database:
         self.watchdog = Watchdog()
         self.offset: float | None = None  # the server's clock minus this machine's, in seconds
         self._offset_read = 0.0
+        self._down: tuple[float, StoreError] | None = None  # (until when, why): the server did not answer
 
     @property
     def project(self) -> str:
@@ -240,9 +245,21 @@ class Database:
         return f"{self.timeouts[key]:g}s ({key})"
 
     def timed_out(self, key: str, doing: str) -> StoreError:
+        """The error of a server that did not answer within ``key``; for the next :attr:`call_limit` seconds
+        every call fails at once with it, so one operation (a check, its feed line, a heartbeat) waits for one
+        timeout, not one per statement."""
         what = f" while {doing}" if doing else ""
-        return StoreError(f"PostgreSQL store {self.url}: timed out after {self.limit_text(key)}{what}: "
-                          "the server did not answer")
+        err = StoreError(f"PostgreSQL store {self.url}: timed out after {self.limit_text(key)}{what}: "
+                         "the server did not answer")
+        self._down = (time.monotonic() + self.call_limit, err)
+        return err
+
+    def _fail_fast(self) -> None:
+        down = self._down
+        if down is not None:
+            if time.monotonic() < down[0]:
+                raise StoreError(str(down[1]))
+            self._down = None
 
     def connect(self) -> Conn:
         """A new autocommit connection with the session settings the store relies on (its limits, and
@@ -334,11 +351,13 @@ class Database:
         not retried: the server is not answering."""
         import psycopg
 
+        self._fail_fast()
         wait = self.call_limit + self.timeouts["connect_timeout"]
         if not self.lock.acquire(timeout=wait):
             raise StoreError(f"PostgreSQL store {self.url}: timed out after {wait:g}s waiting for this process's "
                              f"connection (another call on it is not answered) while {doing or 'working'}")
         try:
+            self._fail_fast()  # another thread met the silence while this one waited
             for attempt in (0, 1):
                 conn = self.connection()
                 try:

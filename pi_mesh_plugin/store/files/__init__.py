@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 from ...errors import CorruptRecord
 from ...liveness import is_live, process_alive
@@ -66,6 +67,12 @@ class FileStore:
         if not self._checked:
             links.check_layout(self.mesh_dir)
             self._checked = True
+
+    def subscribe(self, callback: Callable[[str | None], object]) -> Callable[[], None] | None:
+        return None  # plain files: the watcher uses inotify on mesh_dir, or polls
+
+    def feed_file(self) -> tuple[str, Callable[[int], str]] | None:
+        return self.feed.path, self.feed.generation
 
     def ensure_layout(self) -> None:
         if self._ready:

@@ -83,7 +83,7 @@ class Mesh:
                                share=self.config.share)
         self.store = store
         # the store's time: the server's for PostgreSQL, so claims and heartbeats agree across machines
-        self.now = getattr(store, "now", None) or now
+        self.now = store.now
         self.session: str | None = None
         self._owner: int | None = None
         self._casefold: bool | None = None

@@ -29,6 +29,7 @@ import os
 import time
 from collections.abc import Callable
 
+from ...clock import now as clock_now
 from ...errors import CorruptRecord
 from ...liveness import is_live, process_alive
 from . import fsio, links, modes
@@ -61,6 +62,11 @@ class FileStore:
         self.warnings: list[str] = []
         self._ready = False
         self._checked = False
+
+    @staticmethod
+    def now() -> float:
+        """This machine's clock: every process of a file store shares it."""
+        return clock_now()
 
     def _safe(self) -> None:
         """Refuse a symlinked ``.pi``, ``.pi/mesh``, fixed directory or feed before the first operation."""

@@ -289,6 +289,9 @@ class Database:
                 f"SET lock_timeout = {int(t['lock_timeout'] * 1000)}; "
                 f"SET idle_in_transaction_session_timeout = '{IDLE_TX_TIMEOUT}'"), "connecting")
             self._read_clock(conn)
+        except psycopg.Error as e:
+            conn.close()
+            raise self.error(e, "connecting") from None
         except BaseException:
             conn.close()
             raise
@@ -342,7 +345,15 @@ class Database:
                 raise
             self.conn = conn
         elif time.monotonic() - self._offset_read > CLOCK_REFRESH:
-            self._read_clock(self.conn)
+            import psycopg
+
+            try:
+                self._read_clock(self.conn)
+            except psycopg.Error:  # the connection died while idle: open a new one (which reads the clock)
+                with contextlib.suppress(Exception):
+                    self.conn.close()
+                self.conn = None
+                return self.connection()
         return self.conn
 
     def run(self, fn: Callable[[Conn], Any], doing: str = "") -> Any:

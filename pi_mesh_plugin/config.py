@@ -57,8 +57,8 @@ class AgentConfig:
 
     __slots__ = ("plugins", "tools", "guard", "deny", "reservation_ttl", "max_reservation", "expiry_warning",
                  "auto_claim", "auto_claim_ttl", "heartbeat_ttl", "on_store_error",
-                 "sidecar_timeout", "sandbox", "harness", "store_url", "project_id", "default_agent", "source",
-                 "limits", "limits_source")
+                 "sidecar_timeout", "sandbox", "harness", "store_url", "project_id", "store_timeouts", "share",
+                 "default_agent", "source", "limits", "limits_source")
     plugins: list[str]
     tools: list[str]
     guard: list[str]
@@ -75,6 +75,8 @@ class AgentConfig:
     harness: str | None
     store_url: str | None
     project_id: str | None
+    store_timeouts: dict
+    share: str
     default_agent: str | None
     source: str | None
     limits: dict
@@ -158,7 +160,12 @@ def load_config(root: str, agent: str | None = None, explicit: str | None = None
     store = data.get("store", {})
     values["store_url"] = os.environ.get("PI_MESH_STORE") or store.get("url") or None
     values["project_id"] = os.environ.get("PI_MESH_PROJECT_ID") or store.get("project_id")
+    values["store_timeouts"] = {k: store[k] for k in ("connect_timeout", "statement_timeout", "lock_timeout")
+                                if k in store}
     values["default_agent"] = data.get("mesh", {}).get("agent")
+    values["share"] = os.environ.get("PI_MESH_SHARE") or data.get("mesh", {}).get("share") or "private"
+    if values["share"] not in ("private", "group"):
+        raise ConfigError(f"PI_MESH_SHARE: expected private or group, got {values['share'][:50]!r}")
     return AgentConfig(values, path)
 
 

@@ -24,7 +24,7 @@
 from __future__ import annotations
 
 from . import paths as P
-from .clock import format_duration, iso, now, parse_iso
+from .clock import format_duration, iso, parse_iso
 from .errors import ReservationConflict
 
 TYPE_CHECKING = False
@@ -61,7 +61,7 @@ def upkeep(mesh: Mesh, active: bool) -> None:
     if me is None:
         return
     cfg = mesh.config
-    t = now()
+    t = mesh.now()
     mine = _mine(mesh, me, t)
     for r in mine:
         try:
@@ -107,7 +107,7 @@ def auto_claim(mesh: Mesh, canonical_paths: list[str]) -> list[Reservation]:
     me = _me(mesh)
     if me is None:
         return []
-    t = now()
+    t = mesh.now()
     ttl = mesh.config.auto_claim_ttl
     due: list[tuple[str, str]] = []
     for path in dict.fromkeys(canonical_paths):

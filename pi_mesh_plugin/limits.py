@@ -35,7 +35,7 @@ delivers).  It reads only the feed's tail (file store) or the newest rows
 
 from __future__ import annotations
 
-from .clock import format_duration, iso, now, parse_duration, parse_iso
+from .clock import format_duration, iso, parse_duration, parse_iso
 from .errors import SendRefused, clip
 
 TYPE_CHECKING = False
@@ -82,7 +82,7 @@ def check(mesh: Mesh, sender: str, to: str | None, text: str) -> str:
     if sender in EXEMPT or not any(v is not None for v in rules.values()):
         return d
     horizon = max(r if isinstance(r, float) else r[1] for r in rules.values() if r is not None)
-    t = now()
+    t = mesh.now()
     recent = getattr(mesh.store, "recent_messages", None)
     if recent is None:
         return d

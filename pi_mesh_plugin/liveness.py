@@ -30,8 +30,8 @@ Standard library only: this module is on the per-call guard path.
 from __future__ import annotations
 
 import os
-import time
 
+from . import clock
 from .clock import parse_iso
 
 _BOOT_ID: list[str | None] = []
@@ -171,7 +171,7 @@ def heartbeat_fresh(agent: dict, heartbeat_ttl: float, now: float | None = None)
         seen = parse_iso(agent.get("last_seen"))  # type: ignore[arg-type]
     except (ValueError, TypeError):
         return False
-    return (now if now is not None else time.time()) - seen <= heartbeat_ttl
+    return (now if now is not None else clock.now()) - seen <= heartbeat_ttl
 
 
 def verdict(agent: dict, heartbeat_ttl: float) -> str:

@@ -11,7 +11,7 @@ words it.
 
 from __future__ import annotations
 
-from .clock import iso, new_id, now
+from .clock import iso, new_id
 from .errors import TooLarge, UnknownAgent, UsageError
 from .names import validate_name
 from .records import Message
@@ -54,7 +54,7 @@ def send(mesh: Mesh, to: str, text: str, urgent: bool = False, reply_to: str | N
     if reply_to:
         orig = mesh.store.get_message(sender, reply_to)
         thread = (orig.get("thread") or orig["id"]) if orig else reply_to
-    t = now()
+    t = mesh.now()
     rec = _record(sender, to, text, urgent, reply_to, new_id(t), iso(t), thread=thread)
     mesh.store.deliver([rec])
     mesh._feed("message", rec["created"], to=to, id=rec["id"], urgent=rec["urgent"], digest=digest)
@@ -67,7 +67,7 @@ def broadcast(mesh: Mesh, text: str, urgent: bool = False) -> list[Message]:
     sender = mesh._need_agent()
     check_text(text)
     digest = check(mesh, sender, None, text)
-    t = now()
+    t = mesh.now()
     msg_id, created = new_id(t), iso(t)
     store = mesh.store  # records, not Agent objects: only the names of the live ones are needed
     names = [a["name"] for a in store.list_agents() if a["name"] != sender and store.is_live(a)]

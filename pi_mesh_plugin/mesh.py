@@ -79,8 +79,11 @@ class Mesh:
             from .store import open_store
 
             store = open_store(self.config.store_url, self.root, heartbeat_ttl=self.config.heartbeat_ttl,
-                               project_id=self.config.project_id)
+                               project_id=self.config.project_id, timeouts=self.config.store_timeouts,
+                               share=self.config.share)
         self.store = store
+        # the store's time: the server's for PostgreSQL, so claims and heartbeats agree across machines
+        self.now = store.now
         self.session: str | None = None
         self._owner: int | None = None
         self._casefold: bool | None = None
@@ -112,7 +115,7 @@ class Mesh:
         name = check_joinable(generated_name() if name is None and not self.agent else
                               (self.agent if name is None else name), harness or self.config.harness)
         owner = os.getpid() if pid is None else int(pid)
-        t = iso(now())
+        t = iso(self.now())
         # joining again from the same Mesh, same owner, while still live keeps the session (a heartbeat-only
         # agent, pid 0, has no owner process to recognise it by and was refused its own name); after its
         # death, or with another owner, it is a new session: the old claims never come back
@@ -154,7 +157,7 @@ class Mesh:
         name = self._need_agent()
         _check_fields("agent", {"schema": 1, "name": name, "session": "s", "pid": 0, "host": "h", "cwd": "/",
                                 "started": iso(0), "last_seen": iso(0), **changes}, "invalid heartbeat")
-        rec = self.store.update_agent(name, self.session, {"last_seen": iso(now()), **changes})
+        rec = self.store.update_agent(name, self.session, {"last_seen": iso(self.now()), **changes})
         if rec:
             from .leases import upkeep
 
@@ -394,7 +397,7 @@ class Mesh:
         return [Reservation.from_dict(r) for r in gone]
 
     def reservations(self, live_only: bool = True) -> list[Reservation]:
-        t = now()
+        t = self.now()
         out = []
         holders: dict = {}  # one look at each holder per listing, not one per claim
         for r in self.store.reservations():
@@ -433,7 +436,7 @@ class Mesh:
             return None
         if kind == P.FILE and (path.endswith("/") or key == P.ROOT):
             kind = P.DIR
-        t = now()
+        t = self.now()
         stale = False
         for rec in self.store.covering(key, kind):
             if rec["holder"] == self.agent:

@@ -19,7 +19,8 @@ PI_MESH = [sys.executable, "-m", "pi_mesh_plugin"]
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test inherits the developer's mesh identity or configuration."""
     for var in ("PI_MESH_AGENT", "PI_MESH_ROOT", "PI_MESH_CONFIG", "PI_MESH_STORE", "PI_MESH_CRASH_AT",
-                "PI_MESH_HOSTNAME", "PI_MESH_LOAD_PLUGINS", "PI_MESH_PROJECT_ID"):
+                "PI_MESH_HOSTNAME", "PI_MESH_LOAD_PLUGINS", "PI_MESH_PROJECT_ID", "PI_MESH_CLOCK_OFFSET",
+                "PI_MESH_SHARE"):
         monkeypatch.delenv(var, raising=False)
     # The governors (pi_mesh_plugin/limits.py) would refuse the floods the delivery and race tests make on purpose;
     # tests of the governors themselves take the `governed` fixture.

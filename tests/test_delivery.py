@@ -83,7 +83,7 @@ def test_one_message_lands_complete_with_nothing_else(tmp_path, mode):
     st = os.stat(f"{box}/new/m1.json")
     umask = os.umask(0)
     os.umask(umask)
-    assert stat.S_IMODE(st.st_mode) == 0o644 & ~umask and st.st_nlink == 1
+    assert stat.S_IMODE(st.st_mode) == 0o600 & ~umask and st.st_nlink == 1  # private to its owner (.modes)
 
 
 @pytest.mark.parametrize("mode", MODES, indirect=True)

@@ -14,17 +14,19 @@ if TYPE_CHECKING:
     from .base import Store
 
 
-def open_store(url: str | None, root: str, *, heartbeat_ttl: float = 60.0, project_id: str | None = None) -> Store:
-    """Open the store named by ``url``: ``None``/``""``/``file:`` for the file store under ``root``,
-    ``postgresql://…`` for PostgreSQL."""
+def open_store(url: str | None, root: str, *, heartbeat_ttl: float = 60.0, project_id: str | None = None,
+               timeouts: dict | None = None, share: str = "private") -> Store:
+    """Open the store named by ``url``: ``None``/``""``/``file:`` for the file store under ``root`` (its
+    files private to their owner, or shared with the owner's group: ``share``), ``postgresql://…`` for
+    PostgreSQL (``timeouts``: ``[store]``'s ``connect_timeout``, ``statement_timeout``, ``lock_timeout``)."""
     if not url or url in ("file", "files", "file:"):
         from .files import FileStore
 
-        return FileStore(root, heartbeat_ttl=heartbeat_ttl)
+        return FileStore(root, heartbeat_ttl=heartbeat_ttl, share=share)
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 
-        return PostgresStore(url, root, heartbeat_ttl=heartbeat_ttl, project_id=project_id)
+        return PostgresStore(url, root, heartbeat_ttl=heartbeat_ttl, project_id=project_id, timeouts=timeouts)
     from ..errors import ConfigError
 
     raise ConfigError(f"unknown store URL {url!r}: expected postgresql://… or nothing for the file store")

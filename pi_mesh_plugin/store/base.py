@@ -41,6 +41,10 @@ class Store(Protocol):
     #: one line per record set aside while reading (quarantined, unreadable), for ``Mesh.warnings``
     warnings: list[str]
 
+    def now(self) -> float:
+        """The time (epoch seconds) this store judges expiry and liveness by, and stamps heartbeats and claims
+        with: this machine's clock for the file store, the server's for PostgreSQL."""
+
     def ensure_layout(self) -> None:
         """Make whatever must exist before the first operation (idempotent, cheap once done)."""
 

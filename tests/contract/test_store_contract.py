@@ -570,7 +570,9 @@ def test_pg_db_cli_init_and_status(pg_url, project):
     r = run_cli("--json", "db", "status", cwd=project, env=env)
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
-    assert info["schema_version"] == LATEST and info["agents"] == 0 and info["project"] == os.path.realpath(project)
+    with open(os.path.join(project, ".git", "pi-mesh-project-id")) as f:  # no remote: the id kept with the repository
+        stored = f.read().strip()
+    assert info["schema_version"] == LATEST and info["agents"] == 0 and info["project"] == stored
     r = run_cli("db", "status", cwd=project)
     assert r.returncode == 2 and "no PostgreSQL store configured" in r.stderr and len(r.stderr.splitlines()) == 1
 

@@ -29,9 +29,10 @@ from __future__ import annotations
 import os
 import time
 
+from ...clock import now as clock_now
 from ...errors import CorruptRecord
 from ...liveness import is_live, process_alive
-from . import fsio, links
+from . import fsio, links, modes
 from .claims import ClaimStore
 from ..takeover import inherits
 from .registry import Registry
@@ -52,7 +53,8 @@ TEMP_GRACE_S = 60.0
 class FileStore:
     """:class:`~pi_mesh_plugin.store.base.Store` on plain files."""
 
-    def __init__(self, root: str, heartbeat_ttl: float = 60.0) -> None:
+    def __init__(self, root: str, heartbeat_ttl: float = 60.0, share: str = "private") -> None:
+        modes.set_share(share)  # who may read what this store creates (see .modes)
         self.root = root
         self.mesh_dir = os.path.join(root, ".pi", "mesh")
         self.url = "file:" + self.mesh_dir
@@ -104,6 +106,11 @@ class FileStore:
             self._edits = Ledger(self.mesh_dir)
         return self._edits
 
+    @staticmethod
+    def now() -> float:
+        """This machine's clock: every process of a file store shares it."""
+        return clock_now()
+
     def _safe(self) -> None:
         """Refuse a symlinked ``.pi``, ``.pi/mesh``, fixed directory or feed before the first operation."""
         if not self._checked:
@@ -120,6 +127,8 @@ class FileStore:
         if self._ready:
             return
         self._safe()
+        fsio.ensure_dir(self.mesh_dir)
+        modes.tighten(self.mesh_dir)  # a mesh made 0755 by an older version is closed to other users now
         for sub in LAYOUT:
             fsio.ensure_dir(os.path.join(self.mesh_dir, sub))
         ignore = os.path.join(self.mesh_dir, ".gitignore")

@@ -54,7 +54,9 @@ from ... import paths as P
 from ...jsonc import dumps as _dumps
 from ...safejson import loads
 from ...clock import iso, new_id, parse_iso
+from ...clock import now as clock_now
 from . import fsio
+from . import modes
 from .claimpaths import canonical_claim
 
 # ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
@@ -387,7 +389,7 @@ class ClaimStore:
     def _lock(self) -> FileLock:
         from filelock import FileLock
 
-        return FileLock(self.lock_path, timeout=30)
+        return FileLock(self.lock_path, timeout=30, mode=modes.FILE)
 
     def live(self, rec: dict, now: float, holders: dict | None = None) -> bool:
         """Unexpired and held by a live holder; ``holders`` memoises the holders within one operation."""
@@ -410,7 +412,7 @@ class ClaimStore:
         with self._lock():
             if self.settle is not None:
                 self.settle()  # waiters first: a claim freed by expiry or death goes to the line
-            now = time.time()
+            now = clock_now()
             index = self.index
             index.rescan()
             current = index.all()
@@ -459,7 +461,7 @@ class ClaimStore:
     def drop_dead(self) -> list[dict]:
         """Remove expired claims and claims of dead holders; returns them."""
         with self._lock():
-            now = time.time()
+            now = clock_now()
             self.index.rescan()
             holders: dict = {}
             gone = [r for r in self.index.all() if not self.live(r, now, holders)]

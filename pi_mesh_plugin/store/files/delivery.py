@@ -35,6 +35,7 @@ import errno
 import os
 
 from . import fsio
+from . import modes
 from .fsio import _CREATE, _unlink_quiet, _write_fd, crash_point, sync_batch
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW  # a symlinked new/ is refused, never followed
@@ -120,7 +121,8 @@ def _write_durable(fd: int, data: bytes) -> None:
 def _durable_temp(inbox: str, name: str, data: bytes) -> str:
     """``data`` written and fsynced as ``inbox/tmp/<name>.<pid>.tmp`` (removed again on failure); its path."""
     tmp = f"{inbox}/tmp/{name}.{fsio._pid[0]}.tmp"
-    fd = os.open(tmp, _CREATE, 0o644)
+    fd = os.open(tmp, _CREATE, modes.FILE)
+    modes.fix_fd(fd)
     try:
         try:
             _write_durable(fd, data)
@@ -132,12 +134,19 @@ def _durable_temp(inbox: str, name: str, data: bytes) -> str:
     return tmp
 
 
+def _tmpfile(dfd: int) -> int:
+    """An unnamed file in the directory ``dfd``, with the mesh's file mode (:mod:`.modes`)."""
+    fd = os.open(".", _TMPFILE, modes.FILE, dir_fd=dfd)
+    modes.fix_fd(fd)
+    return fd
+
+
 def _deliver_unnamed_one(inbox: str, name: str, data: bytes) -> bool:
     """One message (every ``send``), without a batch's bookkeeping.  False: not supported here."""
     dfd = os.open(f"{inbox}/new", _DIR)
     try:
         try:
-            fd = os.open(".", _TMPFILE, 0o644, dir_fd=dfd)
+            fd = _tmpfile(dfd)
         except OSError as e:
             if _refused(e):
                 return False
@@ -166,7 +175,7 @@ def _deliver_unnamed(items: list[tuple[str, str, bytes]]) -> bool:
             if dfd is None:
                 dfd = dfds[inbox] = os.open(f"{inbox}/new", _DIR)
             try:
-                fd = os.open(".", _TMPFILE, 0o644, dir_fd=dfd)
+                fd = _tmpfile(dfd)
             except OSError as e:
                 if not fds and _refused(e):
                     return False
@@ -212,7 +221,8 @@ def _deliver_renamed(items: list[tuple[str, str, bytes]]) -> None:
     try:
         for inbox, name, data in items:
             tmp = os.path.join(inbox, "tmp", f"{name}.{fsio._pid[0]}.tmp")
-            fd = os.open(tmp, _CREATE, 0o644)
+            fd = os.open(tmp, _CREATE, modes.FILE)
+            modes.fix_fd(fd)
             fds.append(fd)
             staged.append((tmp, os.path.join(inbox, "new", name)))
             _write_fd(fd, data)
@@ -279,7 +289,7 @@ def _deliver_linked(inboxes: list[str], name: str, data: bytes) -> None:
 def _linked_unnamed(dfds: list[int], name: str, data: bytes) -> list[int] | None:
     """Write and fsync one unnamed file, link it into each directory; ``None``: no O_TMPFILE here."""
     try:
-        fd = os.open(".", _TMPFILE, 0o644, dir_fd=dfds[0])
+        fd = _tmpfile(dfds[0])
     except OSError as e:
         if _refused(e):
             return None

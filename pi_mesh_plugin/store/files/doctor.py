@@ -15,8 +15,8 @@ its target - to ``bad/links/``; ``.pi`` and ``.pi/mesh`` themselves are explaine
 from __future__ import annotations
 
 import os
-import time
 
+from ...clock import now as clock_now
 from ...clock import parse_iso
 from ...liveness import unjudged, verdict
 from ...errors import SymlinkRefused
@@ -120,7 +120,7 @@ def _examine(store: FileStore, add: Callable[..., None], fix: bool, found: list[
     for fn, rec in index.pending.items():
         add("unfinished-reserve", os.path.join(rdir, fn), f"{rec['holder']}'s reserve of several paths was "
             f"killed before it committed: this claim on {rec['path']} was never in force", fix)
-    now = time.time()
+    now = clock_now()
     for rec in index.all():
         full = os.path.join(rdir, rec["id"] + ".json")
         try:

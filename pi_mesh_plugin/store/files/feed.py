@@ -26,6 +26,7 @@ from stat import S_ISREG
 from ...jsonc import dumps
 from ...safejson import loads
 from .fsio import flat_json
+from . import modes
 
 MAX_BYTES = 1 << 20
 KEEP = 3
@@ -88,11 +89,12 @@ class Feed:
                 else:
                     return fd, st.st_size
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, modes.FILE)
         except OSError as e:
             from .links import refused
 
             raise refused(e, self.path) from None
+        modes.fix_fd(fd)
         st = os.fstat(fd)
         if not S_ISREG(st.st_mode):  # a fifo or device placed as feed.jsonl: never written to
             os.close(fd)
@@ -119,7 +121,7 @@ class Feed:
     def rotate(self) -> None:
         from filelock import FileLock
 
-        with FileLock(self.lock_path, timeout=30):
+        with FileLock(self.lock_path, timeout=30, mode=modes.FILE):
             try:
                 if os.stat(self.path).st_size <= self.max_bytes:
                     return  # another process rotated it
@@ -131,7 +133,7 @@ class Feed:
                     os.replace(older, self.generation(i + 1))
             os.replace(self.path, self.generation(1))
             try:
-                os.chmod(self.generation(1), 0o444)  # tells writers holding it open to open feed.jsonl afresh
+                os.chmod(self.generation(1), modes.FILE & 0o444)  # tells writers holding it open to open feed.jsonl afresh
             except OSError:
                 pass  # not ours to change: writers holding it notice the rename within PATH_CHECK_S
 

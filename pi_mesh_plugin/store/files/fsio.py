@@ -30,6 +30,7 @@ import stat
 
 from . import links
 from ...jsonc import encode_basestring as _encode_basestring
+from . import modes
 from ...safejson import describe as _describe
 from ...safejson import loads as _loads
 
@@ -154,8 +155,9 @@ def temp_name(final: str) -> str:
 def _write_temp(directory: str, final: str, data: bytes, durable: bool = True) -> str:
     links.not_a_link(directory)  # a symlinked directory would take the file out of the mesh
     tmp = os.path.join(directory, temp_name(final))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, modes.FILE)
     try:
+        modes.fix_fd(fd)
         _write_fd(fd, data)
         crash_point("temp-write")
         if durable:

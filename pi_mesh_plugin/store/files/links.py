@@ -27,6 +27,7 @@ import os
 from stat import S_ISDIR, S_ISLNK
 
 from ...errors import SymlinkRefused
+from . import modes
 
 MESH = os.path.join(".pi", "mesh")
 FIXED = ("agents", "inbox", "reservations", "locks", "index", "bad", "feed.jsonl")
@@ -63,7 +64,9 @@ def ensure_dir(path: str) -> None:
             st = os.lstat(cur)
         except FileNotFoundError:
             try:
-                os.mkdir(cur)
+                os.mkdir(cur, modes.DIR if c != ".pi" else 0o777)  # .pi is the project's; below it, the mesh's
+                if c != ".pi":
+                    modes.fix_dir(cur)
                 continue
             except FileExistsError:
                 st = os.lstat(cur)  # made by another process meanwhile: look again

@@ -26,9 +26,9 @@ the message again (the message is at-least-once, the claim exactly one).
 from __future__ import annotations
 
 import os
-import time
 
 from ...clock import iso, new_id
+from ...clock import now as clock_now
 from .. import queue_rules as Q
 from . import fsio
 
@@ -92,7 +92,7 @@ class FileQueue:
         from ...schema import validate
 
         with self.claims._lock():
-            now = time.time()
+            now = clock_now()
             alive = self._alive(now)
             tickets = [t for t in self.tickets() if self.waiter_live(t["agent"], t.get("session"))]
             mine = [t for t in tickets if t["agent"] == agent and t["paths"] == [list(w) for w in wanted]]
@@ -154,7 +154,7 @@ class FileQueue:
             return []
         from .claims import new_claim
 
-        now = time.time()
+        now = clock_now()
         claims = self.claims
         index = claims.index
         index.rescan()

@@ -23,6 +23,7 @@ from ...errors import CorruptRecord, NameTaken
 from ...liveness import is_live, same_namespace
 from ...names import validate_name
 from . import fsio
+from . import modes
 from .claims import _racy
 
 # ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
@@ -43,7 +44,7 @@ class Registry:
     def _lock(self) -> FileLock:
         from filelock import FileLock
 
-        return FileLock(self.lock_path, timeout=30)
+        return FileLock(self.lock_path, timeout=30, mode=modes.FILE)
 
     def path(self, name: str) -> str:
         return os.path.join(self.directory, validate_name(name) + ".json")

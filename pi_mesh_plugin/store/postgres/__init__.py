@@ -24,9 +24,17 @@ an agent on this host (and boot) with a known pid lives exactly as long as its
 process; any other is live while its ``last_seen`` heartbeat is younger than
 the heartbeat TTL.  A crashed machine stops heartbeating, so its agents die
 after the TTL and their claims stop counting (and are deleted by the next
-overlapping ``claim`` or by ``doctor --fix``).  Timestamps are written from the
-writer's clock, as with the file store; ``doctor`` reports a clock that is off
-from the server's by more than :data:`MAX_SKEW` seconds.
+overlapping ``claim`` or by ``doctor --fix``).  Time is the server's: each
+connection reads the server's clock and keeps its offset from this machine's
+(:meth:`PostgresStore.now`), and heartbeats, claims, expiry and liveness all go
+by it, so a client whose clock is off neither sees other hosts' agents as dead
+nor looks dead to them; ``doctor`` still reports a clock that is off from the
+server's by more than :data:`MAX_SKEW` seconds.
+
+**Limits.**  ``connect_timeout``, ``statement_timeout`` and ``lock_timeout``
+(URL query or ``[store]`` in hooks.toml), and a client-side watchdog for a
+server that cannot enforce them (frozen, unreachable): a call fails with one
+line naming the limit, never hangs (:mod:`.connection`).
 
 **Messages.**  One row per message per recipient; delivery commits with
 ``pg_notify``, so :meth:`PostgresStore.wait_for_mail` wakes within
@@ -80,8 +88,9 @@ class PostgresStore:
     touches the network), guarded by a lock so threads may share the store.
     """
 
-    def __init__(self, url: str, root: str, heartbeat_ttl: float = 60.0, project_id: str | None = None) -> None:
-        self.db = Database(url, root, project_id)
+    def __init__(self, url: str, root: str, heartbeat_ttl: float = 60.0, project_id: str | None = None,
+                 timeouts: dict | None = None) -> None:
+        self.db = Database(url, root, project_id, timeouts)
         self.root = root
         self.conninfo, self.schema, self.url = self.db.conninfo, self.db.schema, self.db.url
         self.heartbeat_ttl = heartbeat_ttl
@@ -106,6 +115,10 @@ class PostgresStore:
 
     def mail_channel(self, name: str) -> str:
         return self.db.mail_channel(name)
+
+    def now(self) -> float:
+        """The server's time: what expiry and liveness are judged by, and heartbeats and claims stamped with."""
+        return self.db.now()
 
     def connect(self) -> Conn:
         """A new autocommit connection with the session settings the store relies on."""

@@ -31,7 +31,6 @@ deleted by the next overlapping ``claim`` or by ``doctor --fix``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from ... import paths as P
@@ -95,7 +94,7 @@ class Claims:
         def judge(cur: Cur) -> tuple[list[Rec], list[str], list[Rec], float]:
             """``(live claims, ids of dead ones, live claims of others in the way, now)``."""
             cur.execute(select, params)
-            now = time.time()
+            now = db.now()
             now_iso = iso(now)
             alive: list[Rec] = []
             dead: list[Rec] = []

@@ -10,8 +10,7 @@ the table and key, e.g. ``agents/alice``.
 
 from __future__ import annotations
 
-import time
-
+from ... import clock
 from ...clock import iso
 from ...liveness import unjudged, verdict
 from . import migrations
@@ -27,9 +26,9 @@ MAX_SKEW = 2.0
 
 def clock_skew(db: Database) -> float:
     """Seconds this machine's clock is ahead of the server's (negative: behind)."""
-    t0 = time.time()
+    t0 = clock.now()
     row = db.run(lambda c: c.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone())
-    t1 = time.time()
+    t1 = clock.now()
     return (t0 + t1) / 2 - float(row[0])
 
 
@@ -43,8 +42,8 @@ def examine(store: PostgresStore, fix: bool) -> list[Rec]:
     skew = store.clock_skew()
     if abs(skew) > MAX_SKEW:
         add("clock-skew", "server", f"this machine's clock is {abs(skew):.1f}s "
-            f"{'ahead of' if skew > 0 else 'behind'} the PostgreSQL server's: heartbeats and expiry are judged "
-            "by local clocks, keep them in sync (NTP)")
+            f"{'ahead of' if skew > 0 else 'behind'} the PostgreSQL server's: expiry and liveness are judged "
+            "on the server's clock, but keep the clocks in sync (NTP): feed times and a person's view are local")
     agents = {}
     for rec in store.list_agents():
         agents[rec["name"]] = rec
@@ -58,7 +57,7 @@ def examine(store: PostgresStore, fix: bool) -> list[Rec]:
                 f"is gone (last seen {rec['last_seen']})", fixed)
             if fixed:
                 del agents[rec["name"]]
-    now = time.time()
+    now = store.now()
     bad_ids = []
     for rec in store.reservations():
         if rec["expires"] <= iso(now):

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 
 from ...errors import StoreError
-from .connection import CONNECT_TIMEOUT, columns, ts
+from .connection import CONNECT_TIMEOUT, columns
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

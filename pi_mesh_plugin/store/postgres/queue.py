@@ -15,7 +15,6 @@ The rules themselves are :mod:`pi_mesh_plugin.store.queue_rules`.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from ...clock import iso, new_id
@@ -58,7 +57,7 @@ class PgQueue:
         agents = {a["name"]: a for a in (agent_row(r) for r in cur.fetchall())}
         cur.execute(db.q(f"SELECT {columns(RES_FIELDS, RES_TIMES)} FROM {{s}}.reservations WHERE project = %s "
                          "ORDER BY id"), (db.project,))
-        now_iso = iso(time.time())
+        now_iso = iso(self.db.now())
         alive: list[Rec] = []
         dead: list[Rec] = []
         for r in (reservation_row(row) for row in cur.fetchall()):
@@ -97,7 +96,7 @@ class PgQueue:
                         (db.project, [t["id"] for t in dead]))
         out = []
         if grant:
-            now = time.time()
+            now = self.db.now()
             gone = [r["id"] for r in dead_claims]
             for t in grant:
                 made = []
@@ -138,7 +137,7 @@ class PgQueue:
                 paths = [list(w) for w in dict.fromkeys(wanted)]
                 mine = [t for t in tickets if t["agent"] == agent and t["paths"] == paths]
                 holders = Q.conflicting_holders(agent, wanted, alive)
-                now = time.time()
+                now = self.db.now()
                 if mine:
                     ticket = mine[0]
                 else:

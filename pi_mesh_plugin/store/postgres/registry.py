@@ -42,7 +42,7 @@ class Registry:
         self._registered_project = False
 
     def is_live(self, agent: Rec) -> bool:
-        return is_live(agent, self.heartbeat_ttl)
+        return is_live(agent, self.heartbeat_ttl, self.db.now())
 
     def register(self, agent: Rec) -> Rec:
         from ...schema import validate

@@ -105,15 +105,17 @@ def shell_commands(command: str) -> list[list[str]]:
     return out
 
 
-def shell_write_targets(command: str) -> Targets:
+def shell_write_targets(command: str, cwd: str | None = None) -> Targets:
     """The ``(path, kind)`` pairs the shell ``command`` would write; kind is ``"file"`` or ``"dir"``.
 
-    Paths are as written in the command, relative to the shell's starting
-    directory unless absolute (``cd`` is followed).  See the package docstring
-    for what is and is not seen.
+    Paths are relative to the shell's starting directory ``cwd`` unless
+    absolute (``cd`` is followed); ``cwd`` (absolute, the event's) gives
+    ``$PWD``, ``$(pwd)``, ``$(git rev-parse --show-toplevel)`` their values and
+    lets a destination be recognised as an existing directory.  See the package
+    docstring for what is and is not seen.
     """
     out = Targets()
-    Walker(out).script(command, State(), 0)
+    Walker(out).script(command, State(cwd if cwd and cwd.startswith("/") else None), 0)
     seen: set[tuple[str, str]] = set()
     uniq = Targets(t for t in out if not (t in seen or seen.add(t)))  # type: ignore[func-returns-value]
     uniq.note, uniq.rough = out.note, out.rough

@@ -34,12 +34,17 @@ def every_operand(kind: str, short_arg: str = "", long_arg: tuple[str, ...] = ()
 def sed(wk: Walker, args: list[W], st: State, depth: int) -> None:
     opts, ops, after = parse_opts(args, short_arg="efl", long_arg=("--expression", "--file", "--line-length"),
                                   short_opt="i")
-    if not has(opts, "-i", "--in-place"):
-        return
     files = ops + after
+    scripts = vals(opts, "-e", "--expression")
     if not has(opts, "-e", "--expression", "-f", "--file"):
-        files = files[1:]  # the first operand is the script
-    wk.emit_all(files, FILE, st)
+        scripts, files = files[:1], files[1:]  # the first operand is the script
+    from .tools import sed_writes
+
+    for s in scripts:
+        if not s.dyn:
+            sed_writes(wk, s.text, st, depth)
+    if has(opts, "-i", "--in-place"):
+        wk.emit_all(files, FILE, st)
 
 
 def perl(wk: Walker, args: list[W], st: State, depth: int) -> None:
@@ -180,6 +185,11 @@ def mode_change(wk: Walker, args: list[W], st: State, depth: int) -> None:
         ops = ops[1:]  # the mode / owner
     kind = DIR if has(opts, "-R", "--recursive") else FILE
     wk.emit_all(ops, kind, st)
+
+
+def first_operand(wk: Walker, args: list[W], st: State, depth: int) -> None:
+    _, ops, after = parse_opts(args, short_arg="mZ", long_arg=("--mode", "--context"))
+    wk.emit_all((ops + after)[:1], FILE, st)
 
 
 def dd(wk: Walker, args: list[W], st: State, depth: int) -> None:

@@ -24,7 +24,7 @@ _OPS = (":?", ":-", ":=", ":+", "?", "-", "=", "+")
 def part_values(p, st: State, src: str) -> list[str | None]:  # type: ignore[no-untyped-def]
     if p.kind == "parameter":
         value = getattr(p, "value", None)
-        if value is None:  # a lone "$": $'…' / $"…" quoting, or a literal dollar
+        if not value:  # a lone "$": $'…' / $"…" quoting, or a literal dollar
             return [src[p.pos[0]:p.pos[1]]]
         return param(value, st)
     if p.kind == "commandsubstitution":

@@ -208,7 +208,9 @@ def expand(n, st: State, src: str) -> list[W]:  # type: ignore[no-untyped-def]
     """The possible values of a word node (known variables and substitutions put in)."""
     from .values import part_values
 
-    parts = [p for p in (getattr(n, "parts", None) or []) if p.kind != "tilde"]
+    # a lone "$" (bashlex's reading of $'…' and $"…") is quoting, left to unquote
+    parts = [p for p in (getattr(n, "parts", None) or []) if p.kind != "tilde"
+             and not (p.kind == "parameter" and not getattr(p, "value", None))]
     raw = src[n.pos[0]:n.pos[1]]
     if not parts:
         # quote removal from the source text: bashlex's own mangles adjacent quoted pieces ('a'"'"'b')

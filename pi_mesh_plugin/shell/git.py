@@ -52,6 +52,9 @@ def _git_checkout(wk: Walker, args: list[W], st: State) -> None:
     if has(opts, "--pathspec-from-file"):
         wk.emit_path(".", DIR, st)
         return
+    if has(opts, "-f", "--force", "-m", "--merge") and not after:
+        wk.emit_path(".", DIR, st)  # a forced switch rewrites the working tree
+        return
     if after:
         paths = after
     elif has(opts, "-b", "-B", "--orphan"):

@@ -152,7 +152,23 @@ def vim(wk: Walker, args: list[W], st: State, depth: int) -> None:
         return
     wk.emit_all(vals(opts, "-w", "-W"), FILE, st)
     files = [o for o in ops + after if not o.text.startswith("+") and o.text != "-"]
-    wk.emit_all(files, FILE, st)
+    commands = vals(opts, "-c", "--cmd") + [W(o.text[1:], o.dyn) for o in ops + after if o.text.startswith("+")]
+    saves = not commands  # commands from stdin or a person: the files may be saved
+    for c in commands:
+        for piece in c.text.split("|"):
+            words = piece.split()
+            if words and words[0].rstrip("!") in _VIM_WRITES:
+                if len(words) >= 2:
+                    wk.emit(W(words[-1], c.dyn), FILE, st)
+                else:
+                    saves = True
+            elif c.dyn:
+                saves = True
+    if saves:
+        wk.emit_all(files, FILE, st)
+
+
+_VIM_WRITES = {"w", "write", "sav", "saveas", "wq", "x", "xit", "exit", "up", "update", "wn", "wnext", "wall", "wa"}
 
 
 # -- programs in sed and awk ------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def lookup(name: str, st: State) -> list[str] | None:
         pwd = st.pwd()
         return None if pwd is None else [pwd]
     if name == "OLDPWD":
-        return None if st.oldcwd is None else [st.oldcwd]
+        return None if st.oldcwd is None else [st.pwd_of(st.oldcwd)]
     if name == "HOME":
         return ["~"]
     if name.isdigit() or name in ("@", "*", "#"):

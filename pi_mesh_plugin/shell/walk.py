@@ -300,9 +300,7 @@ class Walker:
                 st.cwd = st.oldcwd
             else:
                 st.cwd = st.path(target.text)
-        st.oldcwd = before if before is not None else None
-        if st.oldcwd is not None and st.start is None and st.oldcwd == "":
-            st.oldcwd = "."
+        st.oldcwd = before
 
     def call(self, name: str, args: list[W], st: State, depth: int) -> None:
         """A function defined earlier in the command: its body, with these positional parameters."""

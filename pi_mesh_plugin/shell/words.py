@@ -54,11 +54,12 @@ class State:
 
     def pwd(self) -> str | None:
         """The value of ``$PWD``: absolute when the start is known, else relative to it (``.``)."""
-        if self.cwd is None:
-            return None
-        if self.start is not None and not self.cwd.startswith("~"):
-            return posixpath.normpath(posixpath.join(self.start, self.cwd))
-        return self.cwd or "."
+        return None if self.cwd is None else self.pwd_of(self.cwd)
+
+    def pwd_of(self, cwd: str) -> str:
+        if self.start is not None and not cwd.startswith("~"):
+            return posixpath.normpath(posixpath.join(self.start, cwd))
+        return cwd or "."
 
     def path(self, p: str) -> str | None:
         """Where ``p`` lands: relative to the start or absolute; ``None`` when that is not known."""

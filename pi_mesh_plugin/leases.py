@@ -42,8 +42,8 @@ def _me(mesh: Mesh) -> dict | None:
 
 def _mine(mesh: Mesh, me: dict, t: float) -> list[dict]:
     out = []
-    for r in mesh.store.reservations():
-        if r["holder"] != me["name"] or (r.get("session") and r["session"] != me["session"]):
+    for r in mesh.store.held_by(me["name"]):
+        if r.get("session") and r["session"] != me["session"]:
             continue
         try:
             if parse_iso(r["expires"]) > t:
@@ -83,8 +83,7 @@ def upkeep(mesh: Mesh, active: bool) -> None:
 
 
 def _warn(mesh: Mesh, r: dict, left: float, t: float, at_cap: bool) -> None:
-    mark = getattr(mesh.store, "mark_once", None)
-    if mark is None or not mark(f"expiry-{r['id']}"):
+    if not mesh.store.mark_once(f"expiry-{r['id']}"):
         return
     from .store.queue_rules import shown, system_message
 

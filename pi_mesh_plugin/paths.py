@@ -10,8 +10,11 @@ past a claim on another spelling:
    exist yet), and ``.``, ``..`` and ``//`` collapse on the way
    (:func:`os.path.realpath`, non-strict; for a plain path beneath the root,
    only the components below the already-resolved root are looked at);
-4. the result is put in Unicode NFC, and case folded when the filesystem of
-   the project is case-insensitive (detected, never assumed);
+4. the result is put in Unicode NFC, and each component is case folded when
+   the file system it is looked up on folds case (detected, never assumed:
+   :func:`fold_by_fs`) - per mount, so a FAT image mounted at
+   ``vendor/share`` inside an ext4 project folds ``vendor/share/AUTH/x`` to
+   ``vendor/share/auth/x`` while ``vendor/Other`` keeps its case;
 5. it is stored relative to the project root as a POSIX path; the root itself
    is ``"."``.  A path outside the root has no canonical form (``None``): it
    can never be claimed and is never blocked.
@@ -38,6 +41,14 @@ def normalise_root(root: str) -> str:
     return _nfc(_realpath(os.path.abspath(os.path.expanduser(root))))
 
 
+def as_given(path: str) -> str:
+    """The path a tool argument means: a leading ``@`` (how harnesses quote a file to the model) dropped,
+    then a leading ``~`` expanded.  The one place this is done."""
+    if path.startswith("@"):
+        path = path[1:]
+    return os.path.expanduser(path) if path.startswith("~") else path
+
+
 def canonicalise(path: str, cwd: str, root: str, casefold: bool = False) -> str | None:
     """Return the canonical project-relative form of ``path``, or ``None`` if it lies outside ``root``.
 
@@ -47,16 +58,96 @@ def canonicalise(path: str, cwd: str, root: str, casefold: bool = False) -> str 
     if not isinstance(path, str) or path == "" or "\x00" in path:
         shown = repr(path) if not isinstance(path, str) or len(path) <= 200 else repr(path[:200]) + "..."
         raise ValueError(f"invalid path {shown}")
-    if path.startswith("@"):
-        path = path[1:]
-        if path == "":
-            raise ValueError("invalid path '@'")
-    if path.startswith("~"):
-        path = os.path.expanduser(path)
+    if path == "@":
+        raise ValueError("invalid path '@'")
+    path = as_given(path)
     if not os.path.isabs(path):
         path = os.path.join(cwd, path)
     full = _nfc(_resolve(path, root))
-    return relative_to_root(full, root, casefold)
+    rel = relative_to_root(full, root, casefold)
+    if rel is None or rel == ROOT or casefold:
+        return rel  # the project's own file system folds: every component is folded already
+    return fold_by_fs(rel, root, False)
+
+
+# st_dev -> whether names are looked up case-insensitively there; a root path -> its st_dev
+_DEV_FOLDS: dict[int, bool] = {}
+_ROOT_DEV: dict[str, int] = {}
+
+
+def fold_by_fs(rel: str, root: str, root_folds: bool | None = None) -> str:
+    """``rel`` (canonical, unfolded, beneath ``root``) with each component folded that is looked up on a
+    case-insensitive file system.
+
+    A name is looked up in its parent directory, so component *i* folds when the directory holding it -
+    component *i-1*, the root for the first - lives on a file system that folds case; the mount point
+    itself is a name in the file system above it and keeps its case.  A component that does not exist
+    yet would be made in the deepest existing directory, whose file system decides.  Devices are told
+    apart by ``st_dev`` (one ``lstat`` per existing component) and each is probed once per process
+    (:func:`lookups_fold`); ``root_folds`` is the root's own answer when the caller has it already.
+    """
+    try:
+        root_dev = _ROOT_DEV[root]
+    except KeyError:
+        try:
+            root_dev = _ROOT_DEV.setdefault(root, os.lstat(root).st_dev)
+        except OSError:
+            return rel
+    if root_folds is not None:
+        _DEV_FOLDS.setdefault(root_dev, root_folds)
+    names = rel.split("/")
+    out = []
+    cur, dev, exists = root, root_dev, True
+    for name in names:
+        folds = _DEV_FOLDS.get(dev)
+        if folds is None:
+            folds = lookups_fold(cur, name)
+            if folds is not None:  # unknown (an unwritable directory) is asked again next time
+                _DEV_FOLDS[dev] = folds
+        out.append(name.casefold() if folds else name)
+        if exists:
+            cur = cur + "/" + name if cur != "/" else "/" + name
+            try:
+                dev = os.lstat(cur).st_dev
+            except OSError:
+                exists = False  # the rest would be made in ``cur``'s parent: same file system
+    return "/".join(out)
+
+
+def lookups_fold(directory: str, name: str | None = None) -> bool | None:
+    """Whether names in ``directory`` are looked up case-insensitively.
+
+    When ``name`` exists there and has a cased letter, its swapped-case spelling is looked up (one
+    ``stat``: absent means case-sensitive, the same inode means folding); otherwise - or when both
+    spellings exist as different inodes, as on FUSE file systems that number each looked-up name anew -
+    a temporary file is made in ``directory`` and its other spelling looked up.  ``None`` when that
+    cannot be made (a directory nobody here may write to: nothing will be written there either).
+    """
+    if name and name.swapcase() != name:
+        try:
+            a = os.lstat(os.path.join(directory, name))
+        except OSError:
+            a = None
+        if a is not None:
+            try:
+                b = os.lstat(os.path.join(directory, name.swapcase()))
+            except OSError:
+                return False
+            if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+                return True
+    probe = os.path.join(directory, f".case-probe-{os.getpid()}-a")
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+        os.close(fd)
+    except OSError:
+        return None
+    try:
+        return os.path.exists(os.path.join(directory, f".case-probe-{os.getpid()}-A"))
+    finally:
+        try:
+            os.unlink(probe)
+        except OSError:
+            pass
 
 
 def relative_to_root(full: str, root: str, casefold: bool = False) -> str | None:

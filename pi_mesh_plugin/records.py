@@ -73,9 +73,9 @@ class Record:
 class Agent(Record):
     """A registered agent.  ``live`` is computed when listed, not stored."""
 
-    __slots__ = ("name", "session", "pid", "pid_start", "host", "boot_id", "cwd", "harness", "model",
+    __slots__ = ("name", "session", "pid", "pid_start", "host", "boot_id", "pid_ns", "cwd", "harness", "model",
                  "started", "last_seen", "status", "activity", "live")
-    _optional = {"pid_start": None, "boot_id": None, "harness": None, "model": None, "status": None,
+    _optional = {"pid_start": None, "boot_id": None, "pid_ns": None, "harness": None, "model": None, "status": None,
                  "activity": None, "live": None}
     name: str
     session: str
@@ -83,6 +83,7 @@ class Agent(Record):
     pid_start: str | None
     host: str
     boot_id: str | None
+    pid_ns: str | None
     cwd: str
     harness: str | None
     model: str | None
@@ -91,16 +92,6 @@ class Agent(Record):
     status: str | None
     activity: dict | None
     live: bool | None
-
-    def to_record(self) -> dict:
-        """The JSON object stored for this agent (no computed fields, no nulls for absent extras)."""
-        d = {"schema": 1, **self.to_dict()}
-        d.pop("live")
-        if d["status"] is None:
-            d.pop("status")
-        if d["activity"] is None:
-            d.pop("activity")
-        return d
 
 
 class Message(Record):
@@ -137,15 +128,6 @@ class Message(Record):
         setf(obj, "meta", d.get("meta"))
         setf(obj, "read", read)
         return obj
-
-    def to_record(self) -> dict:
-        d = {"schema": 1, "id": self.id, "from": self.sender, "to": self.to, "text": self.text,
-             "urgent": bool(self.urgent), "reply_to": self.reply_to, "thread": self.thread, "created": self.created}
-        if self.broadcast:
-            d["broadcast"] = True
-        if self.meta is not None:
-            d["meta"] = self.meta
-        return d
 
 
 class Reservation(Record):

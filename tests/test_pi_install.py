@@ -63,3 +63,18 @@ def test_unwritable_target_is_a_one_line_error(project, tmp_path) -> None:
     assert proc.returncode != 0
     assert proc.stderr.startswith("pi-mesh: error: cannot write") and len(proc.stderr.strip().splitlines()) == 1, \
         proc.stderr
+
+
+def test_a_project_install_says_plainly_that_pi_in_a_subdirectory_is_not_guarded(project) -> None:
+    deep = os.path.join(project, "src", "auth")
+    proc = run_cli("install", "pi", cwd=deep)
+    assert proc.returncode == 0, proc.stderr
+    assert os.path.isfile(os.path.join(project, ".pi", "extensions", "pi-mesh", "index.ts"))
+    assert not os.path.exists(os.path.join(deep, ".pi"))
+    assert f"You ran this in src/auth/, a subdirectory: the extension was installed for the project at {project}" \
+        in proc.stdout
+    assert "Pi started in a subdirectory is NOT guarded" in proc.stdout and "pi-mesh install pi --global" in proc.stdout
+    at_root = run_cli("install", "pi", cwd=project)
+    assert "a subdirectory:" not in at_root.stdout and "NOT guarded" in at_root.stdout  # said at the root too
+    glob = run_cli("install", "pi", "--global", cwd=deep, env={"PI_CODING_AGENT_DIR": os.path.join(project, "..", "a")})
+    assert glob.returncode == 0 and "NOT guarded" not in glob.stdout, glob.stdout

@@ -28,6 +28,7 @@ Records cross this interface as ``dict``; times as ISO 8601 strings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 
@@ -35,6 +36,21 @@ from typing import Protocol, runtime_checkable
 class Store(Protocol):
     url: str
     heartbeat_ttl: float
+    #: the directory of plain files the store lives in, watched with inotify; ``None`` for a server
+    mesh_dir: str | None
+    #: one line per record set aside while reading (quarantined, unreadable), for ``Mesh.warnings``
+    warnings: list[str]
+
+    def ensure_layout(self) -> None:
+        """Make whatever must exist before the first operation (idempotent, cheap once done)."""
+
+    def subscribe(self, callback: Callable[[str | None], object]) -> Callable[[], None] | None:
+        """Call ``callback(recipient or None)`` on every change, from another thread, until the returned
+        function is called; ``None`` when the store has no change notifications (watch ``mesh_dir`` or poll)."""
+
+    def feed_file(self) -> tuple[str, Callable[[int], str]] | None:
+        """The feed as a file to tail: its path and the path of its ``i``-th older generation; ``None`` when
+        the feed lives elsewhere (follow it with ``read_feed``)."""
 
     # -- registry ---------------------------------------------------------
     def register(self, agent: dict) -> dict:
@@ -92,6 +108,10 @@ class Store(Protocol):
 
     def reservations(self) -> list[dict]:
         """Every stored claim, live or not."""
+
+    def held_by(self, holder: str) -> list[dict]:
+        """``holder``'s claims (every session, expired or not), by id: ``reservations()`` filtered, without
+        reading everyone else's."""
 
     def covering(self, path: str, kind: str = "file") -> list[dict]:
         """Stored claims that overlap ``path`` (canonical); the caller judges expiry and liveness."""

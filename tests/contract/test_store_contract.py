@@ -707,3 +707,26 @@ def test_pg_crashed_machine_claims_expire_after_heartbeat_ttl(pg_env, project, m
             proc.kill()
             proc.wait()
         proc.stdout.close()
+
+
+def test_held_by_is_reservations_filtered_by_holder(mk, project, backend):
+    """What renewing an agent's claims reads: only its own, the same records reservations() holds - also for
+    a fresh process answering from the unparsed claims index, and for names that prefix one another."""
+    names = ["al", "alice", "alicia", "bob"]
+    meshes = {n: mk(n) for n in names}
+    for i, n in enumerate(names * 3):
+        meshes[n].reserve([f"area{i}/{n}.py"], f'reason "holder":"{names[(i + 1) % 4]}" {i}')
+    meshes["bob"].release([f"area{3}/bob.py"])
+
+    def check(store) -> None:
+        every = store.reservations()
+        for n in names + ["nobody"]:
+            assert store.held_by(n) == [r for r in every if r["holder"] == n], n
+
+    check(meshes["al"].store)
+    time.sleep(0.1)  # past the racy window: a new process trusts the index file
+    fresh = Mesh(project, None, cwd=project, **({} if backend == "files" else {"store": meshes["al"].store}))
+    for n in names:
+        assert sorted(r["path"] for r in fresh.store.held_by(n)) == sorted(
+            r.path for r in meshes[n].reservations() if r.holder == n)
+    check(fresh.store)

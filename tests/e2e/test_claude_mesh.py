@@ -18,6 +18,8 @@ from claude_rig import offline_env, run_claude
 from mesh_scenario import REASON, assert_block_recorded, install_with_alice
 from scripted_anthropic import ScriptedAnthropic, result_text, text, tool_results, tool_use
 
+from tests.conftest import run_cli
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
@@ -130,3 +132,41 @@ def test_claude_code_uses_the_mesh_mcp_server_and_its_own_claims(project: str, m
         time.sleep(0.05)
     assert sender not in {a.name for a in alice.agents()}
     assert all(r.holder == "alice" for r in alice.reservations())
+
+
+def test_claude_code_in_a_submodule_is_denied_writing_inside_a_superproject_claim(project: str, mesh_factory,
+                                                                                 claude_bin: Path, tmp_path: Path) -> None:
+    """Claude Code runs with its cwd in the submodule ``vendor/lib`` (installed there, as a user in that
+    checkout would); alice holds ``vendor/`` in the superproject.  Its Write of ``x.c`` lands in the
+    superproject's claim: denied, naming alice and her reason, the file unchanged."""
+    import subprocess
+
+    env_git = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid", "GIT_CONFIG_GLOBAL": os.devnull}
+    lib = tmp_path / "lib-upstream"
+    lib.mkdir()
+    (lib / "x.c").write_text("int x;\n")
+    for args, cwd in ((["init", "-q"], lib), (["add", "x.c"], lib), (["commit", "-q", "-m", "lib"], lib),
+                      (["submodule", "add", "-q", str(lib), "vendor/lib"], Path(project))):
+        subprocess.run(["git", "-c", "protocol.file.allow=always", *args], cwd=cwd, check=True, capture_output=True,
+                       env=env_git)
+    sub = Path(project) / "vendor" / "lib"
+    installed = run_cli("install", "claude-code", "--no-mcp", cwd=str(sub))
+    assert installed.returncode == 0, installed.stderr
+    assert (sub / ".claude" / "settings.json").is_file()
+    alice = mesh_factory("alice")
+    alice.reserve(["vendor/"], REASON, cwd=project)
+
+    target = sub / "x.c"
+    read = tool_use("Read", {"file_path": str(target)})
+    write = tool_use("Write", {"file_path": str(target), "content": "int x = 1;\n"})
+    with ScriptedAnthropic([[read], [write], [text("Blocked; leaving it.")]]) as server:
+        env = offline_env(server.url, tmp_path / "sandbox")
+        run = run_claude(claude_bin, "fix x.c", sub, env)
+    assert run.returncode == 0, run.stderr[-800:]
+    assert server.turns_used == 3 and not server.exhausted_requests
+    assert target.read_text() == "int x;\n"
+    (denied,) = tool_results(server.loop_requests[2]["body"])
+    assert denied["tool_use_id"] == write["id"] and denied.get("is_error") is True
+    said = result_text(denied)
+    assert "reserved by agent alice" in said and REASON in said and "vendor/" in said, said

@@ -99,3 +99,24 @@ def test_codex_uses_the_mesh_mcp_server_and_its_own_claims(project: str, mesh_fa
     assert "sent to alice" in _function_outputs(bodies[6])[send["call_id"]]
     (msg,) = alice.read_inbox()
     assert msg.text == "please release src/auth/" and msg.sender.startswith("codex-")
+
+
+def test_codex_started_in_a_subdirectory_finds_the_project_install_and_is_denied(project: str, mesh_factory,
+                                                                                codex_bin: Path, tmp_path: Path) -> None:
+    """``pi-mesh install codex`` says Codex finds the project's ``.codex/`` from a subdirectory: Codex started
+    in ``src/`` patching ``auth/login.py`` (alice's claim) is denied, naming her and her reason."""
+    root, _ = install_with_alice(project, mesh_factory, "codex", "--no-mcp")
+    sub = root / "src"
+    login = sub / "auth" / "login.py"
+    before = login.read_text()
+    denied = custom_tool_call("apply_patch", "*** Begin Patch\n*** Update File: auth/login.py\n@@\n"
+                                             " def login():\n-    pass\n+    return True\n*** End Patch\n")
+    with ScriptedResponses([[denied], [message("Blocked.")]]) as server:
+        env = offline_env(server.url, tmp_path / "sandbox", root)
+        run = run_codex(codex_bin, "fix the login", sub, env)
+    assert run.returncode == 0, run.stderr[-800:]
+    assert server.turns_used == 2 and not server.exhausted_requests
+    assert login.read_text() == before
+    said = _outputs(server.responses_requests()[1])[denied["call_id"]]
+    assert said.startswith("Command blocked by PreToolUse hook:")
+    assert "reserved by agent alice" in said and REASON in said and "src/auth/" in said, said

@@ -362,3 +362,41 @@ def test_blocked_pi_queues_is_told_when_the_claim_is_its_own_and_its_retry_succe
     assert any("src/auth/ is now yours" in u for u in users), users
     assert ScriptedOpenAI.tool_results(requests[4])[retry["id"]].startswith("Successfully wrote")
     assert login.read_text() == content
+
+
+def test_pi_started_in_a_subdirectory_is_blocked_with_the_install_the_project_install_names(
+        project: str, pi_install: Path, bob, tmp_path) -> None:
+    """Pi loads project extensions only from ``.pi/extensions`` of its start directory: a project install
+    says so and names ``--global``; with that install, Pi started in ``src/`` is blocked writing
+    ``auth/login.py`` (relative to ``src/``) inside bob's claim, with holder and reason, file unchanged."""
+    sub = Path(project) / "src"
+    agent_dir = tmp_path / "agent"
+    said = run_cli("install", "pi", cwd=str(sub))
+    assert said.returncode == 0 and "pi-mesh install pi --global" in said.stdout, said.stdout
+    proc = run_cli("install", "pi", "--global", cwd=str(sub), env={"PI_CODING_AGENT_DIR": str(agent_dir)})
+    assert proc.returncode == 0, proc.stderr
+    login = sub / "auth" / "login.py"
+    write = tool_call("write", {"path": "auth/login.py", "content": "def login():\n    return 'from src/'\n"})
+    with ScriptedOpenAI([[write], [text("blocked; leaving it")]]) as server:
+        run = run_pi(sub, "refactor login", server, agent_dir=agent_dir, env={"PI_MESH_AGENT": "pi-1"})
+        requests = server.chat_requests()
+    assert run.returncode == 0, run.describe()
+    assert len(requests) == 2, run.describe()
+    assert login.read_text() == LOGIN
+    blocked = ScriptedOpenAI.tool_results(requests[1])[write["id"]]
+    assert "BLOCKED" in blocked and "reserved by agent bob" in blocked, blocked
+    assert "refactoring the auth flow" in blocked and "src/auth/" in blocked, blocked
+    assert run.tool_ends()[write["id"]]["isError"] is True
+    assert not (sub / ".pi").exists()  # the mesh is the project's, not the subdirectory's
+
+    # at the root, both installs are in reach (the project's and the global one): one guard, still blocked
+    write2 = tool_call("write", {"path": "src/auth/login.py", "content": "def login():\n    return 'root'\n"})
+    with ScriptedOpenAI([[write2], [text("blocked again")]]) as server:
+        run = run_pi(Path(project), "refactor login", server, agent_dir=agent_dir, env={"PI_MESH_AGENT": "pi-2"})
+        requests = server.chat_requests()
+    assert run.returncode == 0, run.describe()
+    assert login.read_text() == LOGIN
+    blocked = ScriptedOpenAI.tool_results(requests[1])[write2["id"]]
+    assert "BLOCKED" in blocked and "reserved by agent bob" in blocked, blocked
+    names = [t["function"]["name"] for t in requests[0]["tools"]]
+    assert names.count("reserve") == 1, names

@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
 
 import click
 
 from ...errors import UsageError
+from . import launch
 
 # mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
 TYPE_CHECKING = False
@@ -51,8 +51,8 @@ _HOOK_MARKS = ("-m pi_mesh_plugin hook ", "pi-mesh hook ")
 
 
 def hook_command(harness: str, agent: str | None) -> str:
-    cmd = f"{shlex.quote(sys.executable)} -m pi_mesh_plugin hook {harness}"
-    return cmd + (f" --agent {shlex.quote(agent)}" if agent else "")
+    """``pi-mesh hook HARNESS [--agent NAME]`` as the fastest correct start (see :mod:`.launch`)."""
+    return launch.command(["hook", harness] + (["--agent", agent] if agent else []))
 
 
 def mcp_server(harness: str, agent: str | None) -> dict:
@@ -63,7 +63,8 @@ def mcp_server(harness: str, agent: str | None) -> dict:
 
 
 def _is_ours(command: object, harness: str) -> bool:
-    return isinstance(command, str) and any(m + harness in command for m in _HOOK_MARKS)
+    return isinstance(command, str) and (any(m + harness in command for m in _HOOK_MARKS)
+                                         or (launch.MARK in command and f" hook {harness}" in command))
 
 
 def read_json_object(path: str) -> dict:
@@ -156,7 +157,8 @@ _INSTALLED = {"claude-code": (os.path.join(".claude", "settings.json"), "claude_
 
 def stale_installs(root: str) -> list[dict]:
     """``doctor`` findings: installed pre-call hooks of ours whose matcher misses a tool the hook must see
-    (an install from an older version, or edited by hand).  Files without our hook are not reported."""
+    (an install from an older version, or edited by hand), or whose command no longer starts (see
+    :func:`.launch.stale`).  Files without our hook are not reported."""
     import importlib
 
     found = []
@@ -174,6 +176,11 @@ def stale_installs(root: str) -> list[dict]:
             if not isinstance(group, dict) or not any(
                     isinstance(h, dict) and _is_ours(h.get("command"), adapter.HARNESS) for h in group.get("hooks") or []):
                 continue
+            for h in group.get("hooks") or []:
+                why = launch.stale(h.get("command")) if isinstance(h, dict) else None
+                if why:
+                    found.append({"kind": "stale-install", "path": rel, "fixed": False, "detail": (
+                        f"the {adapter.EVENT} hook {why}; run `pi-mesh install {harness}`")})
             have = set(str(group.get("matcher", "")).split("|"))
             missing = sorted(need - have) if "*" not in have and group.get("matcher") not in ("", None) else []
             if missing:
@@ -190,7 +197,24 @@ def _project(ctx: click.Context) -> tuple[str, str | None]:
     return find_root(getattr(obj, "root", None)), getattr(obj, "agent_name", None)
 
 
-def _done(lines: list[str]) -> None:
+# Where each harness looks for the project files installed here, as tried with the real CLIs (tests/e2e):
+# Codex walks up from its working directory to the project root; Claude Code and Gemini CLI read them only in
+# the directory they are started in.
+_START_IN_ROOT = {"claude-code": ("Claude Code", ".claude/settings.json"),
+                  "gemini": ("Gemini CLI", ".gemini/settings.json")}
+
+
+def _done(lines: list[str], root: str, harness: str) -> None:
+    rel = os.path.relpath(os.path.realpath(os.getcwd()), os.path.realpath(root))
+    if rel != "." and not rel.startswith(".."):
+        lines.append(f"pi-mesh: you ran this in {rel}/, a subdirectory: installed for the project at {root}")
+    if harness in _START_IN_ROOT:
+        name, file = _START_IN_ROOT[harness]
+        lines.append(f"pi-mesh: {name} reads {file} only in the directory it starts in: start it in {root}; "
+                     f"{name} started in a subdirectory is NOT guarded by this install")
+    else:
+        lines.append(f"pi-mesh: Codex finds {root}/.codex/ when started in any subdirectory of the project "
+                     "(it looks up to the git top level)")
     for line in lines:
         click.echo(line)
 
@@ -254,7 +278,7 @@ def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> 
         write_json(mcp_path, mcp)
         lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} installed in {mcp_path}; its tools are allowed in "
                      "permissions.allow, which Claude Code honours once you have trusted the project")
-    _done(lines)
+    _done(lines, root, "claude-code")
 
 
 @_installer("codex")
@@ -279,7 +303,7 @@ def codex_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
         lines.append(f"pi-mesh: {config_path} already has [mcp_servers.{SERVER_NAME}]; left as it is")
     lines.append("pi-mesh: Codex reads project .codex/ files only in a trusted project, and runs a new hook only "
                  "once you have trusted it (or with --dangerously-bypass-hook-trust in vetted automation)")
-    _done(lines)
+    _done(lines, root, "codex")
 
 
 def _codex_mcp_toml(path: str, agent: str | None) -> str | None:
@@ -334,4 +358,4 @@ def gemini_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> None:
     if not agent:
         lines.append("pi-mesh: note: Gemini CLI runs hooks in a sanitized environment; if $PI_MESH_AGENT does not "
                      "reach the hook, reinstall with --agent NAME")
-    _done(lines)
+    _done(lines, root, "gemini")

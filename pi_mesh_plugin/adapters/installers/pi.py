@@ -7,6 +7,14 @@ the package (``pi_extension/``) next to a ``pi-mesh.json`` that records how to
 start the sidecar: this Python interpreter (and, when the package is not in
 that interpreter's site-packages, the directory to put on ``PYTHONPATH``).
 Running it again rewrites only what changed.
+
+Run from a subdirectory, the project install goes to the project (the git top
+level), as every ``pi-mesh install`` does.  Pi itself loads project
+extensions only from ``.pi/extensions/`` of the directory it is started in
+(its package manager joins ``cwd`` and ``.pi``; nothing walks up), so a
+project install guards Pi started at the root and nowhere below it: the
+command says so, and names the remedy (``--global``: the extension finds the
+project from Pi's working directory, in any subdirectory).
 """
 
 from __future__ import annotations
@@ -124,3 +132,19 @@ def install_command(ctx: Context, global_: bool) -> None:
     else:
         click.echo(f"the pi-mesh extension in {dest} is up to date")
     click.echo("Pi loads it at its next start; set PI_MESH_AGENT=<name> to choose the agent's name.")
+    if not global_:
+        for line in subdirectory_notes(os.path.dirname(os.path.dirname(os.path.dirname(dest))), os.getcwd()):
+            click.echo(line)
+
+
+def subdirectory_notes(root: str, cwd: str) -> list[str]:
+    """What a project install must say about Pi started below the project root."""
+    rel = os.path.relpath(os.path.realpath(cwd), os.path.realpath(root))
+    out = []
+    if rel != "." and not rel.startswith(".."):
+        out.append(f"You ran this in {rel}/, a subdirectory: the extension was installed for the project at {root}.")
+    out.append(f"Pi loads project extensions only from .pi/extensions/ of the directory it starts in: this guards Pi "
+               f"started in {root} only. Pi started in a subdirectory is NOT guarded by it - start Pi in {root}, or "
+               "run `pi-mesh install pi --global` (the extension then finds the project from Pi's working "
+               "directory, in any subdirectory).")
+    return out

@@ -56,7 +56,8 @@ def canonical_claim(rec: dict, root: str, root_real: str) -> dict:
         rel = lexical(path)
         if rel is None:
             raise ValueError(f"claims {path[:200]!r}: a '..' in a claim has no single meaning; claim the real path")
-    _no_symlink(rel, root_real, path)
+    if _no_symlink(rel, root_real, path):
+        rel = P.fold_by_fs(rel, root_real)  # beneath a mount point: folded as reserve() folds it there
     kind = rec["kind"]
     if path.endswith("/") or path.endswith("/.") or rel == P.ROOT:
         kind = P.DIR
@@ -73,17 +74,26 @@ def _under(path: str, root: str) -> str | None:
     return P.relative_to_root(full, root.rstrip("/") or "/")
 
 
-def _no_symlink(rel: str, root_real: str, given: str) -> None:
-    """Refuse a claim whose path passes through (or is) a symlink inside the project."""
+def _no_symlink(rel: str, root_real: str, given: str) -> bool:
+    """Refuse a claim whose path passes through (or is) a symlink inside the project; ``True`` when it
+    crosses into another file system (a mount point beneath the root)."""
     if rel == P.ROOT:
-        return
+        return False
     cur = root_real
+    try:
+        dev = os.lstat(root_real).st_dev
+    except OSError:
+        return False
+    crossed = False
     for name in rel.split("/"):
         cur = os.path.join(cur, name)
         try:
-            mode = os.lstat(cur).st_mode
+            st = os.lstat(cur)
         except OSError:
-            return  # the rest does not exist yet: nothing to resolve
+            return crossed  # the rest does not exist yet: nothing to resolve
+        mode = st.st_mode
+        crossed = crossed or st.st_dev != dev
         if mode & 0o170000 == 0o120000:
             raise ValueError(f"claims {given[:200]!r}, which goes through the symlink "
                              f"{os.path.relpath(cur, root_real)}; claim the real path")
+    return crossed

@@ -46,12 +46,12 @@ does not check out) parses the whole document as before.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from stat import S_ISDIR, S_ISLNK
 
 from ... import paths as P
+from ...jsonc import dumps as _dumps
 from ...safejson import loads
 from ...clock import iso, new_id, parse_iso
 from . import fsio
@@ -280,7 +280,9 @@ class ClaimIndex:
         claims = list(self.files.values())
         head = {"schema": 1, "mtime_ns": self.stamp[0], "ino": self.stamp[1], "scan_start_ns": self.scan_start,
                 "count": len(claims)}
-        dump = json.JSONEncoder(separators=(",", ":")).encode  # ensure_ascii: the byte search relies on it
+        def dump(obj: object) -> str:
+            return _dumps(obj, separators=(",", ":"))  # ensure_ascii: the byte search relies on it
+
         lines = [dump({"path": c["path"], **c}) for c in claims]
         body = ",\n".join(lines) + "\n" if lines else ""
         text = dump(head)[:-1] + ',"claims":[\n' + body + "]}\n"
@@ -322,7 +324,7 @@ class ClaimIndex:
         raw = self._raw
         assert raw is not None
         out: list[dict] = []
-        dump = json.dumps
+        dump = _dumps
         for prefix in P.prefixes(path):
             needle = b'\n{"path":' + dump(prefix).encode("ascii") + b","
             i = raw.find(needle)
@@ -343,6 +345,31 @@ class ClaimIndex:
     def all(self) -> list[dict]:
         self._materialise()
         return sorted(self.files.values(), key=lambda r: r["id"])
+
+    def held_by(self, holder: str) -> list[dict]:
+        """``holder``'s claims, by id.  A fresh process (a hook renewing its agent's claims) parses only the
+        index lines that name ``holder`` (inside an encoded string every quote is escaped, so the needle
+        matches the holder field alone; each hit is checked once parsed)."""
+        raw = self._raw
+        if raw is not None:
+            needle = b'"holder":' + _dumps(holder).encode("ascii")
+            out: list[dict] = []
+            i = raw.find(needle)
+            while i != -1:
+                start, end = raw.rfind(b"\n", 0, i) + 1, raw.index(b"\n", i)
+                line = raw[start:end]
+                try:
+                    rec = loads(line[:-1] if line.endswith(b",") else line)
+                except ValueError:
+                    rec = None
+                if not isinstance(rec, dict) or not all(type(rec.get(k)) is str for k in _INDEXED_KEYS):
+                    break  # not the layout this search relies on: parse the whole index instead
+                if rec["holder"] == holder:
+                    out.append(rec)
+                i = raw.find(needle, end)
+            else:
+                return sorted(out, key=lambda r: r["id"])
+        return [r for r in self.all() if r["holder"] == holder]
 
 
 class ClaimStore:

@@ -1,7 +1,8 @@
 """``pi-mesh doctor`` for the file store: find (and with ``fix``, mend) what crashes and hands leave behind.
 
 Findings are dicts ``{"kind", "path", "detail", "fixed"}``; kinds:
-``stale-agent`` (registered, owner gone), ``expired-claim``, ``dead-claim``
+``stale-agent`` (registered, owner gone), ``unjudged-agent`` (not live by its heartbeat, but its owner
+lives in another pid namespace that cannot be seen from here: reported, never removed), ``expired-claim``, ``dead-claim``
 (holder gone), ``bad-file`` (fails to parse or validate; fixed by moving it to
 ``bad/``, never by deleting it), ``temp-file`` (a write that never finished:
 its message was never delivered, so removing it loses nothing acknowledged),
@@ -17,6 +18,7 @@ import os
 import time
 
 from ...clock import parse_iso
+from ...liveness import unjudged, verdict
 from ...errors import SymlinkRefused
 from ...names import is_valid_name
 from . import fsio, links
@@ -101,8 +103,12 @@ def _examine(store: FileStore, add: Callable[..., None], fix: bool, found: list[
             continue
         agents[name] = rec
         if not store.is_live(rec):
+            judged = verdict(rec, store.heartbeat_ttl)
+            if judged != "gone":
+                add("unjudged-agent", full, unjudged(rec, judged))
+                continue
             fixed = False
-            if fix:
+            if fix and judged == "gone":
                 fixed = store.unregister(name, rec["session"])
             add("stale-agent", full, f"{name} (pid {rec['pid']} on {rec['host']}) is gone", fixed)
     # reservations

@@ -20,7 +20,7 @@ import os
 import time
 
 from ...errors import CorruptRecord, NameTaken
-from ...liveness import is_live
+from ...liveness import is_live, same_namespace
 from ...names import validate_name
 from . import fsio
 from .claims import _racy
@@ -127,7 +127,7 @@ class Registry:
                 fsio.create_exclusive(p, fsio.dumps(rec))
                 return rec, None
             same_owner = (old["pid"] == rec["pid"] and old.get("pid_start") == rec.get("pid_start")
-                          and old["host"] == rec["host"] and rec["pid"] != 0)
+                          and old["host"] == rec["host"] and rec["pid"] != 0 and same_namespace(old, rec))
             if old["session"] == rec["session"] or same_owner:
                 rec = {**rec, "session": old["session"], "started": old["started"]}
                 validate("agent", rec, p)

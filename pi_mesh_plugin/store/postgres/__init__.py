@@ -86,6 +86,7 @@ class PostgresStore:
         self.conninfo, self.schema, self.url = self.db.conninfo, self.db.schema, self.db.url
         self.heartbeat_ttl = heartbeat_ttl
         self.warnings: list[str] = []
+        self.mesh_dir: str | None = None  # a server, not files: the watcher uses subscribe()
         self.registry = Registry(self.db, heartbeat_ttl)
         self.mail = Mailboxes(self.db)
         self.claims = Claims(self.db, self.registry.is_live)
@@ -183,6 +184,12 @@ class PostgresStore:
         that ends the subscription (see :meth:`.messages.Mailboxes.subscribe`)."""
         return self.mail.subscribe(callback)
 
+    def feed_file(self) -> tuple[str, Callable[[int], str]] | None:
+        return None  # the feed is a table: followers read it with read_feed
+
+    def ensure_layout(self) -> None:
+        pass  # the schema is migrated when the database is first opened
+
     # -- reservations -------------------------------------------------------------
     def claim(self, holder: str, session: str | None, wanted: list[tuple[str, str]], reason: str,
               ttl: float) -> list[Rec]:
@@ -193,6 +200,9 @@ class PostgresStore:
 
     def reservations(self) -> list[Rec]:
         return self.claims.reservations()
+
+    def held_by(self, holder: str) -> list[Rec]:
+        return self.claims.held_by(holder)
 
     def enqueue(self, agent: str, session: str | None, wanted: list[tuple[str, str]], reason: str,
                 ttl: float) -> Rec:

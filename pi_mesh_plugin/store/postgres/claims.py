@@ -165,6 +165,11 @@ class Claims:
                                 (self.db.project,), "reading claims")
         return [reservation_row(r) for r in rows]
 
+    def held_by(self, holder: str) -> list[Rec]:
+        rows = self.db.fetchall(f"SELECT {_RES_COLS} FROM {{s}}.reservations WHERE project = %s AND holder = %s "
+                                "ORDER BY id", (self.db.project, holder), "reading claims")
+        return [reservation_row(r) for r in rows]
+
     def covering(self, path: str, kind: str = "file") -> list[Rec]:
         """Claims on ``path``'s ancestors (directory claims) or on ``path`` itself; for a directory target also the
         claims beneath it.  One indexed query; the caller judges expiry and liveness."""

@@ -1,7 +1,7 @@
 """``pi-mesh doctor`` and ``pi-mesh db status`` for the PostgreSQL store.
 
 Findings are dicts ``{"kind", "path", "detail", "fixed"}`` like the file
-store's (``stale-agent``, ``expired-claim``, ``dead-claim``, ``orphan-inbox``)
+store's (``stale-agent``, ``unjudged-agent``, ``expired-claim``, ``dead-claim``, ``orphan-inbox``)
 plus ``clock-skew`` (timestamps are written from the writer's clock, as with
 the file store, so a clock off from the server's by more than
 :data:`MAX_SKEW` seconds is reported) and ``set-aside-mail``; ``path`` names
@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from ...clock import iso
+from ...liveness import unjudged, verdict
 from . import migrations
 from .claims import holder_live
 
@@ -48,7 +49,11 @@ def examine(store: PostgresStore, fix: bool) -> list[Rec]:
     for rec in store.list_agents():
         agents[rec["name"]] = rec
         if not store.is_live(rec):
-            fixed = store.unregister(rec["name"], rec["session"]) if fix else False
+            judged = verdict(rec, store.heartbeat_ttl)
+            if judged != "gone":
+                add("unjudged-agent", f"agents/{rec['name']}", unjudged(rec, judged))
+                continue
+            fixed = store.unregister(rec["name"], rec["session"]) if fix and judged == "gone" else False
             add("stale-agent", f"agents/{rec['name']}", f"{rec['name']} (pid {rec['pid']} on {rec['host']}) "
                 f"is gone (last seen {rec['last_seen']})", fixed)
             if fixed:

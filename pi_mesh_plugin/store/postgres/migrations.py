@@ -108,6 +108,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
              entry jsonb NOT NULL,
              PRIMARY KEY (project, tree, path))""",
     ]),
+    (4, "the owner's pid namespace: a pid means something only in its namespace", [
+        "ALTER TABLE {s}.agents ADD COLUMN pid_ns text",
+    ]),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -10,7 +10,7 @@ the TTL and their claims stop counting.
 from __future__ import annotations
 
 from ...errors import NameTaken, StoreError
-from ...liveness import is_live
+from ...liveness import is_live, same_namespace
 from .connection import columns
 
 TYPE_CHECKING = False
@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
     from .connection import Conn, Cur, Database, Rec
 
-AGENT_FIELDS = ("name", "session", "pid", "pid_start", "host", "boot_id", "cwd", "harness", "model", "started",
-                "last_seen", "status", "activity")
+AGENT_FIELDS = ("name", "session", "pid", "pid_start", "host", "boot_id", "pid_ns", "cwd", "harness", "model",
+                "started", "last_seen", "status", "activity")
 AGENT_TIMES = ("started", "last_seen")
 _AGENT_COLS = columns(AGENT_FIELDS, AGENT_TIMES)
 
@@ -28,7 +28,7 @@ _AGENT_COLS = columns(AGENT_FIELDS, AGENT_TIMES)
 def agent_row(row: tuple[Any, ...]) -> Rec:
     """An agent record from the :data:`AGENT_FIELDS` columns of a row."""
     d = {"schema": 1, **dict(zip(AGENT_FIELDS, row))}
-    for k in ("status", "activity"):
+    for k in ("status", "activity", "pid_ns"):
         if d[k] is None:
             del d[k]
     return d
@@ -71,7 +71,7 @@ class Registry:
                     raise StoreError(f"PostgreSQL store {db.url}: could not register {name}: the name keeps changing")
                 old = agent_row(row)
                 same_owner = (old["pid"] == rec["pid"] and old.get("pid_start") == rec.get("pid_start")
-                              and old["host"] == rec["host"] and rec["pid"] != 0)
+                              and old["host"] == rec["host"] and rec["pid"] != 0 and same_namespace(old, rec))
                 replaced, orphaned = None, 0
                 if old["session"] == rec["session"] or same_owner:
                     new = {**rec, "session": old["session"], "started": old["started"]}

@@ -267,7 +267,7 @@ class ToolCall(Record):
             return ()
         from .shell import shell_write_targets
 
-        targets = shell_write_targets(command)
+        targets = shell_write_targets(command, self.cwd)
         object.__setattr__(self, "_note", targets.note)
         object.__setattr__(self, "_rough", frozenset(targets.rough))
         return tuple(targets)

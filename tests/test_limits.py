@@ -10,11 +10,11 @@ import subprocess
 
 import pytest
 
-pytestmark = pytest.mark.usefixtures("governed")
-
 from pi_mesh_plugin.clock import parse_iso
 from tests.conftest import PI_MESH, REPO
 from tests.test_cli import cli, one_line_error
+
+pytestmark = pytest.mark.usefixtures("governed")
 
 
 def _config(project: str, **rules: str) -> None:

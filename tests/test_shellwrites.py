@@ -58,7 +58,7 @@ def targets(cmd: str) -> set:
     ("touch -d yesterday stamp", {("stamp", F)}),
     ("truncate -s 0 big.log", {("big.log", F)}),
     ("ln -sf ../target link", {("link", F), ("link/target", F)}),
-    ("install -m 644 built.so lib/", {("lib/", F), ("lib/built.so", F)}),
+    ("install -m 644 built.so lib/", {("lib/built.so", F)}),
     ("perl -0777 -pi -e 's/a/b/' slurp.pl", {("slurp.pl", F)}),
     ("perl -lpi -e 's/a/b/' l.pl", {("l.pl", F)}),
     ("mkdir -p pkg/sub", {("pkg/sub", F)}),

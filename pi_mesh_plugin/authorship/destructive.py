@@ -342,7 +342,7 @@ def git_commands(command: str) -> list[tuple[str, list[str]]]:
             for c in self.commands[start:]:
                 if c and c[0] == "git" and id(c) not in self._seen:
                     self._seen.add(id(c))
-                    self.gits.append((st.cwd, c))
+                    self.gits.append((st.cwd or "", c))  # an unknown directory: the start
 
         def simple(self, argv: list[W], st: State, depth: int, redirects: list, src: str) -> None:
             n = len(self.commands)

@@ -125,7 +125,7 @@ def classify(mesh: Mesh, call: ToolCall) -> dict:
         cmds = shell_commands(command)
         out["commit"] = any(is_commit(c) for c in cmds)
         out["test"] = any(is_test_run(c) for c in cmds)
-        for path, kind in shell_write_targets(command):
+        for path, kind in shell_write_targets(command, call.cwd):
             touch(path, kind)
         out["edit"] = bool(files)
         what = "commit" if out["commit"] else "tests" if out["test"] else "bash"

@@ -41,7 +41,37 @@ walked:
   ``pushd``/``popd`` (later relative paths follow the directory).
 * shell variables assigned a literal value earlier in the same command
   (``F=src/a.py; sed -i … "$F"``) and ``for`` loop variables over literal
-  words are substituted.
+  words are substituted;
+* paths built at run time from the event's cwd: ``$PWD``, ``${PWD:?}``,
+  ``$(pwd)``, backquoted ``pwd``, ``~+``, ``~-``/``$OLDPWD``,
+  ``$(git rev-parse --show-toplevel)``/``--show-cdup``, ``$(realpath X)``,
+  ``$(dirname X)``, ``$(mktemp …)``, assignments of them (``ROOT=$(pwd)``),
+  ``${X:-default}`` (the default counts), ``$'…'``/``$"…"`` quoting, and
+  ``/proc/self/cwd/``;
+* links made earlier in the same command (``ln -s src/auth a && echo x >
+  a/login.py``, hard links too) are followed;
+* ``cd``/``pushd``/``cd -``, ``env -C``, ``sudo -D``, ``unshare -w``,
+  ``chroot``; a ``cd`` to a directory named only at run time makes later
+  relative writes count as anywhere in the project (blocked only while a
+  claim exists, with a note saying why);
+* functions defined in the command (called with their arguments as ``$1``…,
+  ``$@``), ``set -- …``/``shift``, ``bash -c STRING _ ARGS…``;
+* wrappers: ``setsid``, ``flock F`` (F is created), ``taskset``, ``chrt``,
+  ``fakeroot``, ``su -c``, ``runuser``, ``script -c`` (and its typescript),
+  ``unshare``, ``strace -o``, ``prlimit``, ``setpriv``, ``watch``, ``chroot``,
+  ``env --``, ``nsenter``, ``numactl``, ``valgrind`` … (:mod:`.prefixes`);
+* more writers (:mod:`.tools`): ``gzip``/``bzip2``/``xz``/``zstd``/``lz4``,
+  ``split``, ``mktemp``, ``mkfifo``/``mknod``, ``zip`` (``-m``), ``openssl …
+  -out``, ``sqlite3 FILE``, ``vim``/``vi``/``nvim`` (``-c 'w F'``), awk
+  (``gawk -i inplace``, ``print > "F"``, ``system()``), sed scripts' ``w F``
+  and ``e CMD``; git ``worktree add``, ``clone``, ``init``, ``archive -o``,
+  ``format-patch -o``, ``bundle create``, ``checkout -f``.
+* a source operand is only read: ``cp src/auth/x.py .`` writes ``./x.py``,
+  and a destination that is a directory (``dir/``, ``.``, or one on disk)
+  is written only at the names landing in it (``cp x src/``).
+
+The corpora ``tests/corpora/shell_writes.txt`` and ``shell_harmless.txt``
+are run for real by ``tests/test_shell_corpus.py``.
 
 What cannot be seen (and is therefore not blocked):
 
@@ -51,8 +81,9 @@ What cannot be seen (and is therefore not blocked):
 * ``eval``/``bash -c`` of a computed string, ``source`` of a file, a command
   piped into a shell (``echo … | sh``);
 * programs that write files themselves: scripts (``./build.sh``,
-  ``python script.py``), ``python -c``, ``node -e``, ``make``, package
-  managers, compilers (``-o`` of arbitrary tools) …;
+  ``python script.py``), ``python -c``, ``node -e``, ``perl -e``, ``make``,
+  package managers, compilers (``-o`` of arbitrary tools) … - only the kernel
+  (the sandbox) can stop those;
 * paths a writer reads from stdin (``… | xargs sed -i …``): for ``xargs`` the
   unseen items are taken as "anything in the current directory", so such a
   command counts as writing that directory;
@@ -78,8 +109,10 @@ paths and checks only what was parsed.)
 The package: :mod:`.parse` (bashlex, and the retry without the constructs it
 lacks), :mod:`.walk` (the syntax-tree walk: chains, nesting, ``cd``,
 variables), :mod:`.words` (a word's values: quotes, variables, globs),
-:mod:`.prefixes` (``env``, ``sudo``, ``xargs`` …), :mod:`.commands` (the
-table of writers) with :mod:`.fileops` and :mod:`.git` (their argument rules)
+:mod:`.values` (parameter expansions and the substitutions known before
+the command runs), :mod:`.prefixes` (``env``, ``sudo``, ``xargs`` …),
+:mod:`.commands` (the table of writers) with :mod:`.fileops`, :mod:`.tools`
+and :mod:`.git` (their argument rules)
 and :mod:`.options` (option parsing), :mod:`.fallback` (the conservative
 reading of what cannot be parsed).
 """
@@ -105,15 +138,17 @@ def shell_commands(command: str) -> list[list[str]]:
     return out
 
 
-def shell_write_targets(command: str) -> Targets:
+def shell_write_targets(command: str, cwd: str | None = None) -> Targets:
     """The ``(path, kind)`` pairs the shell ``command`` would write; kind is ``"file"`` or ``"dir"``.
 
-    Paths are as written in the command, relative to the shell's starting
-    directory unless absolute (``cd`` is followed).  See the package docstring
-    for what is and is not seen.
+    Paths are relative to the shell's starting directory ``cwd`` unless
+    absolute (``cd`` is followed); ``cwd`` (absolute, the event's) gives
+    ``$PWD``, ``$(pwd)``, ``$(git rev-parse --show-toplevel)`` their values and
+    lets a destination be recognised as an existing directory.  See the package
+    docstring for what is and is not seen.
     """
     out = Targets()
-    Walker(out).script(command, State(), 0)
+    Walker(out).script(command, State(cwd if cwd and cwd.startswith("/") else None), 0)
     seen: set[tuple[str, str]] = set()
     uniq = Targets(t for t in out if not (t in seen or seen.add(t)))  # type: ignore[func-returns-value]
     uniq.note, uniq.rough = out.note, out.rough

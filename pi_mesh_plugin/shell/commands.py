@@ -8,7 +8,7 @@ nothing the walk can see (redirections aside).
 
 from __future__ import annotations
 
-from . import fileops
+from . import fileops, tools
 from .fileops import copy_like, every_operand
 from .git import git
 from .options import has, parse_opts
@@ -93,4 +93,10 @@ WRITERS = {
     "ruff": _ruff, "rsync": fileops.rsync, "sponge": every_operand(FILE), "ed": every_operand(FILE, short_arg="p"),
     "ex": every_operand(FILE),
     **{name: _manifest(name) for name in _MANIFESTS},
+    **{name: tools.compressor(name) for name in tools._SUFFIX},
+    "split": tools.split,
+    "mktemp": tools.mktemp, "mkfifo": every_operand(FILE, short_arg="mZ", long_arg=("--mode", "--context")),
+    "mknod": fileops.first_operand, "zip": tools.zip_, "openssl": tools.openssl, "sqlite3": tools.sqlite3,
+    "vim": tools.vim, "vi": tools.vim, "nvim": tools.vim, "gvim": tools.vim, "vimdiff": tools.vim,
+    "awk": tools.awk, "gawk": tools.awk, "mawk": tools.awk, "nawk": tools.awk,
 }

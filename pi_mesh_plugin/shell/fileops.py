@@ -34,12 +34,17 @@ def every_operand(kind: str, short_arg: str = "", long_arg: tuple[str, ...] = ()
 def sed(wk: Walker, args: list[W], st: State, depth: int) -> None:
     opts, ops, after = parse_opts(args, short_arg="efl", long_arg=("--expression", "--file", "--line-length"),
                                   short_opt="i")
-    if not has(opts, "-i", "--in-place"):
-        return
     files = ops + after
+    scripts = vals(opts, "-e", "--expression")
     if not has(opts, "-e", "--expression", "-f", "--file"):
-        files = files[1:]  # the first operand is the script
-    wk.emit_all(files, FILE, st)
+        scripts, files = files[:1], files[1:]  # the first operand is the script
+    from .tools import sed_writes
+
+    for s in scripts:
+        if not s.dyn:
+            sed_writes(wk, s.text, st, depth)
+    if has(opts, "-i", "--in-place"):
+        wk.emit_all(files, FILE, st)
 
 
 def perl(wk: Walker, args: list[W], st: State, depth: int) -> None:
@@ -84,28 +89,46 @@ def perl(wk: Walker, args: list[W], st: State, depth: int) -> None:
         wk.emit_all(files, FILE, st)
 
 
+def is_dir(w: W, st: State) -> bool:
+    """Is the destination ``w`` a directory: written as one (``dir/``, ``.``, ``..``) or one on disk?"""
+    t = w.text
+    if t.endswith("/") or t in (".", "..") or t.endswith(("/.", "/..")):
+        return True
+    p = st.path(t)
+    if p is None or p.startswith("~") or (st.start is None and not p.startswith("/")):
+        return False
+    import os
+
+    return os.path.isdir(st.norm(p))
+
+
 def copy_like(removes_sources: bool, short_arg: str = "St",  # type: ignore[no-untyped-def]
               long_arg: tuple[str, ...] = ("--suffix", "--target-directory"), link: bool = False):
-    """``mv``/``cp``/``ln``/``install``: the destination, ``DEST/basename(SRC)``, and for mv the sources."""
+    """``mv``/``cp``/``ln``/``install``: ``DEST/basename(SRC)`` when DEST is a directory, else DEST itself
+    (and, when it may be a directory made earlier in the command, ``DEST/basename(SRC)`` too); for mv the
+    sources.  A source of cp is only read.  ``ln`` records the links it makes, so later paths through them
+    are followed (:meth:`.State.path`)."""
     def handler(wk: Walker, args: list[W], st: State, depth: int) -> None:
         opts, ops, after = parse_opts(args, short_arg=short_arg, long_arg=long_arg)
         ops = ops + after
         recursive = not link and (has(opts, "-r", "-R", "-a", "--recursive", "--archive") or removes_sources)
         kind = DIR if recursive else FILE
         target_dirs = vals(opts, "-t", "--target-directory")
+        no_target_dir = has(opts, "-T", "--no-target-directory")
         if link and not target_dirs and len(ops) == 1:
             target_dirs = [W(".")]
+        made: list[tuple[W, str | None]] = []  # (source, where it lands) for ln
         if target_dirs:
             dests, sources = target_dirs, ops
             into = True
         elif len(ops) >= 2:
             dests, sources = [ops[-1]], ops[:-1]
-            into = len(sources) > 1 or ops[-1].text.endswith("/")
-            if len(sources) == 1:
+            into = len(sources) > 1 or (not no_target_dir and is_dir(ops[-1], st))
+            if not into:
                 wk.emit(ops[-1], kind, st)  # DEST itself (a file, or a new directory)
+                made.append((sources[0], None if ops[-1].dyn else ops[-1].text))
         else:
             return
-        no_target_dir = has(opts, "-T", "--no-target-directory")
         for d in dests:
             if d.dyn:
                 wk.emit(d, DIR, st)
@@ -113,12 +136,35 @@ def copy_like(removes_sources: bool, short_arg: str = "St",  # type: ignore[no-u
             for s in sources:
                 if expands(s):
                     wk.emit(W(d.text.rstrip("/") + "/*"), DIR, st)  # unknown names: anything in DEST
-                elif not no_target_dir or into:
+                elif into or not no_target_dir:
                     base = posixpath.basename(s.text.rstrip("/")) or s.text
                     wk.emit(W(d.text.rstrip("/") + "/" + base), kind, st)
+                    if into:
+                        made.append((s, d.text.rstrip("/") + "/" + base))
         if removes_sources:
             wk.emit_all(sources, DIR, st)
+        if link:
+            symbolic = has(opts, "-s", "--symbolic")
+            for s, where in made:
+                _record_link(st, s, where, symbolic)
     return handler
+
+
+def _record_link(st: State, source: W, where: str | None, symbolic: bool) -> None:
+    """``where`` now leads to ``source`` (a symbolic link's text is relative to the link's directory)."""
+    if where is None:
+        return
+    at = st.path(where)
+    if at is None:
+        return
+    target: str | None = None
+    if not expands(source):
+        if symbolic and not source.text.startswith(("/", "~")):
+            target = st.norm(posixpath.join(posixpath.dirname(st.norm(at)), source.text))
+        else:
+            p = st.path(source.text)
+            target = None if p is None else st.norm(p)
+    st.links[st.norm(at)] = target
 
 
 _INSTALL = ("mogSt", ("--mode", "--owner", "--group", "--suffix", "--target-directory"))
@@ -139,6 +185,11 @@ def mode_change(wk: Walker, args: list[W], st: State, depth: int) -> None:
         ops = ops[1:]  # the mode / owner
     kind = DIR if has(opts, "-R", "--recursive") else FILE
     wk.emit_all(ops, kind, st)
+
+
+def first_operand(wk: Walker, args: list[W], st: State, depth: int) -> None:
+    _, ops, after = parse_opts(args, short_arg="mZ", long_arg=("--mode", "--context"))
+    wk.emit_all((ops + after)[:1], FILE, st)
 
 
 def dd(wk: Walker, args: list[W], st: State, depth: int) -> None:

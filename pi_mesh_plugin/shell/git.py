@@ -10,7 +10,7 @@ is followed.
 from __future__ import annotations
 
 from .fileops import copy_like
-from .options import has, parse_opts
+from .options import has, parse_opts, vals
 from .words import DIR, State, W
 
 TYPE_CHECKING = False
@@ -51,6 +51,9 @@ def _git_checkout(wk: Walker, args: list[W], st: State) -> None:
                                                                    "--pathspec-from-file"))
     if has(opts, "--pathspec-from-file"):
         wk.emit_path(".", DIR, st)
+        return
+    if has(opts, "-f", "--force", "-m", "--merge") and not after:
+        wk.emit_path(".", DIR, st)  # a forced switch rewrites the working tree
         return
     if after:
         paths = after
@@ -138,7 +141,68 @@ def _git_apply(wk: Walker, args: list[W], st: State) -> None:
     wk.emit_path(".", DIR, st)
 
 
+def _git_worktree(wk: Walker, args: list[W], st: State) -> None:
+    if not args or args[0].text != "add":
+        return
+    _, ops, after = parse_opts(args[1:], short_arg="bB", long_arg=("--reason",))
+    wk.emit_all((ops + after)[:1], DIR, st)
+
+
+def _git_clone(wk: Walker, args: list[W], st: State) -> None:
+    opts, ops, after = parse_opts(args, short_arg="obcuj", long_arg=(
+        "--origin", "--branch", "--config", "--upload-pack", "--depth", "--reference", "--separate-git-dir",
+        "--template", "--jobs", "--filter", "--shallow-since", "--shallow-exclude", "--server-option",
+        "--bundle-uri", "--ref-format", "--reference-if-able"))
+    ops = ops + after
+    wk.emit_all(vals(opts, "--separate-git-dir"), DIR, st)
+    if len(ops) >= 2:
+        wk.emit(ops[1], DIR, st)
+    elif ops and not ops[0].dyn:
+        name = ops[0].text.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+        name = name[:-4] if name.endswith(".git") else name
+        wk.emit(W(name or "."), DIR, st)
+
+
+def _git_init(wk: Walker, args: list[W], st: State) -> None:
+    opts, ops, after = parse_opts(args, short_arg="b", long_arg=("--template", "--separate-git-dir", "--shared",
+                                                                  "--initial-branch", "--object-format",
+                                                                  "--ref-format"))
+    wk.emit_all(vals(opts, "--separate-git-dir"), DIR, st)
+    d = (ops + after)[:1]
+    if d:
+        wk.emit(d[0], DIR, st)
+    else:
+        wk.emit_path(".git", DIR, st)
+
+
+def _git_output(flags: tuple[str, ...], kind: str = "file"):  # type: ignore[no-untyped-def]
+    """``git archive -o F``, ``git format-patch -o DIR``, ``git diff --output=F`` …"""
+    def handler(wk: Walker, args: list[W], st: State) -> None:
+        opts, _, _ = parse_opts(args, short_arg="o" if "-o" in flags else "", long_arg=("--output",
+                                                                                         "--output-directory"))
+        wk.emit_all(vals(opts, *flags), kind, st)
+    return handler
+
+
+def _git_bundle(wk: Walker, args: list[W], st: State) -> None:
+    ops = [a for a in args if not a.text.startswith("-")]
+    if len(ops) >= 2 and ops[0].text == "create":
+        wk.emit(ops[1], "file", st)
+
+
+def _git_submodule(wk: Walker, args: list[W], st: State) -> None:
+    ops = [a for a in args if not a.text.startswith("-")]
+    if ops and ops[0].text == "add":
+        _git_clone(wk, ops[1:], st)
+    elif ops and ops[0].text in ("update", "deinit", "absorbgitdirs"):
+        wk.emit_all(ops[1:] or [W(".")], DIR, st)
+
+
 _GIT = {
+    "worktree": _git_worktree, "clone": _git_clone, "init": _git_init, "bundle": _git_bundle,
+    "submodule": _git_submodule,
+    "archive": _git_output(("-o", "--output")), "format-patch": _git_output(("-o", "--output-directory"), DIR),
+    "diff": _git_output(("--output",)), "log": _git_output(("--output",)), "show": _git_output(("--output",)),
     "checkout": _git_checkout, "restore": _git_restore, "reset": _git_reset, "stash": _git_stash,
     "clean": _git_clean, "switch": _git_switch, "rm": _git_rm, "mv": _git_mv, "apply": _git_apply,
     "merge": _git_tree, "rebase": _git_tree, "pull": _git_tree, "cherry-pick": _git_tree, "revert": _git_tree,

@@ -19,6 +19,10 @@ from .parse import Unparsable, parse
 from .prefixes import PREFIXES
 from .words import DIR, FILE, MAX_VARIANTS, State, W, assign, expand, expands
 
+UNKNOWN_DIR_NOTE = ("(pi-mesh cannot tell before this command runs which directory some of its writes land in - "
+                    "a `cd` or a link to a directory named only at run time - so they count as writes anywhere in "
+                    "the project. Name the directory literally, or use the edit/write tools.)")
+
 MAX_DEPTH = 8        # nested bash -c / eval / heredoc scripts
 SHELLS = {"bash", "sh", "dash", "zsh", "ksh", "ash", "mksh", "busybox-sh"}
 _WRITE_REDIRECTS = (">", ">>", ">|", "&>", "&>>", "<>", ">&")  # >&N (a descriptor) is not a word: not a file
@@ -70,11 +74,30 @@ class Walker:
         return out
 
     # -- targets ---------------------------------------------------------------
+    def anywhere(self, st: State) -> None:
+        """A write whose directory is not known before the command runs: anywhere in the project."""
+        top = st.start
+        if top is not None:
+            from ..projects import repo_top
+
+            top = repo_top(top) or top
+        pair = (top or ".", DIR)
+        self.out.append(pair)
+        self.out.rough = self.out.rough | {pair}
+        self.out.note = self.out.note or UNKNOWN_DIR_NOTE
+
+    def add(self, text: str, kind: str, st: State) -> None:
+        p = st.path(text)
+        if p is None:
+            self.anywhere(st)
+        else:
+            self.out.append((p, kind))
+
     def emit(self, w: W, kind: str, st: State) -> None:
         text = w.text
         if not expands(w):
             if text and text != "-" and not text.startswith("/dev/"):
-                self.out.append((st.path(text), kind))
+                self.add(text, kind, st)
             return
         # run-time expansion: the literal directory prefix, as a directory
         cut = len(text)
@@ -90,7 +113,7 @@ class Walker:
         else:
             d = "."
         if not d.startswith("/dev/") and d != "/dev":
-            self.out.append((st.path(d), DIR))
+            self.add(d, DIR, st)
 
     def emit_all(self, words: list[W], kind: str, st: State) -> None:
         for w in words:
@@ -128,9 +151,14 @@ class Walker:
         elif k == "for":
             self.for_loop(n, st, src, depth)
         elif k == "function":
-            for p in n.parts:
-                if p.kind not in ("reservedword", "word"):
-                    self.node(p, st.copy(), src, depth)
+            name = next((p.word for p in n.parts if p.kind == "word"), None)
+            body = [p for p in n.parts if p.kind not in ("reservedword", "word")]
+            inner = st.copy()
+            inner.args = None  # what the body writes whoever calls it, its parameters unknown
+            for p in body:
+                self.node(p, inner, src, depth)
+            if name:
+                st.funcs[name] = (body, src)
         elif k == "redirect":
             self.redirect(n, st, src, depth)
         elif k in ("word", "assignment"):
@@ -221,9 +249,18 @@ class Walker:
                 rest = PREFIXES[name](self, args, st)
                 if rest is None:
                     return
-                argv = rest
+                if isinstance(rest, tuple):  # env -C DIR, chroot DIR …: the command runs elsewhere
+                    argv, st = rest
+                else:
+                    argv = rest
                 continue
             self.commands.append([name] + [a.text for a in args])
+            if name in st.funcs and head.text == name:
+                self.call(name, args, st, depth)
+                return
+            if name in ("set", "shift"):
+                self.positional(name, args, st)
+                return
             if name in ("cd", "pushd", "popd"):
                 self.chdir(name, args, st)
                 return
@@ -247,18 +284,49 @@ class Walker:
 
     def chdir(self, name: str, args: list[W], st: State) -> None:
         ops = [a for a in args if not (a.text.startswith("-") and len(a.text) > 1 and not a.dyn)]
+        before = st.cwd
         if name == "popd":
             st.cwd = st.stack.pop() if st.stack else st.cwd
+        elif name == "pushd" and not ops:
+            if st.stack:
+                st.cwd, st.stack[-1] = st.stack[-1], st.cwd
+        else:
+            if name == "pushd":
+                st.stack.append(st.cwd)
+            target = ops[0] if ops else W("~")
+            if target.dyn or expands(target):
+                st.cwd = None  # a directory named at run time: later relative writes could land anywhere
+            elif target.text == "-":
+                st.cwd = st.oldcwd
+            else:
+                st.cwd = st.path(target.text)
+        st.oldcwd = before
+
+    def call(self, name: str, args: list[W], st: State, depth: int) -> None:
+        """A function defined earlier in the command: its body, with these positional parameters."""
+        if depth >= MAX_DEPTH:
             return
-        if name == "pushd":
-            st.stack.append(st.cwd)
-        if not ops:
-            st.cwd = "~" if name == "cd" else st.cwd
+        body, src = st.funcs[name]
+        saved = st.args
+        st.args = None if any(a.dyn for a in args) else [a.text for a in args]
+        try:
+            for p in body:
+                self.node(p, st, src, depth + 1)
+        finally:
+            st.args = saved
+
+    def positional(self, name: str, args: list[W], st: State) -> None:
+        """``set -- ARGS`` / ``set ARGS`` (not options) and ``shift [N]`` change the positional parameters."""
+        if name == "shift":
+            n = args[0].text if args and not args[0].dyn else "1"
+            if st.args is not None:
+                st.args = st.args[int(n):] if n.isdigit() else None
             return
-        target = ops[0]
-        if target.dyn or target.text == "-":
-            return  # unknown directory: later relative paths stay relative to the last known one
-        st.cwd = st.path(target.text)
+        if not args:
+            return
+        if args[0].text == "--" or not args[0].text.startswith(("-", "+")):
+            words = args[1:] if args[0].text == "--" else args
+            st.args = None if any(a.dyn for a in words) else [a.text for a in words]
 
     def shell(self, args: list[W], st: State, depth: int, redirects: list, src: str) -> None:
         """``bash -c STRING``, ``sh -lc STRING``, ``bash <<'EOF'``, ``bash -s``; ``bash script`` is not seen."""
@@ -286,7 +354,10 @@ class Walker:
             break
         if command_string:
             if i < len(args) and not args[i].dyn:
-                self.script(args[i].text, st.copy(), depth + 1)
+                inner = st.copy()
+                rest = args[i + 2:]  # bash -c STRING $0 $1 …
+                inner.args = None if any(a.dyn for a in rest) else [a.text for a in rest]
+                self.script(args[i].text, inner, depth + 1)
             return
         if i < len(args):
             return  # a script file: not seen

@@ -56,7 +56,7 @@ def test_receipts_delivered_read_shown_answered(backend, mk):
 
 
 def test_a_broadcast_has_a_receipt_per_recipient(backend, mk):
-    alice, bob, carol = mk("alice"), mk("bob"), mk("carol")
+    alice, bob, _carol = mk("alice"), mk("bob"), mk("carol")
     sent = alice.broadcast("stand down")
     bob.read_inbox(via="claude-code")
     rows = {r["to"]: r for r in alice.receipts([sent[0].id])}

@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 from .fixtures import CHECKED, Project, new_project
+from .hook_floor import hook_floor_rows
 from .plugin_hook import plugin_hook_rows
 from .queue_grant import queue_rows
 from .harness import Stats, fmt_ratio, fmt_time, disk_probe, paired, perf, run_process, sample
@@ -464,6 +465,7 @@ ROWS = {
     "agents": agents_cli_row,
     "postgres": postgres_rows,
     "queue": queue_rows,
+    "floor": hook_floor_rows,
 }
 
 __all__ = ["ROWS", "Row", "Ctx", "fmt_ratio", "fmt_time"]

@@ -14,7 +14,6 @@ tool call pays neither ``tomllib`` nor ``jsonschema``.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -165,10 +164,11 @@ def _read_cached(root: str, path: str) -> dict:
         pass
     data = parse_config_file(path)
     if time.time_ns() - st.st_mtime_ns > 2_500_000_000 and os.path.isdir(os.path.dirname(cache)):
+        from .jsonc import dumps
         from .store.files.fsio import write_atomic
 
         try:
-            write_atomic(cache, json.dumps({"key": key, "data": data}).encode(), durable=False)
+            write_atomic(cache, dumps({"key": key, "data": data}).encode(), durable=False)
         except OSError:
             pass
     return data

@@ -50,11 +50,7 @@ def groups(mesh: Mesh, calls: list[ToolCall]) -> list[tuple[Mesh, list[ToolCall]
 def _full(path: str, cwd: str, root: str) -> str | None:
     if not isinstance(path, str) or not path or "\x00" in path:
         return None  # the caller's own mesh reports it
-    if path.startswith("@"):
-        path = path[1:]
-    if path.startswith("~"):
-        path = os.path.expanduser(path)
-    return P._resolve(os.path.join(cwd, path), root)
+    return P._resolve(os.path.join(cwd, P.as_given(path)), root)
 
 
 def _mesh_for(mesh: Mesh, top: str) -> Mesh | None:

@@ -329,6 +329,16 @@ class PluginHost:
         self.post_tool_call(call, {"ok": True, "output": result})
         return result
 
+    @staticmethod
+    def render(result: Any) -> str:
+        """A tool's result as the text a model reads: the string itself, else indented JSON.  The sidecar,
+        the MCP server and ``pi-mesh tool`` all show results through this."""
+        if isinstance(result, str):
+            return result
+        import json
+
+        return json.dumps(result, ensure_ascii=False, indent=1, default=str)
+
     # -- the guard and the post-call hook -------------------------------------
     def pre_tool_call(self, call: ToolCall) -> Block | None:
         pairs = [(name, p) for name, p in self.pm.list_name_plugin() if p is not None]

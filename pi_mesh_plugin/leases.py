@@ -83,8 +83,7 @@ def upkeep(mesh: Mesh, active: bool) -> None:
 
 
 def _warn(mesh: Mesh, r: dict, left: float, t: float, at_cap: bool) -> None:
-    mark = getattr(mesh.store, "mark_once", None)
-    if mark is None or not mark(f"expiry-{r['id']}"):
+    if not mesh.store.mark_once(f"expiry-{r['id']}"):
         return
     from .store.queue_rules import shown, system_message
 

@@ -306,9 +306,7 @@ class Mesh:
 
             if os.path.isdir(os.path.join(self.root, unicodedata.normalize("NFD", canonical))):
                 return P.DIR
-        g = given[1:] if given.startswith("@") else given
-        g = os.path.expanduser(g) if g.startswith("~") else g
-        return P.DIR if os.path.isdir(os.path.join(cwd or self.cwd, g)) else P.FILE
+        return P.DIR if os.path.isdir(os.path.join(cwd or self.cwd, P.as_given(given))) else P.FILE
 
     # -- reservations -------------------------------------------------------
     def _wanted(self, paths: list[str] | str, reason: str, ttl: float | str | None,
@@ -377,14 +375,12 @@ class Mesh:
 
     def waiting(self) -> list[dict]:
         """The waiting line: every ticket (``agent``, ``paths`` as ``[path, kind]``, ``queued``...) in line order."""
-        tickets = getattr(self.store, "tickets", None)
-        return tickets() if tickets else []
+        return self.store.tickets()
 
     def settle(self) -> list[tuple[dict, list[dict]]]:
         """Grant freed claims to the first live waiters now (expiry and deaths are otherwise noticed by the next
         reserve, release, heartbeat, doctor or slow check); ``[(ticket, claims made)]``."""
-        settle = getattr(self.store, "settle", None)
-        return settle() if settle else []
+        return self.store.settle()
 
     def release(self, paths: list[str] | str | None = None, cwd: str | None = None) -> list[Reservation]:
         """Release the caller's claims on these paths (canonical match), or all of them.
@@ -400,11 +396,9 @@ class Mesh:
                 c = self.canonical(p, cwd)
                 if c is not None:
                     keys.append(c)
-        withdraw = getattr(self.store, "withdraw", None)
-        if withdraw is not None:
-            left = withdraw(name, keys)
-            if left:
-                self._feed("unqueued", paths=[p for t in left for p, _ in t["paths"]])
+        left = self.store.withdraw(name, keys)
+        if left:
+            self._feed("unqueued", paths=[p for t in left for p, _ in t["paths"]])
         gone = self.store.release(name, keys)
         if gone:
             self._feed("release", paths=[r["path"] for r in gone])
@@ -505,7 +499,7 @@ class Mesh:
 
     @property
     def warnings(self) -> list[str]:
-        return getattr(self.store, "warnings", [])
+        return self.store.warnings
 
 
 def _check_fields(kind: str, rec: dict, what: str) -> None:

@@ -38,6 +38,14 @@ def normalise_root(root: str) -> str:
     return _nfc(_realpath(os.path.abspath(os.path.expanduser(root))))
 
 
+def as_given(path: str) -> str:
+    """The path a tool argument means: a leading ``@`` (how harnesses quote a file to the model) dropped,
+    then a leading ``~`` expanded.  The one place this is done."""
+    if path.startswith("@"):
+        path = path[1:]
+    return os.path.expanduser(path) if path.startswith("~") else path
+
+
 def canonicalise(path: str, cwd: str, root: str, casefold: bool = False) -> str | None:
     """Return the canonical project-relative form of ``path``, or ``None`` if it lies outside ``root``.
 
@@ -47,12 +55,9 @@ def canonicalise(path: str, cwd: str, root: str, casefold: bool = False) -> str 
     if not isinstance(path, str) or path == "" or "\x00" in path:
         shown = repr(path) if not isinstance(path, str) or len(path) <= 200 else repr(path[:200]) + "..."
         raise ValueError(f"invalid path {shown}")
-    if path.startswith("@"):
-        path = path[1:]
-        if path == "":
-            raise ValueError("invalid path '@'")
-    if path.startswith("~"):
-        path = os.path.expanduser(path)
+    if path == "@":
+        raise ValueError("invalid path '@'")
+    path = as_given(path)
     if not os.path.isabs(path):
         path = os.path.join(cwd, path)
     full = _nfc(_resolve(path, root))

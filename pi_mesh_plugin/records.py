@@ -92,16 +92,6 @@ class Agent(Record):
     activity: dict | None
     live: bool | None
 
-    def to_record(self) -> dict:
-        """The JSON object stored for this agent (no computed fields, no nulls for absent extras)."""
-        d = {"schema": 1, **self.to_dict()}
-        d.pop("live")
-        if d["status"] is None:
-            d.pop("status")
-        if d["activity"] is None:
-            d.pop("activity")
-        return d
-
 
 class Message(Record):
     """One message as one recipient holds it."""
@@ -137,15 +127,6 @@ class Message(Record):
         setf(obj, "meta", d.get("meta"))
         setf(obj, "read", read)
         return obj
-
-    def to_record(self) -> dict:
-        d = {"schema": 1, "id": self.id, "from": self.sender, "to": self.to, "text": self.text,
-             "urgent": bool(self.urgent), "reply_to": self.reply_to, "thread": self.thread, "created": self.created}
-        if self.broadcast:
-            d["broadcast"] = True
-        if self.meta is not None:
-            d["meta"] = self.meta
-        return d
 
 
 class Reservation(Record):

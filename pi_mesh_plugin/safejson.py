@@ -11,12 +11,13 @@ text holds more than ``MAX_DEPTH`` opening brackets (two ``count`` calls at C sp
 inside strings count too, which only ever sends a record to the exact measure).  The measure
 walks the parsed value without recursion.
 
-Standard library only, no other import: the per-call hook path uses it.
+No import but :mod:`.jsonc` (json's own C parser without importing :mod:`json`): the per-call hook
+path uses it.
 """
 
 from __future__ import annotations
 
-import json
+from .jsonc import loads as _json_loads
 
 MAX_DEPTH = 32  # our deepest record (an agent's activity) is 3 levels; a request's arguments a few more
 
@@ -27,8 +28,8 @@ def loads(data: bytes | str, max_depth: int = MAX_DEPTH) -> object:
         opening = (data.count(b"[") + data.count(b"{")) if type(data) is bytes \
             else (data.count("[") + data.count("{"))  # type: ignore[arg-type]
         if opening <= max_depth:
-            return json.loads(data)
-        value = json.loads(data)
+            return _json_loads(data)
+        value = _json_loads(data)
     except RecursionError:
         raise ValueError(f"is nested more than {max_depth} levels deep") from None
     except UnicodeDecodeError:
@@ -61,6 +62,6 @@ def depth(value: object, limit: int = MAX_DEPTH) -> int:
 
 def describe(e: ValueError) -> str:
     """A one-line reason for a failed :func:`loads` (``json``'s message with line and column)."""
-    if isinstance(e, json.JSONDecodeError):
-        return f"is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})"
+    if type(e).__name__ == "JSONDecodeError":  # json.JSONDecodeError, without importing json to ask
+        return f"is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})"  # type: ignore[attr-defined]
     return str(e)

@@ -20,9 +20,7 @@ a valid record skips it (and its import).
 
 from __future__ import annotations
 
-import json
 import os
-import re
 
 from .errors import CorruptRecord
 
@@ -49,7 +47,9 @@ def schema_dir() -> str:
 def load_schema(kind: str) -> dict:
     if kind not in _schemas:
         with open(os.path.join(schema_dir(), f"{kind}.schema.json"), encoding="utf-8") as f:
-            _schemas[kind] = json.load(f)
+            from .jsonc import loads
+
+            _schemas[kind] = loads(f.read())
     return _schemas[kind]
 
 
@@ -97,6 +97,25 @@ _NUMBER = (int, float)
 def _same(a: object, b: object) -> bool:
     """Equal and of the same JSON type (stricter than jsonschema's ``equal``)."""
     return type(a) is type(b) and a == b and (type(a) in (str, int, float, bool) or a is None)
+
+
+def _known_pattern(pattern: str) -> Callable[[str], object] | None:
+    """A predicate for the name patterns of our schemas that accepts only what ``re.search(pattern, s)``
+    accepts (it refuses ``"alice\\n"``, which ``$`` lets through: jsonschema then decides), without ``re``
+    (agent and claim records are checked on the per-call hook path)."""
+    from .names import NAME_PATTERN, is_valid_name
+
+    if pattern == NAME_PATTERN:
+        return is_valid_name
+    if pattern == f"^({NAME_PATTERN[1:-1]}|[*])$":
+        return lambda v: v == "*" or is_valid_name(v)
+    return None
+
+
+def _compile(pattern: str) -> Callable[[str], object]:
+    import re
+
+    return re.compile(pattern).search
 
 
 class _Unsupported(Exception):
@@ -148,7 +167,7 @@ class _Gen:
                 else:
                     self.emit(depth, f"if not any(_same({v}, e) for e in {self.const(tuple(arg))}): return False")
             elif key == "pattern":
-                search = self.const(re.compile(arg).search)
+                search = self.const(_known_pattern(arg) or _compile(arg))
                 self.emit(depth, f"if isinstance({v}, str) and {search}({v}) is None: return False")
             elif key in ("maxLength", "minLength", "maxItems", "minItems", "minimum", "maximum"):
                 if type(arg) not in (int, float):

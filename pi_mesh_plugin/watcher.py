@@ -102,11 +102,11 @@ class Watcher:
     def start(self) -> Self:
         wanted = self.mode
         self.mode = ""
-        if wanted in ("auto", "notify") and callable(getattr(self.store, "subscribe", None)):
+        if wanted in ("auto", "notify"):
             self._start_notify()
-        elif wanted == "notify":
-            raise ValueError("this store offers no change notifications (no subscribe method)")
-        if not self.mode and wanted in ("auto", "inotify") and getattr(self.store, "mesh_dir", None):
+            if not self.mode and wanted == "notify":
+                raise ValueError("this store offers no change notifications")
+        if not self.mode and wanted in ("auto", "inotify") and self.store.mesh_dir:
             try:
                 self._start_inotify()
             except (ImportError, OSError) as e:
@@ -165,10 +165,9 @@ class Watcher:
 
     def _start_notify(self) -> None:
         unsub = self.store.subscribe(self.notify)
-        if unsub is not None and not callable(unsub):
-            unsub = getattr(unsub, "close", None)
-        self._unsubscribe = unsub
-        self.mode = "notify"
+        if unsub is not None:
+            self._unsubscribe = unsub
+            self.mode = "notify"
 
     def _start_inotify(self) -> None:
         from watchdog.events import (
@@ -185,9 +184,8 @@ class Watcher:
         )
         from watchdog.observers import Observer
 
-        ensure = getattr(self.store, "ensure_layout", None)
-        if callable(ensure):
-            ensure()
+        self.store.ensure_layout()
+        assert self.store.mesh_dir is not None
         mesh_dir = os.path.abspath(self.store.mesh_dir)
         watcher = self
 
@@ -221,7 +219,7 @@ class Watcher:
         self.mode = "inotify"
 
     def _start_poll(self) -> None:
-        fingerprint: Callable[[], dict[str, object]] = self._file_fingerprint if getattr(self.store, "mesh_dir", None) else self._store_fingerprint
+        fingerprint: Callable[[], dict[str, object]] = self._file_fingerprint if self.store.mesh_dir else self._store_fingerprint
         t = threading.Thread(target=self._poll, args=(fingerprint,), name="pi-mesh-watch-poll", daemon=True)
         self.mode = "poll"
         self._last_prints = fingerprint()
@@ -470,15 +468,12 @@ class StoreFeedFollower:
 
 def feed_follower(store: Any) -> FeedTailer | StoreFeedFollower:
     """A follower of ``store``'s feed: a :class:`FeedTailer` on the file store, else a :class:`StoreFeedFollower`."""
-    feed = getattr(store, "feed", None)
-    path = getattr(feed, "path", None)
-    if feed is not None and isinstance(path, str):
-        ensure = getattr(store, "ensure_layout", None)
-        if callable(ensure):
-            ensure()
+    tail = store.feed_file()
+    if tail is not None:
+        store.ensure_layout()
         from .store.files.feed import KEEP
 
-        return FeedTailer(path, generations=feed.generation, keep=KEEP)
+        return FeedTailer(tail[0], generations=tail[1], keep=KEEP)
     return StoreFeedFollower(store)
 
 

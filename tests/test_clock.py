@@ -131,3 +131,51 @@ def test_a_forked_child_does_not_reuse_the_parents_random_digits():
     parent = {new_id().split("-")[1] for _ in range(50)}
     assert len(child) == 50 and not child & parent
 
+
+
+def _datetime_parse(text: str) -> float:
+    from datetime import UTC, datetime
+
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+@given(st.datetimes(min_value=__import__("datetime").datetime(1, 1, 2), max_value=__import__("datetime").datetime(9999, 12, 30)),
+       st.booleans())
+def test_our_own_timestamps_parse_to_the_same_float_as_datetime_gives(dt, with_fraction) -> None:
+    text = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}" + (f".{dt.microsecond:06d}" if with_fraction else "") + "Z"
+    assert parse_iso(text) == _datetime_parse(text)
+
+
+@given(st.text(alphabet="0123456789-T:.Z+ ", min_size=19, max_size=28))
+def test_anything_else_is_what_datetime_says(text) -> None:
+    try:
+        want = _datetime_parse(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            parse_iso(text)
+    else:
+        assert parse_iso(text) == want
+
+
+@pytest.mark.parametrize("text", ["2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-12-04T24:00:00Z",
+                                  "2026-12-04T23:59:60Z", "２026-12-04T23:59:59Z", "2024-02-29T12:00:00.5Z"])
+def test_impossible_dates_are_refused_as_datetime_refuses_them(text) -> None:
+    try:
+        want = _datetime_parse(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            parse_iso(text)
+    else:
+        assert parse_iso(text) == want
+
+
+def test_a_time_we_wrote_is_read_without_importing_datetime() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from pi_mesh_plugin.clock import iso, parse_iso; t = parse_iso(iso(1.5e9)); "
+            "print(t, 'datetime' in sys.modules)")
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}; {code}"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["1500000000.0", "False"]

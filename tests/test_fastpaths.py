@@ -1,4 +1,4 @@
-"""The performance shortcuts of the file store keep its semantics (issue 6's "fresh state" rule).
+"""The performance shortcuts of the file store keep its semantics (the "fresh state" rule: a change made by another process is seen by the next call).
 
 Each test defeats one shortcut the way another process or a human could:
 an agent record rewritten in place (even with its mtime put back), an inbox

@@ -526,3 +526,53 @@ def test_post_call_path_stays_lean(project, mesh_factory):
     assert "pi_mesh_plugin.plugins.activity" in mods  # the probe works
     heavy = sorted(m for m in mods if m.split(".")[0] in ("click", "pluggy", "jsonschema", "textual", "psycopg", "mcp"))
     assert heavy == []
+
+
+# -- the installed command: -I -S with explicit paths ----------------------------------------------
+
+def _installed(harness: str, *, flags: tuple[str, ...] = ()) -> list[str]:
+    from pi_mesh_plugin.adapters.installers import launch
+
+    argv = launch.argv(["hook", harness])
+    return [argv[0], *flags, *argv[1:]]
+
+
+def test_the_installed_command_decides_like_the_module_and_imports_only_the_guard_path(project, mesh_factory):
+    mesh_factory("alice").reserve(["src/auth/"], "auth rewrite")
+    for i in range(3):
+        mesh_factory(f"holder{i}").reserve([f"area{i}/{j}.py" for j in range(30)], "busy", cwd=project)
+    time.sleep(0.1)
+    free = json.dumps(claude_event(project, "Write", {"file_path": f"{project}/src/free.py"})).encode()
+    held = json.dumps(claude_event(project, "Write", {"file_path": f"{project}/src/auth/login.py"})).encode()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PI_MESH_")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # ignored under -I: the byte-code cache is still used
+    run = lambda cmd, data: subprocess.run(cmd, input=data, capture_output=True, env=env, cwd="/", timeout=60)
+    assert (run(_installed("claude-code"), free).returncode, run(_installed("claude-code"), free).stdout) == (0, b"")
+    blocked = run(_installed("claude-code"), held)
+    assert blocked.returncode == 0 and b'"deny"' in blocked.stdout and b"alice" in blocked.stdout
+    r = run(_installed("claude-code", flags=("-X", "importtime")), free)
+    mods = _imported(r.stderr)
+    assert "pi_mesh_plugin.mesh" in mods  # the probe works
+    heavy = sorted(m for m in mods if m.split(".")[0] in FORBIDDEN_ON_FAST_PATH + (
+        "json", "re", "enum", "hashlib", "importlib", "site", "runpy", "collections"))
+    assert heavy == []
+
+
+def test_the_installed_command_honours_pythonpath_first(project, tmp_path):
+    shadow = tmp_path / "shadow" / "pi_mesh_plugin"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("")
+    (shadow / "__main__.py").write_text("def main():\n    print('shadowed')\n    return 7\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "shadow")}
+    r = subprocess.run(_installed("claude-code"), input=b"{}", capture_output=True, env=env, cwd=project, timeout=60)
+    assert (r.returncode, r.stdout.strip()) == (7, b"shadowed")  # $PYTHONPATH first, as python itself does
+
+
+def test_a_json_py_in_the_project_cannot_shadow_the_standard_library(project):
+    with open(os.path.join(project, "json.py"), "w") as f:
+        f.write("raise SystemExit('shadowed json')\n")
+    with open(os.path.join(project, "os.py"), "w") as f:
+        f.write("raise SystemExit('shadowed os')\n")
+    data = json.dumps(claude_event(project, "Write", {"file_path": f"{project}/src/free.py"})).encode()
+    r = subprocess.run(_installed("claude-code"), input=data, capture_output=True, cwd=project, timeout=60)
+    assert (r.returncode, r.stdout) == (0, b""), r.stderr

@@ -15,6 +15,9 @@ from tests.conftest import run_cli
 REASON = "refactoring the session tokens"
 
 
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def _read(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
@@ -60,8 +63,8 @@ def test_claude_install_merges_and_is_idempotent(project):
     assert pre[1]["matcher"] == "Edit|Write|MultiEdit|NotebookEdit|Bash"
     (ours,) = pre[1]["hooks"]
     assert ours["type"] == "command"
-    assert ours["command"].split()[:2] == [sys.executable, "-m"]  # an absolute interpreter path
-    assert ours["command"].endswith("-m pi_mesh_plugin hook claude-code")
+    assert ours["command"].split()[:3] == [sys.executable, "-I", "-S"]  # an absolute interpreter path, no site
+    assert ours["command"].endswith("sys.exit(main())' hook claude-code")
     assert os.path.isabs(ours["command"].split()[0])
     assert settings["enabledMcpjsonServers"] == ["pi-mesh"]
     mcp = json.loads(_read(mcp_path))
@@ -152,7 +155,7 @@ def test_codex_install_merges_hooks_json_and_appends_mcp_table(project):
     assert data["hooks"]["Stop"] == [{"hooks": [{"type": "command", "command": "notify"}]}]
     (group,) = data["hooks"]["PreToolUse"]
     assert group["matcher"] == "apply_patch|Bash"
-    assert group["hooks"][0]["command"].endswith("-m pi_mesh_plugin hook codex")
+    assert group["hooks"][0]["command"].endswith("sys.exit(main())' hook codex")
     (post,) = data["hooks"]["PostToolUse"]
     assert post == {"matcher": "apply_patch|Bash", "hooks": group["hooks"]}
     config = tomllib.loads(_read(config_path).decode())
@@ -182,7 +185,7 @@ def test_gemini_install_merges_settings(project):
     first, ours = s["hooks"]["BeforeTool"]
     assert first["hooks"][0]["name"] == "audit"
     assert ours["matcher"] == "write_file|replace|run_shell_command"
-    assert ours["hooks"][0]["command"].endswith("-m pi_mesh_plugin hook gemini --agent gem")
+    assert ours["hooks"][0]["command"].endswith("sys.exit(main())' hook gemini --agent gem")
     assert ours["hooks"][0]["type"] == "command" and ours["hooks"][0]["name"] == "pi-mesh"
     assert s["mcpServers"]["pi-mesh"]["env"] == {"PI_MESH_AGENT": "gem"}
     (after,) = s["hooks"]["AfterTool"]
@@ -229,6 +232,26 @@ def test_doctor_reports_an_installed_matcher_that_misses_a_tool(project):
     assert "stale-install" in r.stdout and "misses Bash" in r.stdout and "pi-mesh install claude-code" in r.stdout
     assert run_cli("install", "claude-code", "--no-mcp", cwd=project).returncode == 0
     assert run_cli("doctor", cwd=project).stdout.strip() == "all good"
+
+
+def test_the_installed_hook_starts_without_site_and_doctor_reports_one_that_no_longer_can(project, tmp_path):
+    assert run_cli("install", "claude-code", "--no-mcp", cwd=project).returncode == 0
+    path = os.path.join(project, ".claude", "settings.json")
+    s = json.loads(_read(path))
+    hook = s["hooks"]["PreToolUse"][0]["hooks"][0]
+    assert " -I -S -c " in hook["command"] and " hook claude-code" in hook["command"]
+    for stale, why in ((sys.executable + " -m pi_mesh_plugin hook claude-code", "the slower way"),
+                       (hook["command"].replace(sys.executable, str(tmp_path / "gone" / "python")), "which is gone"),
+                       (hook["command"].replace(f'"{REPO_DIR}"', f'"{tmp_path / "moved"}"'), "on its path, which is gone")):
+        hook["command"] = stale
+        _write(path, s)
+        r = run_cli("doctor", cwd=project)
+        assert "stale-install" in r.stdout and why in r.stdout and "pi-mesh install claude-code" in r.stdout, r.stdout
+        assert run_cli("install", "claude-code", "--no-mcp", cwd=project).returncode == 0  # replaced in place
+        assert run_cli("doctor", cwd=project).stdout.strip() == "all good"
+        s = json.loads(_read(path))
+        assert len(s["hooks"]["PreToolUse"]) == 1
+        hook = s["hooks"]["PreToolUse"][0]["hooks"][0]
 
 
 def test_post_call_entry_is_merged_in_place_and_never_duplicated(project):

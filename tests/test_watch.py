@@ -160,11 +160,22 @@ def test_store_notifications_are_preferred_and_unsubscribed(project, mesh_factor
 class ApiOnly:
     """A real file store seen only through the Store protocol (no directory, no feed file), as a remote store is."""
 
+    mesh_dir = None
+
     def __init__(self, store: FileStore) -> None:
         self._store = store
 
+    def subscribe(self, callback):
+        return None
+
+    def feed_file(self):
+        return None
+
+    def ensure_layout(self) -> None:
+        pass
+
     def __getattr__(self, name: str):
-        if name in ("mesh_dir", "feed", "ensure_layout", "subscribe"):
+        if name == "feed":  # the file store's own feed object is not part of the interface
             raise AttributeError(name)
         return getattr(self._store, name)
 

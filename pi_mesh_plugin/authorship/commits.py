@@ -45,31 +45,10 @@ class CommitRefused(MeshError):
     exit_code = EXIT_BLOCKED
 
 
-def ancestor_agent(mesh: Mesh, pid: int | None = None) -> str | None:
-    """The one live agent on this host whose owner process is the nearest ancestor of ``pid`` (this process)
-    owning any agent; ``None`` when there is none or that process owns several."""
-    from ..adapters.hooks.hookcmd import ancestors
-    from ..liveness import process_start, this_host
-
-    chain = ancestors(os.getpid() if pid is None else pid)
-    if not chain:
-        return None
-    host, store = this_host(), mesh.store
-    by_pid: dict[int, list[str]] = {}
-    for rec in store.list_agents():
-        p = rec.get("pid")
-        if (isinstance(p, int) and p in chain and rec.get("host") == host and store.is_live(rec)
-                and (rec.get("pid_start") is None or process_start(p) == rec["pid_start"])):
-            by_pid.setdefault(p, []).append(rec["name"])
-    for p in chain:
-        names = by_pid.get(p)
-        if names:
-            return names[0] if len(names) == 1 else None
-    return None
-
-
 def committer(mesh: Mesh) -> str | None:
-    return mesh.agent or ancestor_agent(mesh)
+    from ..identity import caller_agent
+
+    return mesh.agent or caller_agent(mesh.store)
 
 
 def foreign_staged(mesh: Mesh, top: str, me: str | None) -> dict[str, list[str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -293,7 +292,7 @@ def tool(ctx: Context, name: str, arguments: str) -> None:
     if not isinstance(args, dict):
         raise UsageError("ARGUMENTS must be a JSON object")
     result = PluginHost(ctx.mesh).call_tool(name, args)
-    ctx.out(result, result if isinstance(result, str) else json.dumps(result, indent=1))
+    ctx.out(result, PluginHost.render(result))
 
 
 @click.command()

@@ -59,24 +59,12 @@ def follow(mesh: Mesh, emit: Callable[[dict[str, Any]], None], stop: threading.E
         follower.close()
 
 
-def _interrupt_on_term() -> None:
-    """Make SIGTERM/SIGHUP end following like Ctrl-C: watchers stopped, exit status 0."""
-    import signal
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        try:
-            signal.signal(sig, handler)
-        except (ValueError, OSError):  # not the main thread, or no such signal here
-            pass
-
-
 def _run_follow(ctx: Any, history: int, poll: float | None) -> None:
     emit = (lambda ev: click.echo(json.dumps(ev, ensure_ascii=False))) if ctx.json else \
         (lambda ev: click.echo(format_event(ev)))
-    _interrupt_on_term()
+    from ..signals import end_on_term
+
+    end_on_term()  # SIGTERM/SIGHUP end following like Ctrl-C: watchers stopped, exit status 0
     try:
         follow(ctx.mesh, emit, history=history, mode="poll" if poll else "auto",
                poll_interval=poll or 1.0)

@@ -141,7 +141,7 @@ class MeshTop(App[None]):
             self.refresh_tables()
         except NoMatches:
             return
-        ttl = getattr(self.mesh.store, "heartbeat_ttl", 60.0) or 60.0
+        ttl = self.mesh.store.heartbeat_ttl or 60.0
         if time.monotonic() - self._last_beat > ttl / 3:
             self._last_beat = time.monotonic()
             try:

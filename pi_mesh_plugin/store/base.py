@@ -28,6 +28,7 @@ Records cross this interface as ``dict``; times as ISO 8601 strings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 
@@ -35,6 +36,22 @@ from typing import Protocol, runtime_checkable
 class Store(Protocol):
     url: str
     heartbeat_ttl: float
+    @property
+    def mesh_dir(self) -> str | None:
+        """The directory of plain files the store lives in, watched with inotify; ``None`` for a server."""
+    #: one line per record set aside while reading (quarantined, unreadable), for ``Mesh.warnings``
+    warnings: list[str]
+
+    def ensure_layout(self) -> None:
+        """Make whatever must exist before the first operation (idempotent, cheap once done)."""
+
+    def subscribe(self, callback: Callable[[str | None], object]) -> Callable[[], None] | None:
+        """Call ``callback(recipient or None)`` on every change, from another thread, until the returned
+        function is called; ``None`` when the store has no change notifications (watch ``mesh_dir`` or poll)."""
+
+    def feed_file(self) -> tuple[str, Callable[[int], str]] | None:
+        """The feed as a file to tail: its path and the path of its ``i``-th older generation; ``None`` when
+        the feed lives elsewhere (follow it with ``read_feed``)."""
 
     # -- registry ---------------------------------------------------------
     def register(self, agent: dict) -> dict:

@@ -37,6 +37,6 @@ def translate(event: object, agent: str | None = None) -> ToolCall:
 
 
 def deny_output(reason: str) -> str:
-    import json
+    from ...jsonc import dumps
 
-    return json.dumps({"decision": "deny", "reason": reason}, ensure_ascii=False)
+    return dumps({"decision": "deny", "reason": reason}, ensure_ascii=False)

@@ -48,7 +48,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from ...mesh import Mesh
 
 HARNESSES = {"claude-code": "claude_code", "claude": "claude_code", "codex": "codex", "gemini": "gemini"}
 USAGE = "usage: pi-mesh hook {claude-code|codex|gemini} [--agent NAME]  (hook input as JSON on stdin)"
@@ -96,9 +95,8 @@ def main(argv: list[str]) -> int:
     except SystemExit as e:
         _err(f"pi-mesh hook: {e.code}")
         return EXIT_BLOCK
-    import importlib
-
-    adapter = importlib.import_module(f"pi_mesh_plugin.adapters.hooks.{HARNESSES[harness]}")
+    # __import__, not importlib.import_module: importing importlib costs this per-call process ~0.5 ms
+    adapter = __import__(f"pi_mesh_plugin.adapters.hooks.{HARNESSES[harness]}", fromlist=["translate"])
     state: dict = {"agent": agent}
     try:
         return _run(adapter, harness, agent, state)
@@ -123,8 +121,7 @@ def main(argv: list[str]) -> int:
 
 
 def _read_event() -> object:
-    import json
-
+    from ...safejson import loads
     from .hookinput import HookInputError
 
     raw = sys.stdin.buffer.read(MAX_INPUT + 1)
@@ -133,8 +130,8 @@ def _read_event() -> object:
     if not raw.strip():
         raise HookInputError("no hook input on stdin (expected a JSON object)")
     try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as e:
+        return loads(raw)
+    except ValueError as e:
         raise HookInputError(f"stdin is not JSON ({' '.join(str(e).split())[:200]})") from None
 
 
@@ -158,8 +155,10 @@ def _run(adapter: ModuleType, harness: str, agent: str | None, state: dict) -> i
 
     block = decide(mesh, call)
     if block is not None and mesh.agent is None and block.holder:
-        me = owner_ancestor(mesh, block.holder, adapter.HARNESS)
-        if me is not None:
+        from ...identity import is_callers
+
+        if is_callers(mesh.store, block.holder, adapter.HARNESS):
+            me = block.holder
             # The harness running this hook owns the holder (its `pi-mesh mcp` joined as it).
             mesh = Mesh(None, me, cwd=cwd)
             state["mesh"] = mesh
@@ -183,7 +182,9 @@ def post(adapter: ModuleType, harness: str, agent: str | None, event: dict) -> i
         cwd = call.cwd if call.cwd and os.path.isdir(call.cwd) else None
         mesh = Mesh(None, agent, cwd=cwd)
         if mesh.agent is None:
-            me = caller_owner(mesh, adapter.HARNESS)
+            from ...identity import caller_agent
+
+            me = caller_agent(mesh.store, adapter.HARNESS)
             if me is None:
                 return 0  # an unnamed caller records nothing
             mesh = Mesh(None, me, cwd=cwd)
@@ -210,59 +211,6 @@ def post(adapter: ModuleType, harness: str, agent: str | None, event: dict) -> i
             why = f"internal error: {type(e).__name__}: {e}"
         _err(f"pi-mesh: warning: activity not recorded ({harness} {adapter.POST_EVENT} hook): {' '.join(why.split())}")
     return 0
-
-
-def caller_owner(mesh: Mesh, harness: str) -> str | None:
-    """The live agent joined by this same harness (its ``pi-mesh mcp --harness``) whose owner process is
-    an ancestor of this process on this host, else ``None``."""
-    from ...liveness import process_start, this_host
-
-    mine = set(ancestors(os.getpid()))
-    if not mine:
-        return None
-    host = this_host()
-    for rec in mesh.store.list_agents():
-        pid = rec.get("pid")
-        if (isinstance(pid, int) and pid in mine and rec.get("harness") == harness and rec.get("host") == host
-                and (rec.get("pid_start") is None or process_start(pid) == rec["pid_start"])):
-            name = rec.get("name")
-            return name if isinstance(name, str) else None
-    return None
-
-
-def ancestors(pid: int, limit: int = 32) -> list[int]:
-    """``pid``'s parent, grandparent, ... (Linux ``/proc``; empty elsewhere)."""
-    from ...liveness import _stat_fields
-
-    out: list[int] = []
-    while pid > 1 and len(out) < limit:
-        fields = _stat_fields(pid)
-        if not fields or len(fields) < 2:
-            break
-        try:
-            pid = int(fields[1])
-        except ValueError:
-            break
-        if pid <= 0:
-            break
-        out.append(pid)
-    return out
-
-
-def owner_ancestor(mesh: Mesh, holder: str, harness: str) -> str | None:
-    """``holder`` if it was joined by this same harness (its ``pi-mesh mcp --harness``) and its owner
-    process is an ancestor of this process on this host, else ``None``."""
-    from ...liveness import process_start, this_host
-
-    rec = mesh.store.get_agent(holder)
-    if not rec or not rec.get("pid") or rec.get("host") != this_host() or rec.get("harness") != harness:
-        return None
-    pid = int(rec["pid"])
-    if pid not in ancestors(os.getpid()):
-        return None
-    if rec.get("pid_start") is not None and process_start(pid) != rec["pid_start"]:
-        return None
-    return holder
 
 
 def _fail(harness: str, why: str, state: dict) -> int:

@@ -92,9 +92,9 @@ def post_result(event: dict) -> dict:
 
 def pretooluse_deny(reason: str) -> str:
     """The ``hookSpecificOutput`` deny object of a PreToolUse hook (Claude Code, Codex)."""
-    import json
+    from ...jsonc import dumps
 
-    return json.dumps({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
+    return dumps({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
                                               "permissionDecisionReason": reason}}, ensure_ascii=False)
 
 

@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
 
 import click
 
 from ...errors import ConfigError, UsageError
+from . import launch
 from .claude_permissions import agent_config, describe, stale_denies, sync_denies, wanted_denies
 
 # mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
@@ -56,8 +56,8 @@ _HOOK_MARKS = ("-m pi_mesh_plugin hook ", "pi-mesh hook ")
 
 
 def hook_command(harness: str, agent: str | None) -> str:
-    cmd = f"{shlex.quote(sys.executable)} -m pi_mesh_plugin hook {harness}"
-    return cmd + (f" --agent {shlex.quote(agent)}" if agent else "")
+    """``pi-mesh hook HARNESS [--agent NAME]`` as the fastest correct start (see :mod:`.launch`)."""
+    return launch.command(["hook", harness] + (["--agent", agent] if agent else []))
 
 
 def mcp_server(harness: str, agent: str | None) -> dict:
@@ -68,7 +68,8 @@ def mcp_server(harness: str, agent: str | None) -> dict:
 
 
 def _is_ours(command: object, harness: str) -> bool:
-    return isinstance(command, str) and any(m + harness in command for m in _HOOK_MARKS)
+    return isinstance(command, str) and (any(m + harness in command for m in _HOOK_MARKS)
+                                         or (launch.MARK in command and f" hook {harness}" in command))
 
 
 def read_json_object(path: str) -> dict:
@@ -161,8 +162,9 @@ _INSTALLED = {"claude-code": (os.path.join(".claude", "settings.json"), "claude_
 
 def stale_installs(root: str) -> list[dict]:
     """``doctor`` findings: installed pre-call hooks of ours whose matcher misses a tool the hook must see
-    (an install from an older version, or edited by hand), and Claude Code settings whose deny rules no
-    longer match what hooks.toml denies.  Files without our hook are not reported."""
+    (an install from an older version, or edited by hand), or whose command no longer starts (see
+    :func:`.launch.stale`), and Claude Code settings whose deny rules no longer match what hooks.toml
+    denies.  Files without our hook are not reported."""
     import importlib
 
     found = []
@@ -184,6 +186,11 @@ def stale_installs(root: str) -> list[dict]:
             if harness == "claude-code":
                 ours = next(h for h in group["hooks"] if isinstance(h, dict) and _is_ours(h.get("command"), "claude-code"))
                 found += stale_denies(root, rel, settings, ours.get("command"))
+            for h in group.get("hooks") or []:
+                why = launch.stale(h.get("command")) if isinstance(h, dict) else None
+                if why:
+                    found.append({"kind": "stale-install", "path": rel, "fixed": False, "detail": (
+                        f"the {adapter.EVENT} hook {why}; run `pi-mesh install {harness}`")})
             have = set(str(group.get("matcher", "")).split("|"))
             missing = sorted(need - have) if "*" not in have and group.get("matcher") not in ("", None) else []
             if missing:

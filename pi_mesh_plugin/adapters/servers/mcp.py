@@ -18,7 +18,6 @@ the harness session), heartbeats while it runs, and leaves on exit.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 
@@ -33,12 +32,6 @@ if TYPE_CHECKING:
     from ...host import PluginHost
 
 SERVER_NAME = "pi-mesh"
-
-
-def _text(result: object) -> str:
-    if isinstance(result, str):
-        return result
-    return json.dumps(result, ensure_ascii=False, indent=1, default=str)
 
 
 def build_server(host: PluginHost, limiter: CapacityLimiter | None = None) -> Server:
@@ -60,7 +53,7 @@ def build_server(host: PluginHost, limiter: CapacityLimiter | None = None) -> Se
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         def run() -> tuple[str, bool]:
             try:
-                return _text(host.call_tool(params.name, dict(params.arguments or {}), cwd=mesh.cwd)), False
+                return host.render(host.call_tool(params.name, dict(params.arguments or {}), cwd=mesh.cwd)), False
             except MeshError as e:
                 return f"error: {e}", True
             except Exception as e:  # noqa: BLE001 - a failing tool is a tool error, never a dead server
@@ -113,20 +106,15 @@ def run(root: str | None = None, agent: str | None = None, config_path: str | No
             await server.run(read_stream, write_stream, server.create_initialization_options())
             tg.cancel_scope.cancel()
 
-    import signal
+    from ...signals import end_on_term, ignore_term
 
-    def stop(signum: int, frame: object) -> None:
-        raise SystemExit(0)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, stop)
+    end_on_term(SystemExit)
     try:
         anyio.run(main)
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
+        ignore_term()
         try:
             mesh.leave()
         except Exception as e:  # noqa: BLE001 - report, do not mask the exit

@@ -244,7 +244,7 @@ class Sidecar(MailPump):
         arguments = _field(req, "arguments", dict, default={})
         cwd = _field(req, "cwd", str)
         output = self.host.call_tool(name, arguments, cwd=cwd)
-        text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, indent=1)
+        text = self.host.render(output)
         if name == "read_inbox":  # messages read through the tool need no push any more
             self._wake.set()
         return {"output": output, "text": text}
@@ -363,14 +363,11 @@ def serve(root: str | None = None, agent: str | None = None, config_path: str | 
     The protocol owns file descriptor 1: ``sys.stdout`` is pointed at stderr so
     a stray ``print`` in a plugin cannot corrupt the stream.
     """
-    import signal
+    from ...signals import end_on_term
 
     out = os.fdopen(os.dup(1), "wb", buffering=0)
     sys.stdout = sys.stderr
 
-    def on_term(signum, frame) -> None:  # type: ignore[no-untyped-def]
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
+    end_on_term()
     sidecar = Sidecar(out, root=root, agent=agent, config_path=config_path, watch=watch, poll=poll)
     return sidecar.run(sys.stdin.buffer)

@@ -32,11 +32,16 @@ from ...errors import CorruptRecord
 from ...liveness import is_live, process_alive
 from . import fsio, links
 from .claims import ClaimStore
-from .feed import Feed
-from .inbox import Inboxes
-from .queue import FileQueue
-from .ledger import Ledger
 from .registry import Registry
+
+TYPE_CHECKING = False  # on the per-call hook path: typing-only imports are skipped at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .feed import Feed
+    from .inbox import Inboxes
+    from .ledger import Ledger
+    from .queue import FileQueue
 
 LAYOUT = ("agents", "inbox", "reservations", "queue", "notices", "locks", "index", "bad")
 TEMP_GRACE_S = 60.0
@@ -51,20 +56,63 @@ class FileStore:
         self.url = "file:" + self.mesh_dir
         self.heartbeat_ttl = heartbeat_ttl
         self.registry = Registry(self.mesh_dir, heartbeat_ttl)
-        self.inboxes = Inboxes(self.mesh_dir)
         self.claims = ClaimStore(self.mesh_dir, self._holder_live)
-        self.feed = Feed(self.mesh_dir)
-        self.queue = FileQueue(self.mesh_dir, self.claims, self.inboxes, self._holder_live)
-        self.edits = Ledger(self.mesh_dir)
+        # claim, release and drop_dead settle the waiting line inside the claims lock; the queue (and its
+        # modules) is made the first time that happens, never by a check
+        self.claims.settle = lambda: [] if self._nobody_waits() else self.queue.settle_locked()
+        self._inboxes: Inboxes | None = None
+        self._feed: Feed | None = None
+        self._queue: FileQueue | None = None
+        self._edits: Ledger | None = None
         self.warnings: list[str] = []
         self._ready = False
         self._checked = False
+
+    # The parts a guard check does not need are made (and their modules imported) on first use: a per-call
+    # hook that finds its path free reads the claims and nothing else.
+    @property
+    def inboxes(self) -> Inboxes:
+        if self._inboxes is None:
+            from .inbox import Inboxes
+
+            self._inboxes = Inboxes(self.mesh_dir)
+        return self._inboxes
+
+    @property
+    def feed(self) -> Feed:
+        if self._feed is None:
+            from .feed import Feed
+
+            self._feed = Feed(self.mesh_dir)
+        return self._feed
+
+    @property
+    def queue(self) -> FileQueue:
+        if self._queue is None:
+            from .queue import FileQueue
+
+            self._queue = FileQueue(self.mesh_dir, self.claims, self.inboxes, self._holder_live)
+        return self._queue
+
+    @property
+    def edits(self) -> Ledger:
+        if self._edits is None:
+            from .ledger import Ledger
+
+            self._edits = Ledger(self.mesh_dir)
+        return self._edits
 
     def _safe(self) -> None:
         """Refuse a symlinked ``.pi``, ``.pi/mesh``, fixed directory or feed before the first operation."""
         if not self._checked:
             links.check_layout(self.mesh_dir)
             self._checked = True
+
+    def subscribe(self, callback: Callable[[str | None], object]) -> Callable[[], None] | None:
+        return None  # plain files: the watcher uses inotify on mesh_dir, or polls
+
+    def feed_file(self) -> tuple[str, Callable[[int], str]] | None:
+        return self.feed.path, self.feed.generation
 
     def ensure_layout(self) -> None:
         if self._ready:
@@ -184,16 +232,26 @@ class FileStore:
         self.ensure_layout()
         return self.queue.enqueue(agent, session, wanted, reason, ttl)
 
+    def _nobody_waits(self) -> bool:
+        """One look at ``queue/``: empty (or absent) means no ticket, and the queue's code is not loaded."""
+        if self._queue is not None:
+            return False
+        try:
+            with os.scandir(os.path.join(self.mesh_dir, "queue")) as it:
+                return next(it, None) is None
+        except (FileNotFoundError, NotADirectoryError):
+            return True
+
     def withdraw(self, agent: str, paths: list[str] | None = None) -> list[dict]:
-        if not os.path.isdir(self.queue.directory):
+        if self._nobody_waits():
             return []
         return self.queue.withdraw(agent, paths)
 
     def tickets(self) -> list[dict]:
-        return self.queue.tickets()
+        return [] if self._nobody_waits() else self.queue.tickets()
 
     def settle(self) -> list[tuple[dict, list[dict]]]:
-        if not os.path.isdir(self.claims.directory):
+        if not os.path.isdir(self.claims.directory) or self._nobody_waits():
             return []
         return self.queue.settle()
 

@@ -46,12 +46,12 @@ does not check out) parses the whole document as before.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from stat import S_ISDIR, S_ISLNK
 
 from ... import paths as P
+from ...jsonc import dumps as _dumps
 from ...safejson import loads
 from ...clock import iso, new_id, parse_iso
 from . import fsio
@@ -284,7 +284,9 @@ class ClaimIndex:
         claims = list(self.files.values())
         head = {"schema": 1, "mtime_ns": self.stamp[0], "ino": self.stamp[1], "scan_start_ns": self.scan_start,
                 "count": len(claims)}
-        dump = json.JSONEncoder(separators=(",", ":")).encode  # ensure_ascii: the byte search relies on it
+        def dump(obj: object) -> str:
+            return _dumps(obj, separators=(",", ":"))  # ensure_ascii: the byte search relies on it
+
         lines = [dump({"path": c["path"], **c}) for c in claims]
         body = ",\n".join(lines) + "\n" if lines else ""
         text = dump(head)[:-1] + ',"claims":[\n' + body + "]}\n"
@@ -326,7 +328,7 @@ class ClaimIndex:
         raw = self._raw
         assert raw is not None
         out: list[dict] = []
-        dump = json.dumps
+        dump = _dumps
         for prefix in P.prefixes(path):
             needle = b'\n{"path":' + dump(prefix).encode("ascii") + b","
             i = raw.find(needle)

@@ -19,18 +19,17 @@ noticed by a ``stat`` of the path at most a second later.
 from __future__ import annotations
 
 import _thread
-import json
 import os
 import time
 from stat import S_ISREG
 
+from ...jsonc import dumps
 from ...safejson import loads
 from .fsio import flat_json
 
 MAX_BYTES = 1 << 20
 KEEP = 3
 MAX_LINE = 4000
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # made once: json.dumps makes one a call
 PATH_CHECK_S = 1.0  # how long a feed renamed by hand may still receive this process's events
 _KEEP_OPEN = 4      # feeds (projects) this process keeps open at once
 
@@ -55,16 +54,16 @@ class Feed:
         self.max_bytes = max_bytes
 
     def append(self, event: dict) -> None:
-        line = flat_json(event, "{", ":", ",", "}") or _ENCODER.encode(event)
+        line = flat_json(event, "{", ":", ",", "}") or dumps(event, ensure_ascii=False, separators=(",", ":"))
         if len(line) > MAX_LINE:
             event = {k: (v[:200] + "…" if isinstance(v, str) and len(v) > 200 else v) for k, v in event.items()}
-            line = json.dumps(event, ensure_ascii=False, separators=(",", ":"))[:MAX_LINE]
+            line = dumps(event, ensure_ascii=False, separators=(",", ":"))[:MAX_LINE]
             if not line.endswith("}"):
-                line = json.dumps({k: event[k] for k in ("ts", "event", "agent") if k in event})
+                line = dumps({k: event[k] for k in ("ts", "event", "agent") if k in event})
         try:
             data = (line + "\n").encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate (a non-UTF-8 file name): \u-escape it, as fsio.dumps does
-            data = (json.dumps(json.loads(line), separators=(",", ":")) + "\n").encode("ascii")
+            data = (dumps(loads(line), separators=(",", ":")) + "\n").encode("ascii")
         with _lock:
             fd, size = self._descriptor()
             os.write(fd, data)

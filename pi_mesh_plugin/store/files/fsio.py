@@ -25,12 +25,11 @@ leftover from a write in progress.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import stat
-from json.encoder import encode_basestring as _encode_basestring
 
 from . import links
+from ...jsonc import encode_basestring as _encode_basestring
 from ...safejson import describe as _describe
 from ...safejson import loads as _loads
 
@@ -60,10 +59,14 @@ def dumps(record: dict) -> bytes:
         fast = flat_json(record, "{\n ", ": ", ",\n ", "\n}\n")
         if fast is not None:
             return fast.encode("utf-8")
+        import json  # indent: json's pure-Python encoder (the fast layout above covers flat records)
+
         return (json.dumps(record, ensure_ascii=False, sort_keys=False, indent=1) + "\n").encode("utf-8")
     except UnicodeEncodeError:
         # a lone surrogate (a non-UTF-8 file name or argv byte, decoded with surrogateescape):
         # \u escapes keep the file valid UTF-8 JSON and round-trip the string exactly
+        import json
+
         return (json.dumps(record, ensure_ascii=True, sort_keys=False, indent=1) + "\n").encode("ascii")
 
 
@@ -75,7 +78,7 @@ def flat_json(record: dict, start: str, colon: str, comma: str, end: str) -> str
     ``("{", ":", ",", "}")`` is ``separators=(",", ":")`` (a feed line).  json's own encoder
     costs several microseconds per call for either (with ``indent`` its C encoder is not used;
     with ``separators`` a new encoder is built each call) - on every message delivered.  Strings go
-    through the escaping function json uses (``json.encoder.encode_basestring``); a test compares
+    through the escaping function json uses (``_json.encode_basestring``); a test compares
     the two on random records.
     """
     if not record:

@@ -12,12 +12,15 @@ listing sorted by name is the arrival order.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 from ...names import is_valid_name, validate_name
 from ...schema import validate
 from ..addressing import BROADCAST, check_addressed, check_broadcast
 from . import delivery, fsio, links
+
+TYPE_CHECKING = False  # on the per-call hook path: typing-only imports are skipped at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 SUBDIRS = ("tmp", "new", "cur")
 

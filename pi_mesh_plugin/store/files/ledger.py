@@ -19,7 +19,6 @@ the path before (``earlier``; :func:`merge`).
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from . import fsio
@@ -32,6 +31,8 @@ def key(path: str) -> str:
     if k.startswith("."):
         k = "%2E" + k[1:]
     if len(k.encode("utf-8", "surrogateescape")) > MAX_KEY:
+        import hashlib
+
         k = "h-" + hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()
     return k + ".json"
 
@@ -66,6 +67,8 @@ class Ledger:
         self.directory = os.path.join(mesh_dir, "ledger")
 
     def _dir(self, tree: str) -> str:
+        import hashlib
+
         return os.path.join(self.directory, hashlib.sha256(tree.encode("utf-8", "surrogateescape")).hexdigest()[:16])
 
     def _file(self, tree: str, path: str) -> str:

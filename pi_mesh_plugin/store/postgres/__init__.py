@@ -86,6 +86,7 @@ class PostgresStore:
         self.conninfo, self.schema, self.url = self.db.conninfo, self.db.schema, self.db.url
         self.heartbeat_ttl = heartbeat_ttl
         self.warnings: list[str] = []
+        self.mesh_dir: str | None = None  # a server, not files: the watcher uses subscribe()
         self.registry = Registry(self.db, heartbeat_ttl)
         self.mail = Mailboxes(self.db)
         self.claims = Claims(self.db, self.registry.is_live)
@@ -182,6 +183,12 @@ class PostgresStore:
         """Call ``callback(topic)`` from a background thread whenever this project changes; returns the function
         that ends the subscription (see :meth:`.messages.Mailboxes.subscribe`)."""
         return self.mail.subscribe(callback)
+
+    def feed_file(self) -> tuple[str, Callable[[int], str]] | None:
+        return None  # the feed is a table: followers read it with read_feed
+
+    def ensure_layout(self) -> None:
+        pass  # the schema is migrated when the database is first opened
 
     # -- reservations -------------------------------------------------------------
     def claim(self, holder: str, session: str | None, wanted: list[tuple[str, str]], reason: str,

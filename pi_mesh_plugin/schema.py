@@ -168,7 +168,7 @@ class _Gen:
                     self.emit(depth, f"if not any(_same({v}, e) for e in {self.const(tuple(arg))}): return False")
             elif key == "pattern":
                 search = self.const(_known_pattern(arg) or _compile(arg))
-                self.emit(depth, f"if isinstance({v}, str) and {search}({v}) is None: return False")
+                self.emit(depth, f"if isinstance({v}, str) and not {search}({v}): return False")  # a match or True
             elif key in ("maxLength", "minLength", "maxItems", "minItems", "minimum", "maximum"):
                 if type(arg) not in (int, float):
                     raise _Unsupported(key)

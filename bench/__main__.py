@@ -2,8 +2,8 @@
 
 Options:
   --quick          toy sizes (seconds, for the smoke test; figures are meaningless)
-  --only A,B       only these row groups (check, fresh, hook, sidecar, messages, inbox, delivery, agents,
-                   postgres, queue, floor) and/or ``growth``
+  --only A,B       only these row groups (check, fresh, hook, plugin_hook, sidecar, messages, inbox, delivery,
+                   agents, postgres, queue, floor) and/or ``growth``
   --no-growth      skip the growth table
   --md PATH        where to write the Markdown report (default: BENCHMARKS.md at the repository root;
                    with --quick: build/bench-quick.md)

@@ -16,6 +16,7 @@ import sys
 
 from .fixtures import CHECKED, Project, new_project
 from .hook_floor import hook_floor_rows
+from .plugin_hook import plugin_hook_rows
 from .queue_grant import queue_rows
 from .sandbox_cost import sandbox_rows
 from .harness import Stats, fmt_ratio, fmt_time, disk_probe, paired, perf, run_process, sample
@@ -457,6 +458,7 @@ ROWS = {
     "check": check_rows,
     "fresh": fresh_state_row,
     "hook": hook_row,
+    "plugin_hook": plugin_hook_rows,
     "sidecar": sidecar_row,
     "messages": message_rows,
     "inbox": read_inbox_rows,

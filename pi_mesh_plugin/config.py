@@ -195,8 +195,8 @@ def _read_cached(root: str, path: str) -> dict:
 
         cached = read_json(cache)
         data = cached.get("data")
-        if cached.get("key") == key and _plausible(data):
-            return data  # type: ignore[no-any-return]
+        if cached.get("key") == key and isinstance(data, dict) and _plausible(data):
+            return data
     except (OSError, ValueError):
         pass
     data = parse_config_file(path)

@@ -21,7 +21,9 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, TypeVar, overload
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
     from .config import AgentConfig
     from .mesh import Mesh
@@ -40,6 +42,12 @@ class _Marker:
 
     def __init__(self, kind: str, defaults: dict) -> None:
         self.attr, self.defaults = f"{PROJECT}_{kind}", defaults
+
+    if TYPE_CHECKING:  # what the decorator does to the function's type: nothing
+        @overload
+        def __call__(self, function: F, **options: Any) -> F: ...
+        @overload
+        def __call__(self, function: None = None, **options: Any) -> Callable[[F], F]: ...
 
     def __call__(self, function: Any = None, **options: Any) -> Any:
         unknown = set(options) - set(self.defaults)

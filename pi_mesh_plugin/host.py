@@ -302,7 +302,7 @@ class PluginHost:
         if host is None:
             host = cls(mesh)
             mesh._host = host
-        return host  # type: ignore[no-any-return]
+        return host
 
     # -- tools ---------------------------------------------------------------
     def _collect(self) -> dict[str, ToolSpec]:

@@ -64,4 +64,4 @@ def caller_agent(store: Store, harness: str | None = None, pid: int | None = Non
 def is_callers(store: Store, name: str, harness: str) -> bool:
     """Was ``name`` joined by ``harness`` whose process is an ancestor of this one (so this call is its own)?"""
     rec = store.get_agent(name)
-    return bool(rec) and rec.get("harness") == harness and _owned_here(rec, ancestors(os.getpid()), this_host())
+    return bool(rec and rec.get("harness") == harness and _owned_here(rec, ancestors(os.getpid()), this_host()))

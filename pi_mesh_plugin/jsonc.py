@@ -34,12 +34,12 @@ class _Context:
     parse_constant = _CONSTANTS.__getitem__
 
 
-_scan = _json.make_scanner(_Context())
+_scan = _json.make_scanner(_Context())  # type: ignore[arg-type]  # typeshed wants a make_scanner; any decoder-like object does
 
 
 def loads(data: str | bytes | bytearray) -> Any:
     """``json.loads(data)``: the same value, the same exceptions (``json.JSONDecodeError``, ``RecursionError``)."""
-    if type(data) is not str:
+    if not isinstance(data, str):
         try:
             text = bytes(data).decode("utf-8")
         except UnicodeDecodeError:

@@ -118,7 +118,7 @@ def entry_points(mesh_dir: str | None = None) -> dict[str, str]:
         try:
             data = read_json(cache)
             if isinstance(data, dict) and data.get("key") == key and isinstance(data.get("entry_points"), dict):
-                eps = data["entry_points"]
+                eps: dict[str, str] = data["entry_points"]
                 if all(isinstance(k, str) and isinstance(v, str) for k, v in eps.items()):
                     _scanned = (key, eps)
                     return eps

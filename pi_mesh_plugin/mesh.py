@@ -31,6 +31,7 @@ from .records import Agent, Block, Message, Queued, Reservation
 # ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from .host import PluginHost
     from .store.base import Store
 
 MAX_REASON = 1000
@@ -59,6 +60,8 @@ def _within(path: str, root: str) -> bool:
 
 class Mesh:
     """Presence, messages and reservations for one agent in one project."""
+
+    _host: PluginHost  # its plugin host, set by PluginHost.for_mesh when first needed
 
     def __init__(self, root: str | None = None, agent: str | None = None, *, config: AgentConfig | None = None,
                  config_path: str | None = None, store: Store | None = None, cwd: str | None = None) -> None:

@@ -52,8 +52,8 @@ def check_joinable(name: object, harness: str | None = None) -> str:
 def is_valid_name(name: object) -> bool:
     """``NAME_PATTERN``, checked without ``re`` (the per-call hook path does not import it); a test holds the
     two equal on random strings."""
-    return (type(name) is str and 0 < len(name) <= 64 and name[0] in _FIRST  # type: ignore[index]
-            and _REST.issuperset(name))  # type: ignore[arg-type]
+    return (type(name) is str and 0 < len(name) <= 64 and name[0] in _FIRST
+            and _REST.issuperset(name))
 
 
 def validate_name(name: object, kind: str = "agent name") -> str:

@@ -49,7 +49,7 @@ def depth(value: object, limit: int = MAX_DEPTH) -> int:
         if t is dict:
             children = v.values()  # type: ignore[attr-defined]
         elif t is list:
-            children = v  # type: ignore[assignment]
+            children = v
         else:
             continue
         if d > deepest:

@@ -9,14 +9,15 @@ import subprocess
 import sys
 
 from tests.conftest import PI_MESH, REPO
-from tests.test_cli import cli, one_line_error, two  # noqa: F401 - the fixture
+from tests.test_cli import cli, one_line_error
+from tests.test_cli import two  # noqa: F401 - the fixture, imported for pytest
 
 
 def _env():
     return {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
-def test_sent_and_message_status_follow_a_message(two):
+def test_sent_and_message_status_follow_a_message(two):  # noqa: F811 - the fixture
     m = json.loads(cli(two, "--json", "send", "bob", "take the tests", agent="alice").stdout)
     out = cli(two, "sent", agent="alice").stdout
     assert f"{m['id']} to bob: delivered" in out and "take the tests" in out
@@ -29,7 +30,7 @@ def test_sent_and_message_status_follow_a_message(two):
     one_line_error(cli(two, "sent", "nosuchid", agent="alice", code=None), 2, "no message nosuchid")
 
 
-def test_send_wait_shown_times_out_with_exit_3_and_succeeds_once_read(two):
+def test_send_wait_shown_times_out_with_exit_3_and_succeeds_once_read(two):  # noqa: F811 - the fixture
     r = cli(two, "send", "bob", "are you there?", "--wait-shown", "0.5s", agent="alice", code=3)
     assert "not shown within" in r.stdout and "delivered" in r.stdout
     waiter = subprocess.Popen([*PI_MESH, "--root", two, "--agent", "alice", "--json", "send", "bob", "ping",

@@ -45,8 +45,12 @@ from .owners import owned_changes
 # mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..mesh import Mesh
     from ..records import ToolCall
+
+    Rule = Callable[["Repo", list[W]], "Plan | None"]
 
 _GLOBAL_ARG = ("-c", "--namespace", "--exec-path", "--config-env", "--super-prefix")
 _SKIP = ("--abort", "--quit", "--continue", "--skip", "--edit-todo", "--show-current-patch", "-h", "--help")
@@ -264,7 +268,7 @@ def _read_tree(repo: Repo, args: list[W]) -> Plan | None:
     return Plan(repo.tracked(), "head") if has(opts, "-u") and has(opts, "--reset") else None
 
 
-def _integrate(sub: str) -> object:
+def _integrate(sub: str) -> Rule:
     def rule(repo: Repo, args: list[W]) -> Plan | None:
         opts, ops, _ = parse_opts(args, short_arg="sXmFx" if sub != "rebase" else "sXx",
                                   long_arg=("--strategy", "--strategy-option", "--onto", "--exec", "-m",

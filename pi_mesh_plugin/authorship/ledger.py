@@ -46,7 +46,7 @@ def file_state(full: str) -> dict | None:
         return {"blob": None, "deleted": False, "size": 0, "mtime_ns": 0, "unhashed": True}
     if stat.S_ISDIR(st.st_mode):
         return None
-    out = {"blob": None, "deleted": False, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    out: dict[str, object] = {"blob": None, "deleted": False, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     try:
         if stat.S_ISLNK(st.st_mode):
             out["blob"] = blob_id(os.fsencode(os.readlink(full)))

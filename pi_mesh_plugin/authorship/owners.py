@@ -105,7 +105,7 @@ def owned_changes(mesh: Mesh, top: str, changes: list[Change] | None = None) -> 
     for ch, c in keyed:
         e = ledger.get(c)
         same = matches(e, file_state(os.path.join(top, ch.path))) if e else False
-        out.append(Owned(ch, c, e, same, bool(e) and e["agent"] in live, live))
+        out.append(Owned(ch, c, e, same, bool(e and e["agent"] in live), live))
     return out
 
 

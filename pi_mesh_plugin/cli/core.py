@@ -110,9 +110,9 @@ def agents(ctx: Context, live_only: bool) -> None:
             click.echo(f"    waiting for: {'; '.join(d['waiting_for'])}")
     from ..authorship.radar import summary
 
-    line = summary(mesh)
-    if line:
-        click.echo(line)
+    radar = summary(mesh)
+    if radar:
+        click.echo(radar)
 
 
 def _did(act: dict) -> str:

@@ -36,8 +36,9 @@ from typing import Protocol, runtime_checkable
 class Store(Protocol):
     url: str
     heartbeat_ttl: float
-    #: the directory of plain files the store lives in, watched with inotify; ``None`` for a server
-    mesh_dir: str | None
+    @property
+    def mesh_dir(self) -> str | None:
+        """The directory of plain files the store lives in, watched with inotify; ``None`` for a server."""
     #: one line per record set aside while reading (quarantined, unreadable), for ``Mesh.warnings``
     warnings: list[str]
 

@@ -170,3 +170,25 @@ def test_claude_code_in_a_submodule_is_denied_writing_inside_a_superproject_clai
     assert denied["tool_use_id"] == write["id"] and denied.get("is_error") is True
     said = result_text(denied)
     assert "reserved by agent alice" in said and REASON in said and "vendor/" in said, said
+
+
+def test_a_tool_denied_in_hooks_toml_is_not_offered_to_the_model(project: str, mesh_factory, claude_bin: Path,
+                                                                 tmp_path: Path) -> None:
+    """Installed for the reviewer, whom hooks.toml denies bash: install wrote ``permissions.deny: ["Bash"]``,
+    so Claude Code leaves Bash out of the tools it sends the model, and a call to it anyway runs nothing."""
+    (Path(project) / "hooks.toml").write_text('[agents.reviewer]\ndeny = ["bash"]\n')
+    root, _ = install_with_alice(project, mesh_factory, "claude-code", "--no-mcp", "--agent", "reviewer")
+    settings = json.loads((root / ".claude" / "settings.json").read_text())
+    assert settings["permissions"]["deny"] == ["Bash"]
+    made = root / "made-by-bash.txt"
+    shell = tool_use("Bash", {"command": f"touch {made}", "description": "make a file"})
+    with ScriptedAnthropic([[shell], [text("Done.")]]) as server:
+        env = offline_env(server.url, tmp_path / "sandbox")
+        run = run_claude(claude_bin, "touch a file", root, env)
+    assert run.returncode == 0, run.stderr[-800:]
+    assert server.turns_used == 2 and not server.exhausted_requests
+    offered = {t.get("name") for t in server.loop_requests[0]["body"].get("tools", [])}
+    assert "Bash" not in offered and {"Read", "Edit", "Write"} <= offered, sorted(offered)
+    (got,) = tool_results(server.loop_requests[1]["body"])
+    assert got.get("is_error") is True and "Bash" in result_text(got)
+    assert not made.exists()

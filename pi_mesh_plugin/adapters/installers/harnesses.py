@@ -10,7 +10,9 @@ is not valid JSON (or TOML) is reported and left untouched.
   ``Edit|Write|MultiEdit|NotebookEdit|Bash``; ``hooks.PostToolUse`` for activity
   tracking, matcher ``Edit|Write|MultiEdit|NotebookEdit|Bash``) and ``.mcp.json`` (``mcpServers.pi-mesh``,
   approved in ``enabledMcpjsonServers`` unless listed in ``disabledMcpjsonServers``, its tools
-  allowed by ``permissions.allow: ["mcp__pi-mesh"]``).
+  allowed by ``permissions.allow: ["mcp__pi-mesh"]``); ``permissions.deny`` gets a rule for each tool
+  hooks.toml denies to the installed agent, so Claude Code does not offer it
+  (:mod:`.claude_permissions`; the hook refuses it in any case).
 * Codex: ``.codex/hooks.json`` (``hooks.PreToolUse``, matcher ``apply_patch|Bash``;
   ``hooks.PostToolUse``, matcher ``apply_patch|Bash``) and
   ``[mcp_servers.pi-mesh]`` appended to ``.codex/config.toml`` when absent.
@@ -24,7 +26,7 @@ agent's activity and the feed; it never blocks.
 The pre-call matcher always includes the shell tool: whether ``bash`` is
 guarded or denied is read from hooks.toml by the hook at call time, so no
 re-install follows a change there; ``doctor`` reports an installed matcher
-that misses a tool (:func:`stale_installs`).  Commands use this interpreter's absolute path, so the hook works whatever the
+that misses a tool, and Claude Code deny rules that no longer match hooks.toml (:func:`stale_installs`).  Commands use this interpreter's absolute path, so the hook works whatever the
 harness's ``PATH`` is.
 """
 
@@ -36,8 +38,9 @@ import sys
 
 import click
 
-from ...errors import UsageError
+from ...errors import ConfigError, UsageError
 from . import launch
+from .claude_permissions import agent_config, describe, stale_denies, sync_denies, wanted_denies
 
 # mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
 TYPE_CHECKING = False
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import ModuleType
     from typing import Any
+
+    from ...config import AgentConfig
 
 SERVER_NAME = "pi-mesh"
 _HOOK_MARKS = ("-m pi_mesh_plugin hook ", "pi-mesh hook ")
@@ -158,7 +163,8 @@ _INSTALLED = {"claude-code": (os.path.join(".claude", "settings.json"), "claude_
 def stale_installs(root: str) -> list[dict]:
     """``doctor`` findings: installed pre-call hooks of ours whose matcher misses a tool the hook must see
     (an install from an older version, or edited by hand), or whose command no longer starts (see
-    :func:`.launch.stale`).  Files without our hook are not reported."""
+    :func:`.launch.stale`), and Claude Code settings whose deny rules no longer match what hooks.toml
+    denies.  Files without our hook are not reported."""
     import importlib
 
     found = []
@@ -168,7 +174,8 @@ def stale_installs(root: str) -> list[dict]:
             continue
         adapter = importlib.import_module(f"pi_mesh_plugin.adapters.hooks.{module}")
         try:
-            groups = read_json_object(path).get("hooks", {}).get(adapter.EVENT, [])
+            settings = read_json_object(path)
+            groups = settings.get("hooks", {}).get(adapter.EVENT, [])
         except (UsageError, AttributeError):
             continue  # not JSON or not our layout: install reports it when run
         need = set(matcher_for(adapter.MATCHER, shell_tool).split("|"))
@@ -176,6 +183,9 @@ def stale_installs(root: str) -> list[dict]:
             if not isinstance(group, dict) or not any(
                     isinstance(h, dict) and _is_ours(h.get("command"), adapter.HARNESS) for h in group.get("hooks") or []):
                 continue
+            if harness == "claude-code":
+                ours = next(h for h in group["hooks"] if isinstance(h, dict) and _is_ours(h.get("command"), "claude-code"))
+                found += stale_denies(root, rel, settings, ours.get("command"))
             for h in group.get("hooks") or []:
                 why = launch.stale(h.get("command")) if isinstance(h, dict) else None
                 if why:
@@ -188,6 +198,13 @@ def stale_installs(root: str) -> list[dict]:
                     f"the {adapter.EVENT} hook's matcher misses {', '.join(missing)}: those calls are not guarded; "
                     f"run `pi-mesh install {harness}`")})
     return found
+
+
+def _config(root: str, agent: str | None) -> AgentConfig:
+    try:
+        return agent_config(root, agent)
+    except ConfigError as e:
+        raise UsageError(f"{e}; fix it first - nothing was installed") from None
 
 
 def _project(ctx: click.Context) -> tuple[str, str | None]:
@@ -259,6 +276,8 @@ def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> 
     mcp = read_json_object(mcp_path) if not no_mcp else {}
     merge_hook(settings, adapter.EVENT, matcher, adapter.HARNESS, hook, settings_path)
     merge_hook(settings, adapter.POST_EVENT, adapter.POST_MATCHER, adapter.HARNESS, dict(hook), settings_path)
+    wanted = wanted_denies(_config(root, agent))
+    _, removed = sync_denies(settings, wanted, settings_path)
     if not no_mcp:
         merge_mcp(mcp, mcp_server(adapter.HARNESS, agent), mcp_path)
         disabled = settings.get("disabledMcpjsonServers")
@@ -274,6 +293,9 @@ def claude_code_install(ctx: click.Context, agent: str | None, no_mcp: bool) -> 
     write_json(settings_path, settings)
     lines = [f"pi-mesh: hook installed in {settings_path} ({adapter.EVENT}, matcher {matcher}; "
              f"{adapter.POST_EVENT} for activity, matcher {adapter.POST_MATCHER})"]
+    denies = describe(wanted, removed, settings_path)
+    if denies:
+        lines.append(denies)
     if not no_mcp:
         write_json(mcp_path, mcp)
         lines.append(f"pi-mesh: MCP server {SERVER_NAME!r} installed in {mcp_path}; its tools are allowed in "

@@ -87,6 +87,8 @@ def _lazy_header(raw: bytes) -> dict | None:
         return None
     try:
         head = loads(first[: -len(',"claims":[')] + b"}")
+        if not isinstance(head, dict):
+            return None
         n = head["count"]
         if type(n) is not int or type(head["mtime_ns"]) is not int or type(head["ino"]) is not int \
                 or type(head["scan_start_ns"]) is not int:
@@ -96,7 +98,7 @@ def _lazy_header(raw: bytes) -> dict | None:
     # every claim on a line of its own, each line a claim: n claim lines, n + 2 newlines in all
     if raw.count(b'\n{"path":') != n or raw.count(b"\n") != n + 2:
         return None
-    return head  # type: ignore[no-any-return]
+    return head
 
 
 def _racy(scan_start_ns: int, mtime_ns: int) -> bool:
@@ -209,6 +211,8 @@ class ClaimIndex:
     def _parse_index(self, raw: bytes, stamp: tuple[int, int]) -> bool:
         try:
             data = loads(raw)
+            if not isinstance(data, dict):
+                return False
             if (data["mtime_ns"], data["ino"]) != stamp or _racy(data["scan_start_ns"], stamp[0]):
                 return False
             files = {c["id"] + ".json": c for c in data["claims"]}

@@ -5,7 +5,11 @@
  * (`pi-mesh serve`, one per session, JSON lines on its stdin/stdout):
  *
  *  - session_start: spawn the sidecar, `hello` (join the mesh, telling it Pi's tool names), register every
- *    tool it lists, and drop from Pi's active tools those the core says are denied to this agent;
+ *    tool it lists, and drop from Pi's active tools those the core says are denied to this agent; Pi's
+ *    start-up is held for hello at most START_HOLD_MS (2 s): a slower sidecar joins in the background, and
+ *    until it has answered, guarded calls fail closed at once (never waiting for it);
+ *  - a mesh tool's execute asks `call_tool`; Pi's abort signal abandons the request (its late answer is
+ *    dropped) and the tool fails with "Operation aborted", as Pi's own tools do;
  *  - tool_call: ask `pre_tool_call`; a block comes back with the holder and the reason; an allow may carry
  *    the input to run instead (a bash command wrapped in the sandbox), put into the mutable `event.input`;
  *  - inbox messages pushed by the sidecar enter the session (urgent: steer, else followUp),
@@ -18,7 +22,7 @@
  * Nothing here keeps Pi alive: the child process and its pipes are unref'd; the only ref'd timers are
  * those of requests in flight (cleared by the answer), so an awaited request is never abandoned by Node.
  */
-import type { ExtensionAPI } from "@mariozechner/pi-coding-agent";
+import type { ExtensionAPI, ToolDefinition } from "@mariozechner/pi-coding-agent";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
@@ -27,11 +31,51 @@ import { createInterface } from "node:readline";
 
 const CUSTOM_TYPE = "pi-mesh";
 const HELLO_TIMEOUT_MS = 30_000;
+// session_start holds Pi's start-up at most this long for hello; a slower sidecar joins in the background.
+const START_HOLD_MS = 2_000;
 const DEFAULT_TIMEOUT_MS = 5_000;
 // Until the sidecar has answered `hello` the configuration is unknown: Pi's own writing tools fail closed.
 const WRITERS_BEFORE_HELLO = ["edit", "write", "bash"];
 
-type Json = any;
+/** A JSON value from the sidecar, read field by field with {@link field} / {@link str}. */
+type Json = unknown;
+type JsonObject = { [key: string]: Json };
+
+function obj(v: Json): JsonObject {
+  return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as JsonObject) : {};
+}
+
+function str(v: Json): string | undefined {
+  return typeof v === "string" ? v : undefined;
+}
+
+function list(v: Json): Json[] {
+  return Array.isArray(v) ? v : [];
+}
+
+/** The answer to `hello`: who we are and what the core decided for this agent. */
+interface Hello {
+  agent: string;
+  unread: number;
+  sidecar_timeout?: number;
+  fail_closed?: string[];
+  hidden?: string[];
+  on_store_error?: string;
+  tools?: Json[];
+  backlog?: Json[];
+}
+
+/** A tool the sidecar lists: Pi's ToolDefinition fields it provides, its parameters a JSON Schema. */
+type ToolParams = ToolDefinition["parameters"];
+
+/** A Node stream that may be unref'd (sockets and pipes are; TypeScript's stream types do not say so). */
+type Unrefable = { unref?: () => void } | null | undefined;
+
+class Aborted extends Error {
+  constructor() {
+    super("Operation aborted"); // Pi's own tools reject with this message when their signal fires
+  }
+}
 
 interface Launch {
   command: string;
@@ -117,7 +161,7 @@ class Sidecar {
     });
     // Never keep Pi alive for the sidecar's sake.
     child.unref();
-    for (const s of [child.stdin, child.stdout, child.stderr] as any[]) s?.unref?.();
+    for (const s of [child.stdin, child.stdout, child.stderr] as Unrefable[]) s?.unref?.();
   }
 
   private fail(reason: string): void {
@@ -130,13 +174,13 @@ class Sidecar {
   }
 
   private receive(line: string): void {
-    let msg: Json;
+    let msg: JsonObject;
     try {
-      msg = JSON.parse(line);
+      msg = obj(JSON.parse(line));
     } catch {
       return; // not ours
     }
-    if (msg && typeof msg.event === "string") {
+    if (typeof msg.event === "string") {
       try {
         this.onEvent(msg);
       } catch {
@@ -144,23 +188,43 @@ class Sidecar {
       }
       return;
     }
-    const p = msg && typeof msg.id === "number" ? this.pending.get(msg.id) : undefined;
-    if (!p) return;
-    this.pending.delete(msg.id);
+    const id = msg.id;
+    const p = typeof id === "number" ? this.pending.get(id) : undefined;
+    if (!p || typeof id !== "number") return;
+    this.pending.delete(id);
     clearTimeout(p.timer);
     if (msg.ok) p.resolve(msg.result);
     else p.reject(Object.assign(new Error(oneLine(msg.error ?? "the sidecar refused the request")), { code: msg.code }));
   }
 
-  request(op: string, fields: Record<string, unknown>, timeoutMs: number): Promise<Json> {
+  /** Ask the sidecar; rejects on its error, on `timeoutMs`, and (with {@link Aborted}) when `signal` fires -
+   *  an abandoned request's late answer is dropped. */
+  request(op: string, fields: Record<string, unknown>, timeoutMs: number, signal?: AbortSignal): Promise<Json> {
     if (this.dead !== null || !this.child) return Promise.reject(new Error(this.dead ?? "the pi-mesh sidecar is not running"));
+    if (signal?.aborted) return Promise.reject(new Aborted());
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        const p = this.pending.get(id);
+        if (!p) return;
+        clearTimeout(p.timer);
+        this.pending.delete(id);
+        reject(new Aborted());
+      };
+      const done = (settle: () => void) => {
+        signal?.removeEventListener("abort", onAbort);
+        settle();
+      };
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new Error(`the pi-mesh sidecar did not answer ${op} within ${timeoutMs / 1000}s (sidecar_timeout)`));
+        done(() => reject(new Error(`the pi-mesh sidecar did not answer ${op} within ${timeoutMs / 1000}s (sidecar_timeout)`)));
       }, timeoutMs); // deliberately ref'd: while a request is pending it keeps Node awake (cleared on the answer)
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, {
+        resolve: (v) => done(() => resolve(v)),
+        reject: (e) => done(() => reject(e)),
+        timer,
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
       try {
         this.child!.stdin!.write(JSON.stringify({ id, op, ...fields }) + "\n");
       } catch (e) {
@@ -202,7 +266,7 @@ class Sidecar {
 
 export default function (pi: ExtensionAPI) {
   const sidecar = new Sidecar();
-  let joined: Json = null; // the hello result
+  let joined: Hello | null = null; // the hello result
   let joinError: string | null = null;
   let ready: Promise<void> | null = null;
   let timeoutMs = DEFAULT_TIMEOUT_MS;
@@ -217,7 +281,8 @@ export default function (pi: ExtensionAPI) {
   /** Hand one message to Pi. Mail that was waiting when the session started (backlog) rides with the
    *  first prompt; anything else is steered in (urgent) or follows up the current work, waking the
    *  agent if it is idle. It is acked as delivered only when it reaches the context (message_end). */
-  function deliver(ev: Json, backlog: boolean): void {
+  function deliver(value: Json, backlog: boolean): void {
+    const ev = obj(value);
     if (typeof ev.id !== "string" || seen.has(ev.id)) return;
     seen.add(ev.id);
     const options = backlog && !prompted
@@ -232,13 +297,14 @@ export default function (pi: ExtensionAPI) {
   }
 
   sidecar.onEvent = (ev) => {
-    if (ev.event === "message") deliver(ev, false);
+    if (obj(ev).event === "message") deliver(ev, false);
   };
 
   async function connect(cwd: string, model: string | undefined): Promise<void> {
     sidecar.start(cwd);
+    let answer: Json;
     try {
-      joined = await sidecar.request(
+      answer = await sidecar.request(
         "hello",
         { name: process.env.PI_MESH_AGENT || undefined, harness: "pi", model, pid: process.pid, cwd,
           offered: pi.getAllTools().map((t) => t.name) },
@@ -248,6 +314,17 @@ export default function (pi: ExtensionAPI) {
       joinError = `pi-mesh could not join the mesh: ${oneLine((e as Error).message)}`;
       return;
     }
+    const a = obj(answer);
+    joined = {
+      agent: str(a.agent) ?? "?",
+      unread: typeof a.unread === "number" ? a.unread : 0,
+      sidecar_timeout: typeof a.sidecar_timeout === "number" ? a.sidecar_timeout : undefined,
+      fail_closed: Array.isArray(a.fail_closed) ? a.fail_closed.filter((t): t is string => typeof t === "string") : undefined,
+      hidden: list(a.hidden).filter((t): t is string => typeof t === "string"),
+      on_store_error: str(a.on_store_error),
+      tools: list(a.tools),
+      backlog: list(a.backlog),
+    };
     if (typeof joined.sidecar_timeout === "number" && joined.sidecar_timeout > 0) timeoutMs = joined.sidecar_timeout * 1000;
     if (Array.isArray(joined.fail_closed)) failClosed = new Set(joined.fail_closed);
     if (Array.isArray(joined.hidden) && joined.hidden.length) {
@@ -260,25 +337,35 @@ export default function (pi: ExtensionAPI) {
     for (const ev of joined.backlog ?? []) deliver(ev, true);
   }
 
-  function registerMeshTool(tool: Json): void {
-    meshTools.add(tool.name);
-    pi.registerTool({
-      name: tool.name,
-      label: `mesh: ${tool.name}`,
-      description: tool.description,
-      parameters: tool.parameters,
-      async execute(_toolCallId: string, params: Json, _signal: AbortSignal | undefined, _onUpdate: unknown, ctx: Json) {
-        const result = await sidecar.request("call_tool", { name: tool.name, arguments: params ?? {}, cwd: ctx?.cwd }, timeoutMs);
+  function registerMeshTool(spec: Json): void {
+    const tool = obj(spec);
+    const name = str(tool.name);
+    if (!name) return;
+    meshTools.add(name);
+    const definition: ToolDefinition<ToolParams, { output: Json }> = {
+      name,
+      label: `mesh: ${name}`,
+      description: str(tool.description) ?? name,
+      // a JSON Schema from the sidecar; Pi validates arguments against it (TypeBox schemas are JSON Schemas)
+      parameters: obj(tool.parameters) as ToolParams,
+      async execute(_toolCallId, params, signal, _onUpdate, ctx) {
+        // An abort (Esc, a steer) abandons the request: its late answer is dropped, the tool reports aborted.
+        const result = obj(await sidecar.request("call_tool", { name, arguments: params ?? {}, cwd: ctx.cwd }, timeoutMs,
+                                                 signal));
         return { content: [{ type: "text", text: String(result.text) }], details: { output: result.output } };
       },
-    } as any);
+    };
+    pi.registerTool(definition);
   }
 
   pi.on("session_start", async (_event, ctx) => {
-    // Awaited (Pi awaits it too): the mesh tools must be registered, and mail that waited for this agent
-    // queued as "nextTurn", before the first prompt is turned into a model request.
-    ready = connect(ctx.cwd, (ctx as Json).model?.id);
-    await ready;
+    // Awaited (Pi awaits it too), for at most START_HOLD_MS: normally the mesh tools are registered, and mail
+    // that waited for this agent queued as "nextTurn", before the first prompt becomes a model request.  A
+    // slower sidecar joins in the background; until it has, guarded calls fail closed (tool_call below).
+    ready = connect(ctx.cwd, ctx.model?.id);
+    let hold: NodeJS.Timeout | undefined;
+    await Promise.race([ready, new Promise<void>((resolve) => { hold = setTimeout(resolve, START_HOLD_MS); })]);
+    clearTimeout(hold);
     if (ctx.hasUI) {
       if (joined) ctx.ui.setStatus(CUSTOM_TYPE, `mesh: ${joined.agent}${joined.unread ? ` (${joined.unread} unread)` : ""}`);
       else ctx.ui.notify(joinError ?? "pi-mesh is not connected", "error");
@@ -293,13 +380,13 @@ export default function (pi: ExtensionAPI) {
   pi.on("tool_call", async (event, ctx) => {
     if (meshTools.has(event.toolName)) return undefined; // checked by the sidecar inside call_tool
     const guarded = failClosed.has(event.toolName);
-    const input: Json = { ...(event.input as Json) };
+    const input: JsonObject = { ...obj(event.input) };
     if (typeof input.path === "string") input.path = piPath(input.path);
-    let answer: Json;
+    let answer: JsonObject;
     try {
-      if (ready) await ready;
-      if (!joined) throw new Error(joinError ?? "pi-mesh has not joined the mesh");
-      answer = await sidecar.request("pre_tool_call", { tool: event.toolName, input, cwd: ctx.cwd }, timeoutMs);
+      // never wait here for a slow hello: until it answers, guarded calls fail closed at once
+      if (!joined) throw new Error(joinError ?? "the pi-mesh sidecar has not answered hello yet");
+      answer = obj(await sidecar.request("pre_tool_call", { tool: event.toolName, input, cwd: ctx.cwd }, timeoutMs));
     } catch (e) {
       if (!guarded || failOpen) return undefined;
       return {
@@ -311,10 +398,11 @@ export default function (pi: ExtensionAPI) {
           (sidecar.dead !== null ? " Restart pi to reconnect." : ""),
       };
     }
-    if (answer && answer.allow === false) return { block: true, reason: String(answer.reason ?? answer.block?.message) };
-    if (answer && answer.input && typeof answer.input === "object" && typeof answer.input.command === "string") {
+    if (answer.allow === false) return { block: true, reason: String(answer.reason ?? obj(answer.block).message) };
+    const rewritten = obj(answer.input);
+    if (typeof rewritten.command === "string") {
       // the core wrapped the shell command in the sandbox: Pi runs event.input (a copy of the model's arguments)
-      (event.input as Json).command = answer.input.command;
+      (event.input as JsonObject).command = rewritten.command;
     }
     return undefined;
   });
@@ -333,9 +421,10 @@ export default function (pi: ExtensionAPI) {
   });
 
   pi.on("message_end", async (event) => {
-    const m: Json = event.message;
-    if (m?.role === "custom" && m.customType === CUSTOM_TYPE && typeof m.details?.id === "string" && joined) {
-      sidecar.request("ack", { ids: [m.details.id], stage: "delivered" }, timeoutMs).catch(() => {});
+    const m = obj(event.message);
+    const id = obj(m.details).id;
+    if (m.role === "custom" && m.customType === CUSTOM_TYPE && typeof id === "string" && joined) {
+      sidecar.request("ack", { ids: [id], stage: "delivered" }, timeoutMs).catch(() => {});
     }
     return undefined;
   });
@@ -347,7 +436,7 @@ export default function (pi: ExtensionAPI) {
       try {
         if (ready) await ready;
         if (!joined) throw new Error(joinError ?? "pi-mesh has not joined the mesh");
-        text = (await sidecar.request("status", {}, timeoutMs)).text;
+        text = String(obj(await sidecar.request("status", {}, timeoutMs)).text);
       } catch (e) {
         text = `pi-mesh: ${oneLine((e as Error).message)}`;
       }

@@ -135,19 +135,7 @@ def lookups_fold(directory: str, name: str | None = None) -> bool | None:
                 return False
             if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
                 return True
-    probe = os.path.join(directory, f".case-probe-{os.getpid()}-a")
-    try:
-        fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
-        os.close(fd)
-    except OSError:
-        return None
-    try:
-        return os.path.exists(os.path.join(directory, f".case-probe-{os.getpid()}-A"))
-    finally:
-        try:
-            os.unlink(probe)
-        except OSError:
-            pass
+    return _probe_file(directory)
 
 
 def relative_to_root(full: str, root: str, casefold: bool = False) -> str | None:
@@ -215,19 +203,7 @@ def detect_case_insensitive(directory: str) -> bool:
         # Both spellings exist as different inodes: two real directories on a case-sensitive
         # filesystem, or a case-insensitive one without stable inode numbers (FUSE, e.g. fusefat
         # numbers each looked-up name anew).  The probe file below tells them apart.
-    probe = os.path.join(directory, f".case-probe-{os.getpid()}-a")
-    try:
-        fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
-        os.close(fd)
-    except OSError:
-        return False
-    try:
-        return os.path.exists(os.path.join(directory, f".case-probe-{os.getpid()}-A"))
-    finally:
-        try:
-            os.unlink(probe)
-        except OSError:
-            pass
+    return bool(_probe_file(directory))
 
 
 def _nfc(s: str) -> str:
@@ -271,3 +247,21 @@ def _realpath(path: str) -> str:
     while real.startswith("//"):
         real = real[1:]
     return real
+
+
+def _probe_file(directory: str) -> bool | None:
+    """Create a probe file in ``directory`` and ask for it in the other case: ``True`` when the file system
+    folds case, ``None`` when no file can be made there."""
+    probe = os.path.join(directory, f".case-probe-{os.getpid()}-a")
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+        os.close(fd)
+    except OSError:
+        return None
+    try:
+        return os.path.exists(os.path.join(directory, f".case-probe-{os.getpid()}-A"))
+    finally:
+        try:
+            os.unlink(probe)
+        except OSError:
+            pass

@@ -149,18 +149,16 @@ def test_our_own_timestamps_parse_to_the_same_float_as_datetime_gives(dt, with_f
 
 @given(st.text(alphabet="0123456789-T:.Z+ ", min_size=19, max_size=28))
 def test_anything_else_is_what_datetime_says(text) -> None:
-    try:
-        want = _datetime_parse(text)
-    except ValueError:
-        with pytest.raises(ValueError):
-            parse_iso(text)
-    else:
-        assert parse_iso(text) == want
+    _same_as_datetime(text)
 
 
 @pytest.mark.parametrize("text", ["2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-12-04T24:00:00Z",
                                   "2026-12-04T23:59:60Z", "２026-12-04T23:59:59Z", "2024-02-29T12:00:00.5Z"])
 def test_impossible_dates_are_refused_as_datetime_refuses_them(text) -> None:
+    _same_as_datetime(text)
+
+
+def _same_as_datetime(text: str) -> None:
     try:
         want = _datetime_parse(text)
     except ValueError:

@@ -63,6 +63,7 @@ interface Hello {
   on_store_error?: string;
   tools?: Json[];
   backlog?: Json[];
+  notices?: string[];
 }
 
 /** A tool the sidecar lists: Pi's ToolDefinition fields it provides, its parameters a JSON Schema. */

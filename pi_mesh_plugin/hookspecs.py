@@ -17,8 +17,8 @@ group ``pi_mesh`` and loaded when ``hooks.toml`` lists them in ``plugins``.
 
 from __future__ import annotations
 
-# ``typing`` and pluggy stay off the guard path: mypy treats any name TYPE_CHECKING as true.
-TYPE_CHECKING = False
+from typing import TYPE_CHECKING
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, TypeVar, overload

@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
 
-# ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any

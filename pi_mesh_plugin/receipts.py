@@ -23,10 +23,10 @@ and shown facts, the answers are found in the sender's own inbox.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from .errors import clip
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .mesh import Mesh
 

@@ -109,6 +109,8 @@ def _known_pattern(pattern: str) -> Callable[[str], object] | None:
         return is_valid_name
     if pattern == f"^({NAME_PATTERN[1:-1]}|[*])$":
         return lambda v: v == "*" or is_valid_name(v)
+    if pattern == "^[0-9]+$":  # a pid namespace's inode
+        return lambda v: v.isascii() and v.isdigit()
     return None
 
 

@@ -11,10 +11,10 @@ no longer waits for.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from . import paths as P
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .mesh import Mesh
     from .records import Queued, Reservation

@@ -40,9 +40,9 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # no typing import at run time
+if TYPE_CHECKING:
     from typing import Any, Self
 
     Event = dict[str, Any]

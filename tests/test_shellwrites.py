@@ -424,16 +424,11 @@ def test_claude_code_bash_call_through_the_hook_process(guarded, project):
     assert out["permissionDecision"] == "deny"
     assert "reserved by agent alice" in out["permissionDecisionReason"]
     assert "refactoring auth" in out["permissionDecisionReason"]
-    r = hook("sed -i 's/a/b/' notes.txt && git status", "-X", "importtime")
+    r = hook("sed -i 's/a/b/' notes.txt && git status")
     assert r.returncode == 0, r.stderr[-500:]
     wrapped = json.loads(r.stdout)["hookSpecificOutput"]["updatedInput"]["command"]  # run in the sandbox
     assert wrapped.startswith("bwrap ") and shlex.quote("sed -i 's/a/b/' notes.txt && git status") in wrapped
-    mods = {line.rsplit("|", 1)[1].strip() for line in r.stderr.decode().splitlines()
-            if line.startswith("import time:") and "|" in line}
-    assert "bashlex" in mods and "pi_mesh_plugin.shell" in mods
-    heavy = sorted(m for m in mods if m.split(".")[0] in ("click", "pluggy", "jsonschema", "filelock",
-                                                          "dataclasses", "typing", "tomllib"))
-    assert heavy == []
+    # what the shell path imports: tests/test_import_discipline.py
 
 
 SHELLISH = st.sampled_from(["echo", "x", ">", ">>", "<", "|", "&&", ";", "(", ")", "{", "}", "'", '"', "$", "$(", "`",

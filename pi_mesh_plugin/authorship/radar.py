@@ -26,11 +26,12 @@ import os
 import shutil
 import tempfile
 
+# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+from typing import TYPE_CHECKING
+
 from .gitstate import GitError, git, status, toplevel, worktrees
 from .owners import owned_changes
 
-# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..mesh import Mesh
 

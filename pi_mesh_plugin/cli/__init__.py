@@ -12,12 +12,13 @@ import importlib
 import os
 import sys
 
+# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+from typing import TYPE_CHECKING
+
 import click
 
 from ..errors import EXIT_BLOCKED, EXIT_ERROR, EXIT_USAGE, MeshError
 
-# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..mesh import Mesh
 

@@ -6,13 +6,14 @@ import os
 import sys
 import time
 
+# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+from typing import TYPE_CHECKING
+
 import click
 
 from ..clock import format_duration, parse_iso
 from ..errors import EXIT_BLOCKED, UsageError
 
-# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from . import Context
 
@@ -141,7 +142,8 @@ def send(ctx: Context, to: str, text: str, urgent: bool, reply_to: str | None, w
     if timeout is None:
         ctx.out(m.to_dict(), f"sent {m.id} to {to}")
         return
-    from ..receipts import describe, wait_shown as wait
+    from ..receipts import describe
+    from ..receipts import wait_shown as wait
 
     if not ctx.json:
         click.echo(f"sent {m.id} to {to}; waiting up to {format_duration(timeout)} for it to be shown", err=True)
@@ -323,7 +325,6 @@ def heartbeat(ctx: Context, status: str | None) -> None:
 def doctor(ctx: Context, fix: bool) -> None:
     """Find stale agents, expired claims, bad files and leftover temp files."""
     from ..adapters.installers.harnesses import stale_installs
-
     from ..sandbox import fallback_notice
 
     found = ctx.mesh.doctor(fix=fix) + stale_installs(ctx.mesh.root)

@@ -7,11 +7,12 @@ may not), ``status`` shows the schema version and this project's row counts.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ..errors import UsageError
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..store.postgres import PostgresStore
     from . import Context

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 
+# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+from typing import TYPE_CHECKING
+
 import click
 
-# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from . import Context
 

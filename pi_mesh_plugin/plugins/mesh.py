@@ -7,10 +7,11 @@ with the facts a program needs in the same words (names, ids, paths).
 
 from __future__ import annotations
 
+# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+from typing import TYPE_CHECKING
+
 from ..hookspecs import hookimpl
 
-# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..hookspecs import Register
     from ..mesh import Mesh

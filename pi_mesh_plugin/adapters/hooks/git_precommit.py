@@ -27,7 +27,8 @@ import subprocess
 import sys
 
 # mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
-TYPE_CHECKING = False
+from typing import TYPE_CHECKING
+
 if TYPE_CHECKING:
     from ...mesh import Mesh
     from ...records import Block

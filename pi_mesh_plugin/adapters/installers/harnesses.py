@@ -36,14 +36,15 @@ import json
 import os
 import sys
 
+# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
+from typing import TYPE_CHECKING
+
 import click
 
 from ...errors import ConfigError, UsageError
 from . import launch
 from .claude_permissions import agent_config, describe, stale_denies, sync_denies, wanted_denies
 
-# mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import ModuleType

@@ -22,7 +22,8 @@ import os
 import sys
 
 # mypy treats any name TYPE_CHECKING as true; at run time these imports are skipped.
-TYPE_CHECKING = False
+from typing import TYPE_CHECKING
+
 if TYPE_CHECKING:
     from typing import Any
 

@@ -15,17 +15,16 @@ its target - to ``bad/links/``; ``.pi`` and ``.pi/mesh`` themselves are explaine
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ...clock import now as clock_now
 from ...clock import parse_iso
-from ...liveness import unjudged, verdict
 from ...errors import SymlinkRefused
+from ...liveness import unjudged, verdict
 from ...names import is_valid_name
 from . import fsio, links
 from .inbox import received
 
-# ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -26,13 +26,13 @@ the message again (the message is at-least-once, the claim exactly one).
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ...clock import iso, new_id
 from ...clock import now as clock_now
 from .. import queue_rules as Q
 from . import fsio
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

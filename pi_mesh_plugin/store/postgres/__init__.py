@@ -58,11 +58,11 @@ The parts: :mod:`.connection` (URL, connection, retry), :mod:`.migrations`,
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..addressing import check_addressed, check_broadcast
 from . import migrations
 from .claims import Claims
-from .queue import PgQueue
 from .connection import DEFAULT_SCHEMA, Database, channel, mask_url, split_url
 from .doctor import MAX_SKEW, clock_skew, examine
 from .doctor import status as db_status
@@ -71,9 +71,9 @@ from .ledger import Ledger
 from .messages import MAIL_POLL, Mailboxes
 from .migrations import LATEST, MIGRATIONS
 from .project import derive_project_id, normalise_remote
+from .queue import PgQueue
 from .registry import Registry
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .connection import Conn, Rec
 

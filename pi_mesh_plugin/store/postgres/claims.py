@@ -32,6 +32,7 @@ deleted by the next overlapping ``claim`` or by ``doctor --fix``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ... import paths as P
 from ...clock import iso
@@ -39,7 +40,6 @@ from ...errors import ReservationConflict
 from .connection import LOCK_CLAIMS, columns
 from .registry import AGENT_FIELDS, AGENT_TIMES, agent_row
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

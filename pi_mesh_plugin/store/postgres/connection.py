@@ -54,14 +54,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from ... import clock
 from ...errors import ConfigError, StoreError
 from .project import derive_project_id
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # no typing import at run time (see the guard path rules)
+if TYPE_CHECKING:
     from typing import Any
 
     import psycopg

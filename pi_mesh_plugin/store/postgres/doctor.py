@@ -10,13 +10,14 @@ the table and key, e.g. ``agents/alice``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ... import clock
 from ...clock import iso
 from ...liveness import unjudged, verdict
 from . import migrations
 from .claims import holder_live
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from . import PostgresStore
     from .connection import Conn, Database, Rec

@@ -7,8 +7,8 @@ every :data:`FEED_TRIM_EVERY` appends (and by ``doctor --fix``).
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -9,8 +9,8 @@ one transaction, so two writers of one path cannot interleave.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .connection import Conn, Database, Rec
 

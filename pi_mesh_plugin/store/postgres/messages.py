@@ -19,11 +19,11 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ...errors import StoreError
 from .connection import CONNECT_TIMEOUT, columns
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -9,10 +9,11 @@ refuses a schema newer than this code understands.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ...errors import StoreError
 from .connection import LOCK_SCHEMA
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .connection import Conn, Database
 

@@ -16,6 +16,7 @@ The rules themselves are :mod:`pi_mesh_plugin.store.queue_rules`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ...clock import iso, new_id
 from .. import queue_rules as Q
@@ -23,7 +24,6 @@ from .claims import RES_FIELDS, RES_TIMES, holder_live, reservation_row
 from .connection import LOCK_CLAIMS, columns
 from .registry import AGENT_FIELDS, AGENT_TIMES, agent_row
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -9,12 +9,13 @@ the TTL and their claims stop counting.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ...errors import NameTaken, StoreError
 from ...liveness import is_live, same_namespace
 from ..takeover import inherits
 from .connection import columns
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -63,6 +63,12 @@ class UnknownAgent(MeshError, LookupError):
         self.name = name
 
 
+class LiveAgent(MeshError):
+    """Refused: the agent whose claims should be released is still live (message it instead)."""
+
+    exit_code = EXIT_BLOCKED
+
+
 class NameTaken(MeshError):
     """Another live agent already holds the name."""
 

@@ -139,14 +139,6 @@ def process_alive(pid: int, start: str | None) -> bool:
     return True
 
 
-def owner_is_local(agent: dict) -> bool:
-    """True when the agent's owner process runs on this host (and since this boot)."""
-    if not agent.get("pid") or agent.get("host") != this_host() or other_namespace(agent):
-        return False
-    theirs, ours = agent.get("boot_id"), boot_id()
-    return theirs is None or ours is None or theirs == ours
-
-
 def is_live(agent: dict, heartbeat_ttl: float, now: float | None = None) -> bool:
     """Judge an agent record (as stored: a dict) live or dead.
 

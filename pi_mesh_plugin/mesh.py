@@ -22,7 +22,16 @@ import os
 from . import paths as P
 from .clock import format_duration, iso, new_id, now, parse_iso
 from .config import AgentConfig, load_config
-from .errors import NotJoined, OutsideProject, ReservationConflict, TooLarge, UsageError, clip
+from .errors import (
+    LiveAgent,
+    NotJoined,
+    OutsideProject,
+    ReservationConflict,
+    TooLarge,
+    UnknownAgent,
+    UsageError,
+    clip,
+)
 from .liveness import boot_id, pid_ns, process_start, this_host
 from .mailbox import MAX_TEXT  # noqa: F401 - re-exported
 from .names import check_joinable, validate_name
@@ -397,6 +406,30 @@ class Mesh:
         gone = self.store.release(name, keys)
         if gone:
             self._feed("release", paths=[r["path"] for r in gone])
+        return [Reservation.from_dict(r) for r in gone]
+
+    def release_dead(self, name: str) -> list[Reservation]:
+        """An operator's release of every claim held by ``name``, which must not be live; its place in the waiting
+        line goes too, and the freed claims go to the waiters as any release does.
+
+        Raises :class:`~pi_mesh_plugin.errors.LiveAgent` for a live agent and
+        :class:`~pi_mesh_plugin.errors.UnknownAgent` when nothing is known of ``name``."""
+        rec = self.store.get_agent(name)
+
+        def refuse_if_live(rec: dict | None) -> None:
+            if rec is not None and self.store.is_live(rec):
+                raise LiveAgent(f"{name} is live (pid {rec.get('pid')} on {rec.get('host')}): only a stale agent's "
+                                f"claims can be released - message it instead (@{name} ...)")
+
+        refuse_if_live(rec)
+        held = self.store.held_by(name)
+        if rec is None and not held:
+            raise UnknownAgent(name)
+        refuse_if_live(self.store.get_agent(name))  # it may have come back while we looked
+        self.store.withdraw(name, None)
+        gone = self.store.release(name, sorted({r["path"] for r in held})) if held else []
+        if gone:
+            self._feed("release-dead", holder=name, paths=[r["path"] for r in gone])
         return [Reservation.from_dict(r) for r in gone]
 
     def reservations(self, live_only: bool = True) -> list[Reservation]:

@@ -130,6 +130,33 @@ def test_release_dead_refuses_live_and_unknown(team):
     assert alice.feed()[-1]["event"] == "release-dead"
 
 
+def test_release_dead_hands_the_claims_to_the_waiters_and_drops_the_dead_agents_place_in_line(project,
+                                                                                             mesh_factory):
+    from pi_mesh_plugin.mesh import Mesh
+
+    alice = mesh_factory("alice")
+    alice.reserve(["src/auth/"], "auth rewrite")
+    owner = subprocess.Popen(["sleep", "60"])
+    try:
+        carol = Mesh(project, "carol", cwd=project)
+        carol.join(pid=owner.pid, harness="codex")
+        carol.reserve(["src/legacy/"], "porting legacy code")
+        carol.reserve(["src/auth/"], "after alice", queue=True)
+        dave = mesh_factory("dave")
+        dave.reserve(["src/legacy/"], "next", queue=True)
+        carol.close()
+    finally:
+        owner.kill()
+        owner.wait()
+    with pytest.raises(LiveAgent):
+        release_dead(dave, "alice")
+    gone = release_dead(dave, "carol")
+    assert [r["path"] for r in gone] == ["src/legacy"]
+    assert [(r.path, r.holder) for r in alice.reservations() if r.path == "src/legacy"] == [("src/legacy", "dave")]
+    assert "now yours" in " ".join(m.text for m in dave.read_inbox())
+    assert [t["agent"] for t in alice.waiting()] == []
+
+
 def test_describe_feed_events():
     from pi_mesh_plugin.dashboard import describe
 

@@ -1,25 +1,21 @@
 """The dashboard's compose line: parsing ``@NAME text`` / ``@all text`` / ``/release-dead NAME`` / ``/help``,
-and releasing a stale agent's claims."""
+and the release of a stale agent's claims (decided by the mesh)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import EXIT_BLOCKED, MeshError, UnknownAgent, UsageError
+from ..errors import LiveAgent, UsageError
 from ..names import is_valid_name
 from .rows import Row
 
 if TYPE_CHECKING:
     from ..mesh import Mesh
 
+__all__ = ["HELP", "LiveAgent", "parse_compose", "release_dead"]
+
 HELP = ("@NAME text: message an agent · @all text: message every live agent · "
         "/release-dead NAME: drop a stale agent's claims · /help")
-
-
-class LiveAgent(MeshError):
-    """Refused: the agent whose claims should be released is still live."""
-
-    exit_code = EXIT_BLOCKED
 
 
 def parse_compose(line: str) -> tuple[str, str, str]:
@@ -58,28 +54,5 @@ def parse_compose(line: str) -> tuple[str, str, str]:
 
 
 def release_dead(mesh: Mesh, name: str) -> list[Row]:
-    """Release every claim held by ``name``, which must not be live; returns the released records.
-
-    Raises :class:`LiveAgent` for a live agent (message it instead) and
-    :class:`~pi_mesh_plugin.errors.UnknownAgent` when nothing is known of ``name``.
-    """
-    store = mesh.store
-    rec = store.get_agent(name)
-
-    def refuse_if_live(rec: Row | None) -> None:
-        if rec is not None and store.is_live(rec):
-            raise LiveAgent(f"{name} is live (pid {rec.get('pid')} on {rec.get('host')}): only a stale agent's "
-                            f"claims can be released - message it instead (@{name} ...)")
-
-    refuse_if_live(rec)
-    held = [r for r in store.reservations() if r["holder"] == name]
-    if rec is None and not held:
-        raise UnknownAgent(name)
-    if not held:
-        return []
-    refuse_if_live(store.get_agent(name))  # it may have come back while we looked
-    gone: list[Row] = store.release(name, sorted({r["path"] for r in held}))
-    if gone:
-        mesh.record("release-dead", holder=name, paths=[r["path"] for r in gone])
-    return gone
-
+    """``/release-dead NAME``: :meth:`Mesh.release_dead <pi_mesh_plugin.mesh.Mesh.release_dead>`, as rows."""
+    return [r.to_dict() for r in mesh.release_dead(name)]

@@ -177,7 +177,7 @@ def _claim_files(project: str, claims: list[tuple[str, str]]) -> str:
 
 
 def test_a_fresh_process_answers_from_the_index_file_exactly_as_from_the_claim_files(project) -> None:
-    from pi_mesh_plugin.store.files.claims import ClaimIndex
+    from pi_mesh_plugin.store.files.claimindex import ClaimIndex
 
     claims = [(".", "file"), ("src", "dir"), ("src/auth/login.py", "file"), ("src/auth", "file"),
               ("docs/é t\"x", "dir"), ("docs/é t\"x/a.md", "file"), ("a/b/c/d", "dir"), ("a/b", "file"),
@@ -209,7 +209,7 @@ def test_a_fresh_process_answers_from_the_index_file_exactly_as_from_the_claim_f
 
 
 def test_a_damaged_index_file_in_the_line_layout_is_never_trusted_to_hide_a_claim(project) -> None:
-    from pi_mesh_plugin.store.files.claims import ClaimIndex
+    from pi_mesh_plugin.store.files.claimindex import ClaimIndex
 
     mesh_dir = _claim_files(project, [("src/auth", "dir"), ("src/other", "dir")])
     directory, index_file = os.path.join(mesh_dir, "reservations"), os.path.join(mesh_dir, "index", "claims.json")

@@ -152,7 +152,7 @@ class FileQueue:
         tickets = self.tickets()
         if not tickets:
             return []
-        from .claims import new_claim
+        from ..claim_rules import new_claim
 
         now = clock_now()
         claims = self.claims

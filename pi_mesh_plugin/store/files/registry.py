@@ -24,7 +24,7 @@ from ...liveness import is_live, same_namespace
 from ...names import validate_name
 from . import fsio
 from . import modes
-from .claims import _racy
+from .claimindex import _racy
 
 # ``typing`` stays off the guard path: mypy treats any name TYPE_CHECKING as true.
 TYPE_CHECKING = False

@@ -70,7 +70,7 @@ class Claims:
 
     def claim(self, holder: str, session: str | None, wanted: list[tuple[str, str]], reason: str,
               ttl: float) -> list[Rec]:
-        from ..files.claims import conflict_message, find_conflicts, new_claim
+        from ..claim_rules import conflict_message, find_conflicts, new_claim
 
         db = self.db
         wanted = [(p, k) for p, k in wanted]

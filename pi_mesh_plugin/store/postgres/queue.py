@@ -83,7 +83,7 @@ class PgQueue:
 
     def settle_in(self, cur: Cur) -> list[tuple[Rec, list[Rec]]]:
         """Inside a transaction holding the claims lock: drop dead waiters, grant the first live ones."""
-        from ..files.claims import new_claim
+        from ..claim_rules import new_claim
 
         db = self.db
         tickets = self._tickets(cur)

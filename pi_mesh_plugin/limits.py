@@ -78,16 +78,13 @@ def check(mesh: Mesh, sender: str, to: str | None, text: str) -> str:
     else return the text's digest for the feed event."""
     d = digest(text)
     cfg = mesh.config
-    rules = getattr(cfg, "limits", None) or {}
+    rules = cfg.limits
     if sender in EXEMPT or not any(v is not None for v in rules.values()):
         return d
     horizon = max(r if isinstance(r, float) else r[1] for r in rules.values() if r is not None)
     t = mesh.now()
-    recent = getattr(mesh.store, "recent_messages", None)
-    if recent is None:
-        return d
     stamped = []
-    for e in recent(iso(t - horizon)):
+    for e in mesh.store.recent_messages(iso(t - horizon)):
         try:
             stamped.append((parse_iso(e["ts"]), e))  # each stamp parsed once, whatever the number of rules
         except (ValueError, TypeError, KeyError):

@@ -86,7 +86,7 @@ eval "$_pm_cmd"
 
 def _disabled(mesh: Mesh) -> bool:
     return (os.environ.get("PI_MESH_SANDBOX", "").lower() in ("off", "0", "no", "false")
-            or getattr(mesh.config, "sandbox", "auto") == "off")
+            or mesh.config.sandbox == "off")
 
 
 def unavailable(mesh: Mesh | None = None) -> str | None:
